@@ -1,1 +1,8 @@
-//! x
+//! consul-render keeps nginx configuration in step with Consul's service
+//! catalog, as a drop-in replacement for consul-template that never breaks
+//! nginx.
+
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod exit;

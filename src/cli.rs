@@ -1,0 +1,1498 @@
+//! The command line: consul-template's flags and environment variables in,
+//! one validated `Config` (or a request for help or the version) out.
+//!
+//! Go's flag package takes `-flag` and `--flag`, `-flag=value` and
+//! `-flag value`, booleans only as `-flag` or `-flag=false`, and stops at the
+//! first argument that is not a flag. A small normalisation (`go_style`)
+//! rewrites argv into the one shape clap reads; clap then only checks names,
+//! and the values are read here, where each error can name its flag. The
+//! parser is handed its arguments and environment, so it never reads the
+//! process's own. Clap's types stay inside this module.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use thiserror::Error;
+
+use crate::config::{
+    Config, ConfigError, ConsulAddress, ConsulConfig, RetryConfig, TemplateConfig, TlsConfig,
+    Token, ValueError, Wait,
+};
+use crate::duration::parse_duration;
+use crate::exit;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per process and matched at once; a Box would only add noise"
+)]
+pub enum Invocation {
+    /// Run with this configuration.
+    Run(Config),
+    /// Print this help text to stdout and exit 0.
+    Help(String),
+    /// Print this version line to stdout and exit 0.
+    Version(String),
+}
+
+/// Why the command line cannot run, split by the exit code it earns.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// The arguments do not parse.
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+    /// The arguments parse, but the configuration they describe is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl CliError {
+    /// consul-template's exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Flag(_) => exit::FLAG_ERROR,
+            CliError::Config(_) => exit::CONFIG_ERROR,
+        }
+    }
+}
+
+/// An argument list that does not parse. The first two messages are Go's
+/// flag package's, word for word, as scripts may match on them.
+#[derive(Debug, Error)]
+pub enum FlagError {
+    /// A flag nobody defined, including the consul-template flags we do not
+    /// implement: accepting and ignoring them would hide a missing feature.
+    #[error("flag provided but not defined: -{flag} (run consul-render -h to list the flags)")]
+    Unknown { flag: String },
+    /// A flag name that starts with `-` or `=`, such as `---x` or `-=x`.
+    #[error("bad flag syntax: {0}")]
+    BadSyntax(String),
+    /// A value-taking flag at the end of the arguments.
+    #[error("flag needs an argument: -{flag}")]
+    MissingValue { flag: String },
+    /// A value that does not read as what the flag takes.
+    #[error("invalid value {value:?} for -{flag}: {error}")]
+    InvalidValue {
+        flag: &'static str,
+        value: String,
+        error: ValueError,
+    },
+    /// Arguments after the flags; consul-template takes none.
+    #[error(
+        "unexpected arguments {0:?}: consul-render takes only flags (a boolean flag takes its value as -flag=false, not -flag false)"
+    )]
+    Unexpected(Vec<String>),
+    /// An argument the operating system handed over in a non-UTF-8 encoding.
+    #[error("argument {0:?} is not valid UTF-8")]
+    NotUnicode(String),
+    /// Anything else clap refuses, in clap's words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The consul-template flags we implement, as clap sees them after
+/// `go_style`: every value is a string, read and checked by `resolve`.
+/// Booleans take an optional `=value`, so that `-once false` leaves `false`
+/// as a stray argument, as in Go.
+#[derive(Debug, Parser)]
+#[command(
+    name = "consul-render",
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true
+)]
+struct RawFlags {
+    #[arg(short = 'h', long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    help: Option<String>,
+    #[arg(short = 'v', long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    version: Option<String>,
+
+    #[arg(long, alias = "consul")]
+    consul_addr: Option<String>,
+    #[arg(long)]
+    consul_token: Option<String>,
+    #[arg(long)]
+    consul_token_file: Option<String>,
+    #[arg(long)]
+    consul_auth: Option<String>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    consul_ssl: Option<String>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    consul_ssl_verify: Option<String>,
+    #[arg(long)]
+    consul_ssl_ca_cert: Option<String>,
+    #[arg(long)]
+    consul_ssl_ca_path: Option<String>,
+    #[arg(long)]
+    consul_ssl_cert: Option<String>,
+    #[arg(long)]
+    consul_ssl_key: Option<String>,
+    #[arg(long)]
+    consul_ssl_server_name: Option<String>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    consul_retry: Option<String>,
+    #[arg(long)]
+    consul_retry_attempts: Option<String>,
+    #[arg(long)]
+    consul_retry_backoff: Option<String>,
+    #[arg(long)]
+    consul_retry_max_backoff: Option<String>,
+    #[arg(long)]
+    max_stale: Option<String>,
+    #[arg(long)]
+    block_wait: Option<String>,
+
+    #[arg(long)]
+    template: Vec<String>,
+    #[arg(long)]
+    check: Option<String>,
+    #[arg(long)]
+    command_timeout: Option<String>,
+
+    #[arg(long)]
+    wait: Option<String>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    once: Option<String>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    dry: Option<String>,
+    #[arg(long)]
+    log_level: Option<String>,
+    #[arg(long)]
+    pid_file: Option<String>,
+
+    #[arg(long)]
+    catalog_file: Option<String>,
+    #[arg(long)]
+    save_catalog: Option<String>,
+
+    /// Whatever follows the flags; only there to be reported.
+    extra: Vec<String>,
+}
+
+const DEFAULT_ADDRESS: &str = "127.0.0.1:8500";
+const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(250);
+// Small, so that the first change after Consul comes back lands within about
+// a second.
+const DEFAULT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(1);
+const DEFAULT_MAX_STALE: Duration = Duration::from_secs(2);
+const DEFAULT_BLOCK_WAIT: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads the command line. `args` starts with the program name; `env` looks
+/// up an environment variable (an empty value counts as unset, as in Consul's
+/// own tools). A flag beats its variable, which beats the default.
+pub fn parse<I, S>(args: I, env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, CliError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut args = args.into_iter();
+    let program = args.next().map_or_else(
+        || "consul-render".to_owned(),
+        |name| name.as_ref().to_string_lossy().into_owned(),
+    );
+    let args = args
+        .map(|arg| {
+            let arg = arg.as_ref();
+            arg.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| FlagError::NotUnicode(arg.to_string_lossy().into_owned()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut command = RawFlags::command();
+    let normalised = go_style(args, |name| takes_value(&command, name))?;
+    let matches = command
+        .try_get_matches_from_mut(std::iter::once(program).chain(normalised))
+        .map_err(from_clap)?;
+    let raw = RawFlags::from_arg_matches(&matches).map_err(from_clap)?;
+
+    if flag("help", raw.help.as_deref(), parse_bool)?.unwrap_or(false) {
+        return Ok(Invocation::Help(HELP.to_owned()));
+    }
+    if flag("version", raw.version.as_deref(), parse_bool)?.unwrap_or(false) {
+        return Ok(Invocation::Version(format!(
+            "consul-render v{} (compatible with consul-template's command line)",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    if !raw.extra.is_empty() {
+        return Err(FlagError::Unexpected(raw.extra).into());
+    }
+    let config = resolve(raw, env)?;
+    config.validate()?;
+    Ok(Invocation::Run(config))
+}
+
+/// Rewrites Go-style arguments into the shape clap reads: `-name` becomes
+/// `--name`, and a value given as the next argument is joined as
+/// `--name=value`, so values that start with `-` stay values, as in Go.
+/// One-letter names (`-h`, `-v`) stay short. At `--` or at the first
+/// argument that is not a flag, Go stops reading flags; everything from
+/// there on is passed after a `--`, where clap takes it as stray arguments.
+fn go_style(
+    args: Vec<String>,
+    takes_value: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, FlagError> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.next() {
+        let flag = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .filter(|flag| !flag.is_empty());
+        let Some(flag) = flag else {
+            out.push("--".to_owned());
+            if arg != "--" {
+                out.push(arg);
+            }
+            out.extend(args);
+            break;
+        };
+        if flag.starts_with(['-', '=']) {
+            return Err(FlagError::BadSyntax(arg));
+        }
+        let (name, inline_value) = match flag.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (flag, false),
+        };
+        let dashes = if name.chars().count() == 1 { "-" } else { "--" };
+        match args.next_if(|_| !inline_value && takes_value(name)) {
+            Some(value) => out.push(format!("{dashes}{flag}={value}")),
+            None => out.push(format!("{dashes}{flag}")),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the flag `name` (or an alias) needs a value, so that a following
+/// argument belongs to it.
+fn takes_value(command: &clap::Command, name: &str) -> bool {
+    command
+        .get_arguments()
+        .find(|arg| {
+            arg.get_long() == Some(name)
+                || arg
+                    .get_all_aliases()
+                    .is_some_and(|aliases| aliases.contains(&name))
+        })
+        .is_some_and(|arg| {
+            arg.get_action().takes_values() && arg.get_num_args().is_none_or(|n| n.min_values() > 0)
+        })
+}
+
+/// Puts clap's refusals in Go's words where Go has words for them.
+fn from_clap(error: clap::Error) -> FlagError {
+    let flag = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(flag_name(arg)),
+        _ => None,
+    };
+    let no_value = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) => value.is_empty(),
+        _ => true,
+    };
+    match (error.kind(), flag) {
+        (ErrorKind::UnknownArgument, Some(flag)) => FlagError::Unknown { flag },
+        (ErrorKind::InvalidValue, Some(flag)) if no_value => FlagError::MissingValue { flag },
+        _ => {
+            let rendered = error.render().to_string();
+            let first_line = rendered.lines().next().unwrap_or_default();
+            FlagError::Other(
+                first_line
+                    .strip_prefix("error: ")
+                    .unwrap_or(first_line)
+                    .to_owned(),
+            )
+        }
+    }
+}
+
+/// `--consul-addr <CONSUL_ADDR>` or `--bogus=1` → `consul-addr`, `bogus`.
+fn flag_name(arg: &str) -> String {
+    let name = arg.split([' ', '=', '[']).next().unwrap_or_default();
+    name.trim_start_matches('-').to_owned()
+}
+
+/// Go's `strconv.ParseBool`, which Go's flag package uses for `-flag=value`.
+fn parse_bool(text: &str) -> Result<bool, ValueError> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(ValueError::Bool),
+    }
+}
+
+fn parse_count(text: &str) -> Result<u32, ValueError> {
+    text.parse().map_err(|_| ValueError::Count)
+}
+
+fn parse_duration_value(text: &str) -> Result<Duration, ValueError> {
+    Ok(parse_duration(text)?)
+}
+
+fn parse_string(text: &str) -> Result<String, ValueError> {
+    Ok(text.to_owned())
+}
+
+fn parse_path(text: &str) -> Result<PathBuf, ValueError> {
+    Ok(PathBuf::from(text))
+}
+
+/// Reads the value of flag `name`; an empty value counts as not given.
+fn flag<T>(
+    name: &'static str,
+    value: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, ValueError>,
+) -> Result<Option<T>, FlagError> {
+    match value.filter(|value| !value.is_empty()) {
+        None => Ok(None),
+        Some(value) => parse(value)
+            .map(Some)
+            .map_err(|error| FlagError::InvalidValue {
+                flag: name,
+                value: value.to_owned(),
+                error,
+            }),
+    }
+}
+
+/// The environment, with empty values treated as unset.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|value| !value.is_empty())
+    }
+
+    /// `given` if the flag was set, else the variable `var`, read by `parse`.
+    fn or<T>(
+        &self,
+        given: Option<T>,
+        var: &'static str,
+        parse: impl Fn(&str) -> Result<T, ValueError>,
+    ) -> Result<Option<T>, ConfigError> {
+        if given.is_some() {
+            return Ok(given);
+        }
+        match self.get(var) {
+            None => Ok(None),
+            Some(value) => {
+                parse(&value)
+                    .map(Some)
+                    .map_err(|error| ConfigError::Env { var, value, error })
+            }
+        }
+    }
+}
+
+/// Turns the raw flags and the environment into a `Config`. Every flag is
+/// read before any variable or file, so a bad flag is reported as one.
+fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, CliError> {
+    let address = flag("consul-addr", raw.consul_addr.as_deref(), str::parse)?;
+    let token = flag("consul-token", raw.consul_token.as_deref(), parse_string)?;
+    let token_file = flag(
+        "consul-token-file",
+        raw.consul_token_file.as_deref(),
+        parse_path,
+    )?;
+    let auth = flag("consul-auth", raw.consul_auth.as_deref(), str::parse)?;
+    let ssl = flag("consul-ssl", raw.consul_ssl.as_deref(), parse_bool)?;
+    let ssl_verify = flag(
+        "consul-ssl-verify",
+        raw.consul_ssl_verify.as_deref(),
+        parse_bool,
+    )?;
+    let ca_cert = flag(
+        "consul-ssl-ca-cert",
+        raw.consul_ssl_ca_cert.as_deref(),
+        parse_path,
+    )?;
+    let ca_path = flag(
+        "consul-ssl-ca-path",
+        raw.consul_ssl_ca_path.as_deref(),
+        parse_path,
+    )?;
+    let cert = flag(
+        "consul-ssl-cert",
+        raw.consul_ssl_cert.as_deref(),
+        parse_path,
+    )?;
+    let key = flag("consul-ssl-key", raw.consul_ssl_key.as_deref(), parse_path)?;
+    let server_name = flag(
+        "consul-ssl-server-name",
+        raw.consul_ssl_server_name.as_deref(),
+        parse_string,
+    )?;
+    let retry = flag("consul-retry", raw.consul_retry.as_deref(), parse_bool)?;
+    let retry_attempts = flag(
+        "consul-retry-attempts",
+        raw.consul_retry_attempts.as_deref(),
+        parse_count,
+    )?;
+    let retry_backoff = flag(
+        "consul-retry-backoff",
+        raw.consul_retry_backoff.as_deref(),
+        parse_duration_value,
+    )?;
+    let retry_max_backoff = flag(
+        "consul-retry-max-backoff",
+        raw.consul_retry_max_backoff.as_deref(),
+        parse_duration_value,
+    )?;
+    let max_stale = flag("max-stale", raw.max_stale.as_deref(), parse_duration_value)?;
+    let block_wait = flag(
+        "block-wait",
+        raw.block_wait.as_deref(),
+        parse_duration_value,
+    )?;
+    let check = flag("check", raw.check.as_deref(), parse_string)?;
+    let command_timeout = flag(
+        "command-timeout",
+        raw.command_timeout.as_deref(),
+        parse_duration_value,
+    )?;
+    let wait = flag("wait", raw.wait.as_deref(), Wait::parse)?;
+    let once = flag("once", raw.once.as_deref(), parse_bool)?;
+    let dry = flag("dry", raw.dry.as_deref(), parse_bool)?;
+    let log_level = flag("log-level", raw.log_level.as_deref(), str::parse)?;
+    let pid_file = flag("pid-file", raw.pid_file.as_deref(), parse_path)?;
+    let catalog_file = flag("catalog-file", raw.catalog_file.as_deref(), parse_path)?;
+    let save_catalog = flag("save-catalog", raw.save_catalog.as_deref(), parse_path)?;
+
+    let env = Env(env);
+    let mut address = env
+        .or(address, "CONSUL_HTTP_ADDR", str::parse)?
+        .unwrap_or_else(|| ConsulAddress::Http(DEFAULT_ADDRESS.to_owned()));
+    // As in Consul's client: https:// turns TLS on, and TLS, once asked for,
+    // is never dropped for plain http.
+    let tls_enabled = matches!(address, ConsulAddress::Https(_))
+        || env.or(ssl, "CONSUL_HTTP_SSL", parse_bool)?.unwrap_or(false);
+    if let (true, ConsulAddress::Http(host_port)) = (tls_enabled, &address) {
+        address = ConsulAddress::Https(host_port.clone());
+    }
+    let command_timeout = command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT);
+
+    Ok(Config {
+        consul: ConsulConfig {
+            address,
+            token: resolve_token(token, token_file, &env)?,
+            auth: env.or(auth, "CONSUL_HTTP_AUTH", str::parse)?,
+            tls: TlsConfig {
+                enabled: tls_enabled,
+                verify: env
+                    .or(ssl_verify, "CONSUL_HTTP_SSL_VERIFY", parse_bool)?
+                    .unwrap_or(true),
+                ca_cert: env.or(ca_cert, "CONSUL_CACERT", parse_path)?,
+                ca_path: env.or(ca_path, "CONSUL_CAPATH", parse_path)?,
+                cert: env.or(cert, "CONSUL_CLIENT_CERT", parse_path)?,
+                key: env.or(key, "CONSUL_CLIENT_KEY", parse_path)?,
+                server_name: env.or(server_name, "CONSUL_TLS_SERVER_NAME", parse_string)?,
+            },
+            retry: RetryConfig {
+                enabled: retry.unwrap_or(true),
+                // 0 never gives up; consul-template gives up after 12, which
+                // turns a Consul outage into a dead load balancer.
+                attempts: retry_attempts.filter(|&attempts| attempts > 0),
+                backoff: retry_backoff.unwrap_or(DEFAULT_RETRY_BACKOFF),
+                max_backoff: retry_max_backoff.unwrap_or(DEFAULT_RETRY_MAX_BACKOFF),
+            },
+            max_stale: Some(max_stale.unwrap_or(DEFAULT_MAX_STALE)).filter(|d| !d.is_zero()),
+            block_wait: block_wait.unwrap_or(DEFAULT_BLOCK_WAIT),
+            namespace: env.or(None, "CONSUL_NAMESPACE", parse_string)?,
+        },
+        templates: raw
+            .template
+            .iter()
+            .map(|spec| template(spec, check.as_ref(), command_timeout))
+            .collect(),
+        wait: wait.flatten(),
+        // Offline mode has nothing to watch, so it always renders once.
+        once: once.unwrap_or(false) || catalog_file.is_some(),
+        dry: dry.unwrap_or(false),
+        log_level: log_level.unwrap_or_default(),
+        pid_file,
+        catalog_file,
+        save_catalog,
+    })
+}
+
+/// Picks the token by precedence: `-consul-token`, `-consul-token-file`,
+/// `CONSUL_HTTP_TOKEN`, `CONSUL_HTTP_TOKEN_FILE`. Only the winning file is
+/// read. An empty token means none.
+fn resolve_token(
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    env: &Env<'_>,
+) -> Result<Option<Token>, ConfigError> {
+    let secret = match (token, token_file) {
+        (Some(token), _) => token,
+        (None, Some(path)) => read_token_file("-consul-token-file", path)?,
+        (None, None) => match (
+            env.get("CONSUL_HTTP_TOKEN"),
+            env.get("CONSUL_HTTP_TOKEN_FILE"),
+        ) {
+            (Some(token), _) => token,
+            (None, Some(path)) => read_token_file("CONSUL_HTTP_TOKEN_FILE", path.into())?,
+            (None, None) => return Ok(None),
+        },
+    };
+    Ok(Some(secret)
+        .filter(|secret| !secret.is_empty())
+        .map(Token::new))
+}
+
+fn read_token_file(origin: &'static str, path: PathBuf) -> Result<String, ConfigError> {
+    match fs::read_to_string(&path) {
+        Ok(contents) => Ok(contents.trim().to_owned()),
+        Err(error) => Err(ConfigError::TokenFile {
+            origin,
+            path,
+            error,
+        }),
+    }
+}
+
+/// Reads `source:destination[:command]`. Only the first two colons split:
+/// the command is everything after the second, colons and all. Empty paths
+/// are left for `Config::validate` to report.
+fn template(spec: &str, check: Option<&String>, command_timeout: Duration) -> TemplateConfig {
+    let (source, rest) = spec.split_once(':').unwrap_or((spec, ""));
+    let (destination, command) = match rest.split_once(':') {
+        Some((destination, command)) => (destination, Some(command)),
+        None => (rest, None),
+    };
+    TemplateConfig {
+        source: PathBuf::from(source),
+        destination: PathBuf::from(destination),
+        command: command
+            .filter(|command| !command.trim().is_empty())
+            .map(str::to_owned),
+        check: check.cloned(),
+        command_timeout,
+        perms: None,
+        backup: false,
+    }
+}
+
+const HELP: &str = r#"consul-render: keeps files such as nginx config in step with Consul.
+
+Usage: consul-render [flags]
+
+  Watches the Consul services and keys that its templates use, renders each
+  template when they change, writes the file atomically and runs the
+  template's command (for example an nginx reload). Runs until interrupted,
+  or renders once with -once. It takes consul-template's flags, environment
+  variables and exit codes, so it can replace consul-template in place.
+
+  Flags take one or two dashes: -flag=value or -flag value. Boolean flags
+  are -flag or -flag=false (not -flag false). An empty value means unset.
+  Durations read like 500ms, 5s, 1m30s or 1h; a bare number is seconds.
+
+Consul connection:
+  -consul-addr=<address>, -consul=<address>
+      Consul agent: host:port, http://host:port, https://host:port or
+      unix:///path/to.sock; https:// turns TLS on. Without a port: 8500
+      (8501 for https). Default: $CONSUL_HTTP_ADDR, else 127.0.0.1:8500.
+  -consul-token=<token>
+      ACL token. Default: $CONSUL_HTTP_TOKEN.
+  -consul-token-file=<path>
+      File holding the ACL token, read at start. Default:
+      $CONSUL_HTTP_TOKEN_FILE. Order: -consul-token, -consul-token-file,
+      $CONSUL_HTTP_TOKEN, $CONSUL_HTTP_TOKEN_FILE.
+  -consul-auth=<user[:password]>
+      HTTP basic auth. Default: $CONSUL_HTTP_AUTH.
+  -consul-ssl
+      Talk to Consul over TLS. Default: $CONSUL_HTTP_SSL, else false.
+  -consul-ssl-verify
+      Verify Consul's certificate. Default: $CONSUL_HTTP_SSL_VERIFY, else
+      true.
+  -consul-ssl-ca-cert=<path>
+      CA certificate file. Default: $CONSUL_CACERT.
+  -consul-ssl-ca-path=<path>
+      Directory of CA certificates. Default: $CONSUL_CAPATH.
+  -consul-ssl-cert=<path>
+      Client certificate (the file may hold the key too). Default:
+      $CONSUL_CLIENT_CERT.
+  -consul-ssl-key=<path>
+      Client key; needs a client certificate. Default: $CONSUL_CLIENT_KEY.
+  -consul-ssl-server-name=<name>
+      Server name to expect in Consul's certificate. Default:
+      $CONSUL_TLS_SERVER_NAME.
+  -consul-retry
+      Retry failed Consul requests. Default: true.
+  -consul-retry-attempts=<n>
+      Give up after n failures in a row; 0 never gives up. Default: 0
+      (consul-template gives up after 12).
+  -consul-retry-backoff=<duration>
+      Delay before the first retry, doubled after each failure.
+      Default: 250ms.
+  -consul-retry-max-backoff=<duration>
+      Longest delay between retries. Default: 1s.
+  -max-stale=<duration>
+      Let any Consul server answer with data up to this old, sparing the
+      leader; 0 sends every query to the leader. Default: 2s.
+  -block-wait=<duration>
+      How long each watch asks Consul to hold a query open while nothing
+      changes; Consul allows up to 10m. Default: 5m.
+
+Templates:
+  -template=<source:destination[:command]>
+      Render source to destination and run command when the file changes.
+      Repeat the flag for more templates. Everything after the second
+      colon is the command, colons included.
+  -check=<command>
+      Run before every command, for example "nginx -t". If it fails, the
+      last good file stays in place and the command does not run.
+  -command-timeout=<duration>
+      Time each check and command may take before it is killed.
+      Default: 30s.
+
+Behaviour:
+  -wait=<min[:max]>
+      After a change, wait until nothing has changed for min, but no
+      longer than max (default 4 x min), before rendering; 0 turns this
+      off. Default: off.
+  -once
+      Render every template once, run the commands, and exit.
+  -dry
+      Print each rendered template to stdout instead of writing it, and
+      run no commands.
+  -log-level=<level>
+      trace, debug, info, warn or err. Default: info.
+  -pid-file=<path>
+      Write the process id to this file.
+  -h, -help
+      Print this help and exit.
+  -v, -version
+      Print the version and exit.
+
+Offline mode:
+  -catalog-file=<path>
+      Render from a catalog snapshot file instead of Consul; implies -once.
+  -save-catalog=<path>
+      After the first complete render, write the data it used to this
+      file as a catalog snapshot (for -catalog-file).
+
+Environment:
+  CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE,
+  CONSUL_HTTP_AUTH, CONSUL_HTTP_SSL, CONSUL_HTTP_SSL_VERIFY, CONSUL_CACERT,
+  CONSUL_CAPATH, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
+  CONSUL_TLS_SERVER_NAME
+      Defaults for the flags above; a flag beats its variable.
+  CONSUL_NAMESPACE
+      Consul Enterprise namespace to query.
+
+Exit codes:
+  0 success, 11 error, 12 interrupted, 13 bad flags, 14 run failed,
+  15 bad configuration.
+
+Examples:
+  Keep nginx in step with Consul, reloading it on every change:
+    consul-render -consul=$CONSUL_URL -template="/templates/default.ctmpl:/etc/nginx/conf.d/default.conf:service nginx reload"
+
+  Check the config before each reload, and let changes settle first:
+    consul-render -consul-addr=consul:8500 -wait=2s:10s -check="nginx -t" \
+      -template="nginx.ctmpl:/etc/nginx/nginx.conf:nginx -s reload"
+
+  In CI, render once and print the result without writing anything:
+    consul-render -once -dry -template="nginx.ctmpl:nginx.conf"
+
+  Render offline from a catalog snapshot:
+    consul-render -catalog-file examples/catalog.json \
+      -template="nginx.ctmpl:nginx.conf"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::{BasicAuth, LogLevel};
+
+    fn invoke(args: &[&str], env: &[(&str, &str)]) -> Result<Invocation, CliError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|&(var, value)| (var.to_owned(), value.to_owned()))
+            .collect();
+        let argv = std::iter::once("consul-render").chain(args.iter().copied());
+        parse(argv, &|var| env.get(var).cloned())
+    }
+
+    fn run_config(args: &[&str], env: &[(&str, &str)]) -> Config {
+        match invoke(args, env) {
+            Ok(Invocation::Run(config)) => config,
+            other => panic!("{args:?} with {env:?} gave {other:?}"),
+        }
+    }
+
+    fn template(source: &str, destination: &str, command: Option<&str>) -> TemplateConfig {
+        TemplateConfig {
+            source: source.into(),
+            destination: destination.into(),
+            command: command.map(str::to_owned),
+            check: None,
+            command_timeout: Duration::from_secs(30),
+            perms: None,
+            backup: false,
+        }
+    }
+
+    /// The configuration `-template=in.tpl:out.conf` alone gives.
+    fn defaults() -> Config {
+        Config {
+            consul: ConsulConfig {
+                address: ConsulAddress::Http("127.0.0.1:8500".to_owned()),
+                token: None,
+                auth: None,
+                tls: TlsConfig {
+                    enabled: false,
+                    verify: true,
+                    ca_cert: None,
+                    ca_path: None,
+                    cert: None,
+                    key: None,
+                    server_name: None,
+                },
+                retry: RetryConfig {
+                    enabled: true,
+                    attempts: None,
+                    backoff: Duration::from_millis(250),
+                    max_backoff: Duration::from_secs(1),
+                },
+                max_stale: Some(Duration::from_secs(2)),
+                block_wait: Duration::from_secs(300),
+                namespace: None,
+            },
+            templates: vec![template("in.tpl", "out.conf", None)],
+            wait: None,
+            once: false,
+            dry: false,
+            log_level: LogLevel::Info,
+            pid_file: None,
+            catalog_file: None,
+            save_catalog: None,
+        }
+    }
+
+    fn http(host_port: &str) -> ConsulAddress {
+        ConsulAddress::Http(host_port.to_owned())
+    }
+
+    fn https(host_port: &str) -> ConsulAddress {
+        ConsulAddress::Https(host_port.to_owned())
+    }
+
+    type Args<'a> = &'a [&'a str];
+    type Vars<'a> = &'a [(&'a str, &'a str)];
+    type Expect = fn(&mut Config);
+
+    #[test]
+    fn reads_every_flag_form_consul_template_users_write() {
+        let cases: &[(Args, Expect)] = &[
+            (&[], |_| {}),
+            (&["-consul=1.2.3.4:8500"], |c| {
+                c.consul.address = http("1.2.3.4:8500")
+            }),
+            (&["-consul", "1.2.3.4:8500"], |c| {
+                c.consul.address = http("1.2.3.4:8500")
+            }),
+            (&["--consul-addr=http://x:8500"], |c| {
+                c.consul.address = http("x:8500")
+            }),
+            (&["-consul-addr", "consul"], |c| {
+                c.consul.address = http("consul:8500")
+            }),
+            (&["-consul-addr=unix:///var/run/consul.sock"], |c| {
+                c.consul.address = ConsulAddress::Unix("/var/run/consul.sock".into())
+            }),
+            (&["-consul-addr=https://consul"], |c| {
+                c.consul.address = https("consul:8501");
+                c.consul.tls.enabled = true;
+            }),
+            (&["-consul-addr=a:1", "-consul-addr=b:2"], |c| {
+                c.consul.address = http("b:2")
+            }),
+            (&["-consul-ssl", "-consul-ssl-verify=false"], |c| {
+                c.consul.address = https("127.0.0.1:8500");
+                c.consul.tls.enabled = true;
+                c.consul.tls.verify = false;
+            }),
+            (&["-consul-ssl=true", "-consul-addr=http://x:1"], |c| {
+                c.consul.address = https("x:1");
+                c.consul.tls.enabled = true;
+            }),
+            (&["-consul-ssl=0"], |_| {}),
+            (
+                &[
+                    "-consul-ssl-ca-cert=/ca.pem",
+                    "-consul-ssl-ca-path",
+                    "/cas",
+                    "-consul-ssl-cert=/c.pem",
+                    "-consul-ssl-key=/k.pem",
+                    "-consul-ssl-server-name=consul.local",
+                ],
+                |c| {
+                    c.consul.tls.ca_cert = Some("/ca.pem".into());
+                    c.consul.tls.ca_path = Some("/cas".into());
+                    c.consul.tls.cert = Some("/c.pem".into());
+                    c.consul.tls.key = Some("/k.pem".into());
+                    c.consul.tls.server_name = Some("consul.local".to_owned());
+                },
+            ),
+            (&["-consul-token=s3cret"], |c| {
+                c.consul.token = Some(Token::new("s3cret".to_owned()))
+            }),
+            (&["-consul-token", "-starts-with-dash"], |c| {
+                c.consul.token = Some(Token::new("-starts-with-dash".to_owned()))
+            }),
+            (&["-consul-auth=user:pa:ss"], |c| {
+                c.consul.auth = Some(BasicAuth {
+                    username: "user".to_owned(),
+                    password: Some("pa:ss".to_owned()),
+                })
+            }),
+            (&["-consul-retry=false", "-consul-retry-attempts=12"], |c| {
+                c.consul.retry.enabled = false;
+                c.consul.retry.attempts = Some(12);
+            }),
+            (&["-consul-retry-attempts", "0"], |_| {}),
+            (
+                &[
+                    "-consul-retry-backoff=100ms",
+                    "-consul-retry-max-backoff=1m",
+                ],
+                |c| {
+                    c.consul.retry.backoff = Duration::from_millis(100);
+                    c.consul.retry.max_backoff = Duration::from_secs(60);
+                },
+            ),
+            (&["-max-stale=0"], |c| c.consul.max_stale = None),
+            (&["-max-stale", "10s"], |c| {
+                c.consul.max_stale = Some(Duration::from_secs(10))
+            }),
+            (&["-block-wait=10m"], |c| {
+                c.consul.block_wait = Duration::from_secs(600)
+            }),
+            (&["-wait=5s"], |c| {
+                c.wait = Some(Wait {
+                    min: Duration::from_secs(5),
+                    max: Duration::from_secs(20),
+                })
+            }),
+            (&["-wait", "5s:10s"], |c| {
+                c.wait = Some(Wait {
+                    min: Duration::from_secs(5),
+                    max: Duration::from_secs(10),
+                })
+            }),
+            (&["-wait=500ms"], |c| {
+                c.wait = Some(Wait {
+                    min: Duration::from_millis(500),
+                    max: Duration::from_secs(2),
+                })
+            }),
+            (&["-wait=5"], |c| {
+                c.wait = Some(Wait {
+                    min: Duration::from_secs(5),
+                    max: Duration::from_secs(20),
+                })
+            }),
+            (&["-wait=0"], |_| {}),
+            (&["-once"], |c| c.once = true),
+            (&["--once"], |c| c.once = true),
+            (&["-once=false"], |_| {}),
+            (&["-once=t", "-once=F"], |_| {}),
+            (&["-dry", "-once=TRUE"], |c| {
+                c.dry = true;
+                c.once = true;
+            }),
+            (&["-log-level=debug"], |c| c.log_level = LogLevel::Debug),
+            (&["-log-level", "err"], |c| c.log_level = LogLevel::Error),
+            (&["-log-level=TRACE"], |c| c.log_level = LogLevel::Trace),
+            (&["-pid-file=/run/cr.pid"], |c| {
+                c.pid_file = Some("/run/cr.pid".into())
+            }),
+            (&["-catalog-file", "examples/catalog.json"], |c| {
+                c.catalog_file = Some("examples/catalog.json".into());
+                c.once = true;
+            }),
+            (&["-once", "-catalog-file=cat.json"], |c| {
+                c.catalog_file = Some("cat.json".into());
+                c.once = true;
+            }),
+            (&["-save-catalog=snap.json"], |c| {
+                c.save_catalog = Some("snap.json".into())
+            }),
+            (&["-check=nginx -t", "-command-timeout=5s"], |c| {
+                c.templates[0].check = Some("nginx -t".to_owned());
+                c.templates[0].command_timeout = Duration::from_secs(5);
+            }),
+            (&["-pid-file="], |_| {}),
+        ];
+        for (args, expect) in cases {
+            let mut expected = defaults();
+            expect(&mut expected);
+            let argv: Vec<&str> = ["-template=in.tpl:out.conf"]
+                .iter()
+                .chain(args.iter())
+                .copied()
+                .collect();
+            assert_eq!(run_config(&argv, &[]), expected, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn splits_templates_at_the_first_two_colons_only() {
+        let cases: &[(Args, &[TemplateConfig])] = &[
+            (
+                &[
+                    "-template=/templates/default.ctmpl:/etc/nginx/conf.d/default.conf:service nginx reload",
+                ],
+                &[template(
+                    "/templates/default.ctmpl",
+                    "/etc/nginx/conf.d/default.conf",
+                    Some("service nginx reload"),
+                )],
+            ),
+            (
+                &["-template", "in.tpl:out.conf:nginx -s reload"],
+                &[template("in.tpl", "out.conf", Some("nginx -s reload"))],
+            ),
+            (
+                &["-template=in.tpl:out.conf:sh -c 'a:b'"],
+                &[template("in.tpl", "out.conf", Some("sh -c 'a:b'"))],
+            ),
+            (
+                &["-template=in.tpl:out.conf:"],
+                &[template("in.tpl", "out.conf", None)],
+            ),
+            (
+                &[
+                    "-template=a.tpl:a.conf",
+                    "--template",
+                    "b.tpl:b.conf:reload b",
+                ],
+                &[
+                    template("a.tpl", "a.conf", None),
+                    template("b.tpl", "b.conf", Some("reload b")),
+                ],
+            ),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(run_config(args, &[]).templates, *expected, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn gives_every_template_the_global_check_and_timeout() {
+        let config = run_config(
+            &[
+                "-check",
+                "nginx -t",
+                "-command-timeout=1m",
+                "-template=a:b:x",
+                "-template=c:d",
+            ],
+            &[],
+        );
+        for template in &config.templates {
+            assert_eq!(template.check.as_deref(), Some("nginx -t"));
+            assert_eq!(template.command_timeout, Duration::from_secs(60));
+        }
+    }
+
+    #[test]
+    fn takes_defaults_from_the_environment_and_lets_flags_win() {
+        let cases: &[(Vars, Args, Expect)] = &[
+            (&[("CONSUL_HTTP_ADDR", "consul:8500")], &[], |c| {
+                c.consul.address = http("consul:8500")
+            }),
+            (
+                &[("CONSUL_HTTP_ADDR", "consul:8500")],
+                &["-consul=flag:1"],
+                |c| c.consul.address = http("flag:1"),
+            ),
+            (&[("CONSUL_HTTP_ADDR", "")], &[], |_| {}),
+            (
+                &[("CONSUL_HTTP_ADDR", "not a valid address")],
+                &["-consul-addr=x:1"],
+                |c| c.consul.address = http("x:1"),
+            ),
+            (&[("CONSUL_HTTP_SSL", "true")], &[], |c| {
+                c.consul.address = https("127.0.0.1:8500");
+                c.consul.tls.enabled = true;
+            }),
+            (
+                &[("CONSUL_HTTP_SSL", "true")],
+                &["-consul-ssl=false"],
+                |_| {},
+            ),
+            (&[("CONSUL_HTTP_SSL_VERIFY", "0")], &[], |c| {
+                c.consul.tls.verify = false
+            }),
+            (
+                &[("CONSUL_HTTP_SSL_VERIFY", "0")],
+                &["-consul-ssl-verify"],
+                |_| {},
+            ),
+            (&[("CONSUL_HTTP_TOKEN", "env-token")], &[], |c| {
+                c.consul.token = Some(Token::new("env-token".to_owned()))
+            }),
+            (
+                &[("CONSUL_HTTP_TOKEN", "env-token")],
+                &["-consul-token=flag-token"],
+                |c| c.consul.token = Some(Token::new("flag-token".to_owned())),
+            ),
+            (
+                &[
+                    ("CONSUL_HTTP_TOKEN", "env-token"),
+                    ("CONSUL_HTTP_TOKEN_FILE", "/nonexistent/token"),
+                ],
+                &[],
+                |c| c.consul.token = Some(Token::new("env-token".to_owned())),
+            ),
+            (&[("CONSUL_HTTP_AUTH", "u")], &[], |c| {
+                c.consul.auth = Some(BasicAuth {
+                    username: "u".to_owned(),
+                    password: None,
+                })
+            }),
+            (
+                &[
+                    ("CONSUL_CACERT", "/env/ca.pem"),
+                    ("CONSUL_CAPATH", "/env/cas"),
+                    ("CONSUL_CLIENT_CERT", "/env/c.pem"),
+                    ("CONSUL_CLIENT_KEY", "/env/k.pem"),
+                    ("CONSUL_TLS_SERVER_NAME", "env.name"),
+                ],
+                &["-consul-ssl-cert=/flag/c.pem"],
+                |c| {
+                    c.consul.tls.ca_cert = Some("/env/ca.pem".into());
+                    c.consul.tls.ca_path = Some("/env/cas".into());
+                    c.consul.tls.cert = Some("/flag/c.pem".into());
+                    c.consul.tls.key = Some("/env/k.pem".into());
+                    c.consul.tls.server_name = Some("env.name".to_owned());
+                },
+            ),
+            (&[("CONSUL_NAMESPACE", "team-a")], &[], |c| {
+                c.consul.namespace = Some("team-a".to_owned())
+            }),
+        ];
+        for (env, args, expect) in cases {
+            let mut expected = defaults();
+            expect(&mut expected);
+            let argv: Vec<&str> = ["-template=in.tpl:out.conf"]
+                .iter()
+                .chain(args.iter())
+                .copied()
+                .collect();
+            assert_eq!(run_config(&argv, env), expected, "{env:?} {args:?}");
+        }
+    }
+
+    #[test]
+    fn reads_the_token_file_that_wins_and_trims_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let flag_file = dir.path().join("flag-token");
+        let env_file = dir.path().join("env-token");
+        let empty_file = dir.path().join("empty");
+        fs::write(&flag_file, "  from-flag-file\n").expect("write token");
+        fs::write(&env_file, "from-env-file\n").expect("write token");
+        fs::write(&empty_file, "\n").expect("write token");
+        let flag_file = format!("-consul-token-file={}", flag_file.display());
+        let env_file = env_file.display().to_string();
+        let empty_file = format!("-consul-token-file={}", empty_file.display());
+
+        let cases: &[(Args, Vars, Option<&str>)] = &[
+            (&[&flag_file], &[], Some("from-flag-file")),
+            (&[&flag_file, "-consul-token=flag"], &[], Some("flag")),
+            (
+                &[&flag_file],
+                &[("CONSUL_HTTP_TOKEN", "env")],
+                Some("from-flag-file"),
+            ),
+            (
+                &[],
+                &[("CONSUL_HTTP_TOKEN_FILE", &env_file)],
+                Some("from-env-file"),
+            ),
+            (
+                &[],
+                &[
+                    ("CONSUL_HTTP_TOKEN", "env"),
+                    ("CONSUL_HTTP_TOKEN_FILE", &env_file),
+                ],
+                Some("env"),
+            ),
+            (&[&empty_file], &[], None),
+        ];
+        for (args, env, expected) in cases {
+            let argv: Vec<&str> = ["-template=a:b"]
+                .iter()
+                .chain(args.iter())
+                .copied()
+                .collect();
+            let token = run_config(&argv, env).consul.token;
+            assert_eq!(
+                token.as_ref().map(Token::expose),
+                *expected,
+                "{args:?} {env:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reports_each_bad_command_line_with_its_exit_code_and_names_the_culprit() {
+        let cases: &[(Args, Vars, u8, &str)] = &[
+            (
+                &["-bogus"],
+                &[],
+                exit::FLAG_ERROR,
+                "flag provided but not defined: -bogus (run consul-render -h to list the flags)",
+            ),
+            (
+                &["--bogus=1", "-template=a:b"],
+                &[],
+                exit::FLAG_ERROR,
+                "flag provided but not defined: -bogus (run consul-render -h to list the flags)",
+            ),
+            (
+                &["-x"],
+                &[],
+                exit::FLAG_ERROR,
+                "flag provided but not defined: -x (run consul-render -h to list the flags)",
+            ),
+            (
+                &["-exec=nginx"],
+                &[],
+                exit::FLAG_ERROR,
+                "flag provided but not defined: -exec (run consul-render -h to list the flags)",
+            ),
+            (
+                &["-template=a:b", "-consul-addr"],
+                &[],
+                exit::FLAG_ERROR,
+                "flag needs an argument: -consul-addr",
+            ),
+            (
+                &["-template"],
+                &[],
+                exit::FLAG_ERROR,
+                "flag needs an argument: -template",
+            ),
+            (
+                &["-template=a:b", "-wait=abc"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"abc\" for -wait: expected a duration like 5s or 500ms, or min:max",
+            ),
+            (
+                &["-template=a:b", "-wait=5s:x"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"5s:x\" for -wait: expected a duration like 5s or 500ms, or min:max",
+            ),
+            (
+                &["-template=a:b", "-max-stale=5x"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"5x\" for -max-stale: unknown unit \"x\" (use ns, us, ms, s, m or h)",
+            ),
+            (
+                &["-template=a:b", "-consul-retry-backoff=-1s"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"-1s\" for -consul-retry-backoff: durations cannot be negative",
+            ),
+            (
+                &["-template=a:b", "-once=maybe"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"maybe\" for -once: expected true or false",
+            ),
+            (
+                &["-template=a:b", "-once", "false"],
+                &[],
+                exit::FLAG_ERROR,
+                "unexpected arguments [\"false\"]: consul-render takes only flags (a boolean flag takes its value as -flag=false, not -flag false)",
+            ),
+            (
+                &["-template=a:b", "--", "-once"],
+                &[],
+                exit::FLAG_ERROR,
+                "unexpected arguments [\"-once\"]: consul-render takes only flags (a boolean flag takes its value as -flag=false, not -flag false)",
+            ),
+            (
+                &["-template=a:b", "-consul-retry-attempts=-1"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"-1\" for -consul-retry-attempts: expected a whole number from 0 to 4294967295",
+            ),
+            (
+                &["-template=a:b", "-log-level=loud"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"loud\" for -log-level: expected one of trace, debug, info, warn, err",
+            ),
+            (
+                &["-template=a:b", "-consul-auth=:pw"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \":pw\" for -consul-auth: expected user or user:password",
+            ),
+            (
+                &["-template=a:b", "-consul-addr=unix://consul.sock"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"unix://consul.sock\" for -consul-addr: expected host:port, http://host:port, https://host:port or unix:///path/to.sock (the socket path must be absolute)",
+            ),
+            (
+                &["-template=a:b", "-consul-addr=x:99999"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"x:99999\" for -consul-addr: expected host:port, http://host:port, https://host:port or unix:///path/to.sock (the port must be a number from 1 to 65535)",
+            ),
+            (
+                &["-template=a:b", "-wait=10s:5s"],
+                &[],
+                exit::CONFIG_ERROR,
+                "-wait max 5s is less than min 10s",
+            ),
+            (
+                &["-template=a:b", "-consul-ssl-key=/k.pem"],
+                &[],
+                exit::CONFIG_ERROR,
+                "a TLS client key (-consul-ssl-key or CONSUL_CLIENT_KEY) needs a client certificate (-consul-ssl-cert or CONSUL_CLIENT_CERT)",
+            ),
+            (
+                &["-template=a:b"],
+                &[("CONSUL_CLIENT_KEY", "/k.pem")],
+                exit::CONFIG_ERROR,
+                "a TLS client key (-consul-ssl-key or CONSUL_CLIENT_KEY) needs a client certificate (-consul-ssl-cert or CONSUL_CLIENT_CERT)",
+            ),
+            (
+                &["-template=a:b", "-consul-token-file=/nonexistent/token"],
+                &[],
+                exit::CONFIG_ERROR,
+                "cannot read the Consul token file /nonexistent/token given by -consul-token-file: No such file or directory (os error 2)",
+            ),
+            (
+                &["-template=a:b"],
+                &[("CONSUL_HTTP_TOKEN_FILE", "/nonexistent/token")],
+                exit::CONFIG_ERROR,
+                "cannot read the Consul token file /nonexistent/token given by CONSUL_HTTP_TOKEN_FILE: No such file or directory (os error 2)",
+            ),
+            (
+                &["-template=:out.conf"],
+                &[],
+                exit::CONFIG_ERROR,
+                "-template \":out.conf\" has an empty source path (expected source:destination[:command])",
+            ),
+            (
+                &["-template=in.tpl"],
+                &[],
+                exit::CONFIG_ERROR,
+                "-template \"in.tpl:\" has an empty destination path (expected source:destination[:command])",
+            ),
+            (
+                &["-once", "-dry"],
+                &[],
+                exit::CONFIG_ERROR,
+                "no -template given: nothing to render (for example -template \"in.ctmpl:out.conf:nginx -s reload\")",
+            ),
+            (
+                &["-template=a:b", "-consul-retry-backoff=2s"],
+                &[],
+                exit::CONFIG_ERROR,
+                "-consul-retry-max-backoff 1s is less than -consul-retry-backoff 2s",
+            ),
+            (
+                &["-template=a:b", "-block-wait=11m"],
+                &[],
+                exit::CONFIG_ERROR,
+                "-block-wait 660s is out of range: it must be more than 0 and at most 10m",
+            ),
+            (
+                &["-template=a:b", "-command-timeout=0"],
+                &[],
+                exit::CONFIG_ERROR,
+                "-command-timeout must be more than 0",
+            ),
+            (
+                &["-template=a:b"],
+                &[("CONSUL_HTTP_SSL", "yes")],
+                exit::CONFIG_ERROR,
+                "invalid value \"yes\" in environment variable CONSUL_HTTP_SSL: expected true or false",
+            ),
+            (
+                &["-template=a:b"],
+                &[("CONSUL_HTTP_ADDR", "ftp://x")],
+                exit::CONFIG_ERROR,
+                "invalid value \"ftp://x\" in environment variable CONSUL_HTTP_ADDR: expected host:port, http://host:port, https://host:port or unix:///path/to.sock (unknown scheme)",
+            ),
+        ];
+        for (args, env, code, message) in cases {
+            match invoke(args, env) {
+                Err(error) => {
+                    assert_eq!(error.to_string(), *message, "{args:?} {env:?}");
+                    assert_eq!(error.exit_code(), *code, "{args:?} {env:?}");
+                }
+                Ok(invocation) => panic!("{args:?} {env:?} gave {invocation:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn answers_help_and_version_requests_in_any_spelling() {
+        for args in [
+            &["-h"][..],
+            &["-help"],
+            &["--help"],
+            &["--h"],
+            &["-h", "-wait=abc"],
+        ] {
+            assert_eq!(
+                invoke(args, &[]).ok(),
+                Some(Invocation::Help(HELP.to_owned())),
+                "{args:?}"
+            );
+        }
+        let version = Invocation::Version(format!(
+            "consul-render v{} (compatible with consul-template's command line)",
+            env!("CARGO_PKG_VERSION")
+        ));
+        for args in [&["-v"][..], &["-version"], &["--version"]] {
+            assert_eq!(invoke(args, &[]).ok(), Some(version.clone()), "{args:?}");
+        }
+        assert!(matches!(
+            invoke(&["-version=false", "-template=a:b"], &[]),
+            Ok(Invocation::Run(_))
+        ));
+    }
+
+    #[test]
+    fn help_describes_every_flag_and_variable_and_the_seed_command() {
+        for arg in RawFlags::command().get_arguments() {
+            for name in arg
+                .get_long()
+                .into_iter()
+                .chain(arg.get_all_aliases().unwrap_or_default())
+            {
+                let described = HELP
+                    .match_indices(&format!(" -{name}"))
+                    .any(|(at, found)| HELP[at + found.len()..].starts_with(['=', ',', '\n']));
+                assert!(described, "-{name} missing from help");
+            }
+        }
+        for var in [
+            "CONSUL_HTTP_ADDR",
+            "CONSUL_HTTP_TOKEN",
+            "CONSUL_HTTP_TOKEN_FILE",
+            "CONSUL_HTTP_AUTH",
+            "CONSUL_HTTP_SSL",
+            "CONSUL_HTTP_SSL_VERIFY",
+            "CONSUL_CACERT",
+            "CONSUL_CAPATH",
+            "CONSUL_CLIENT_CERT",
+            "CONSUL_CLIENT_KEY",
+            "CONSUL_TLS_SERVER_NAME",
+            "CONSUL_NAMESPACE",
+        ] {
+            assert!(HELP.contains(var), "{var} missing from help");
+        }
+        assert!(HELP.contains(
+            r#"consul-render -consul=$CONSUL_URL -template="/templates/default.ctmpl:/etc/nginx/conf.d/default.conf:service nginx reload""#
+        ));
+        assert!(HELP.contains("consul-render -once -dry "));
+        assert!(HELP.contains("-catalog-file examples/catalog.json"));
+    }
+
+    #[test]
+    fn help_fits_an_80_column_terminal_except_for_the_seed_command() {
+        for line in HELP.lines().filter(|line| !line.contains("$CONSUL_URL")) {
+            assert!(line.chars().count() <= 78, "too long: {line}");
+        }
+    }
+
+    #[test]
+    fn never_prints_the_token_or_the_password_in_debug_output() {
+        let config = run_config(
+            &[
+                "-template=a:b",
+                "-consul-token=tok-SECRET",
+                "-consul-auth=user:pw-SECRET",
+            ],
+            &[],
+        );
+        let debug = format!("{config:?} {:#?}", config);
+        assert!(!debug.contains("SECRET"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+        assert!(debug.contains("user"));
+    }
+
+    #[test]
+    fn rejects_arguments_that_are_not_unicode() {
+        use std::os::unix::ffi::OsStrExt;
+        let argv = [
+            OsStr::new("consul-render"),
+            OsStr::from_bytes(b"-template=\xff:b"),
+        ];
+        let error = parse(argv, &|_| None).expect_err("non-UTF-8 argument");
+        assert_eq!(error.exit_code(), exit::FLAG_ERROR);
+        assert_eq!(
+            error.to_string(),
+            "argument \"-template=\u{fffd}:b\" is not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn go_style_rewrites_arguments_into_the_shape_clap_reads() {
+        let takes_value = |name: &str| ["consul-addr", "template", "consul"].contains(&name);
+        let cases: &[(Args, Args)] = &[
+            (&["-consul-addr=x"], &["--consul-addr=x"]),
+            (&["--consul-addr=x"], &["--consul-addr=x"]),
+            (&["-consul-addr", "x"], &["--consul-addr=x"]),
+            (&["-consul", "-x"], &["--consul=-x"]),
+            (&["-template", "a:b:c d"], &["--template=a:b:c d"]),
+            (&["-consul-addr"], &["--consul-addr"]),
+            (&["-once", "-dry"], &["--once", "--dry"]),
+            (&["-once=false"], &["--once=false"]),
+            (&["-h"], &["-h"]),
+            (&["--h"], &["-h"]),
+            (&["-v"], &["-v"]),
+            (
+                &["-once", "false", "-dry"],
+                &["--once", "--", "false", "-dry"],
+            ),
+            (&["-once", "--", "-dry"], &["--once", "--", "-dry"]),
+            (&["-"], &["--", "-"]),
+        ];
+        for (args, expected) in cases {
+            let args = args.iter().map(|arg| arg.to_string()).collect();
+            let rewritten = go_style(args, takes_value).expect("valid flags");
+            assert_eq!(rewritten, *expected);
+        }
+        for bad in ["---x", "-=x", "--=x", "-=", "--="] {
+            let error = go_style(vec![bad.to_owned()], takes_value).expect_err(bad);
+            assert_eq!(error.to_string(), format!("bad flag syntax: {bad}"));
+        }
+    }
+
+    #[test]
+    fn reads_booleans_the_way_go_does() {
+        for text in ["1", "t", "T", "true", "TRUE", "True"] {
+            assert_eq!(parse_bool(text), Ok(true), "{text}");
+        }
+        for text in ["0", "f", "F", "false", "FALSE", "False"] {
+            assert_eq!(parse_bool(text), Ok(false), "{text}");
+        }
+        for text in ["yes", "no", "tRUE", "", " true"] {
+            assert_eq!(parse_bool(text), Err(ValueError::Bool), "{text}");
+        }
+    }
+}

@@ -1,0 +1,740 @@
+//! The validated configuration every other module runs on: typed durations,
+//! paths and enums, secrets that never print, and the rules that tie fields
+//! together (`Config::validate`), checked once before anything starts.
+//!
+//! This module owns the domain types and the text forms of single values
+//! (addresses, `-wait`, log levels, basic auth). It knows nothing of flags or
+//! environment variables: `cli` decides where each value comes from.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::duration::{DurationError, parse_duration};
+
+/// Consul's longest blocking-query wait; it quietly shortens longer ones.
+pub const MAX_BLOCK_WAIT: Duration = Duration::from_secs(10 * 60);
+
+/// Everything one run needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub consul: ConsulConfig,
+    pub templates: Vec<TemplateConfig>,
+    /// Quiescence: wait for `min` of calm after a change, at most `max`.
+    /// `None` renders as soon as data changes.
+    pub wait: Option<Wait>,
+    /// Render every template once, run the commands and exit. Always true
+    /// when `catalog_file` is set.
+    pub once: bool,
+    /// Print rendered templates to stdout instead of writing files.
+    pub dry: bool,
+    pub log_level: LogLevel,
+    pub pid_file: Option<PathBuf>,
+    /// Offline mode: render from this catalog snapshot instead of Consul.
+    pub catalog_file: Option<PathBuf>,
+    /// After the first complete render, write the data it used here.
+    pub save_catalog: Option<PathBuf>,
+}
+
+/// Quiescence bounds; `validate` ensures `min <= max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// One template: where it is read, where it is written, what runs after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateConfig {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    /// Shell command run after the destination changes (e.g. a reload).
+    pub command: Option<String>,
+    /// Shell command that must succeed before `command` runs (e.g. `nginx -t`).
+    pub check: Option<String>,
+    /// How long `check` and `command` may each run before they are killed.
+    pub command_timeout: Duration,
+    /// Mode for the written file; `None` keeps the old file's mode.
+    pub perms: Option<u32>,
+    /// Keep the previous file as `<destination>.bak`.
+    pub backup: bool,
+}
+
+/// How to reach Consul and how hard to try.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsulConfig {
+    pub address: ConsulAddress,
+    pub token: Option<Token>,
+    pub auth: Option<BasicAuth>,
+    pub tls: TlsConfig,
+    pub retry: RetryConfig,
+    /// Allow stale reads from any server up to this old; `None` asks the leader.
+    pub max_stale: Option<Duration>,
+    /// The `wait` of each blocking query, at most `MAX_BLOCK_WAIT`.
+    pub block_wait: Duration,
+    /// Consul Enterprise namespace.
+    pub namespace: Option<String>,
+}
+
+/// Where the Consul agent listens. In a `Config` from `cli`, an `Https`
+/// address always has `tls.enabled` set and an `Http` one never does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsulAddress {
+    /// `host:port`, port always present.
+    Http(String),
+    /// `host:port`, port always present.
+    Https(String),
+    /// Absolute path of the agent's unix socket.
+    Unix(PathBuf),
+}
+
+/// A Consul ACL token. It prints as `<redacted>` so it cannot leak into logs
+/// or error messages by accident; `expose` is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+/// HTTP basic auth for Consul; `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    pub verify: bool,
+    pub ca_cert: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
+    /// Client certificate; may also hold the key when `key` is `None`.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    pub enabled: bool,
+    /// Failed attempts in a row before giving up; `None` never gives up.
+    pub attempts: Option<u32>,
+    /// First delay, doubled after each failure up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+/// Why a single value cannot be read. The messages are fragments that follow
+/// the flag (or variable) name and the value, so they do not repeat them.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ValueError {
+    /// Not a Go-style duration.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    /// Not `min[:max]` durations.
+    #[error("expected a duration like 5s or 500ms, or min:max")]
+    Wait,
+    /// Not one of Go's `strconv.ParseBool` spellings.
+    #[error("expected true or false")]
+    Bool,
+    /// Not a count that fits in a `u32`.
+    #[error("expected a whole number from 0 to {}", u32::MAX)]
+    Count,
+    /// Not a level consul-template knows.
+    #[error("expected one of trace, debug, info, warn, err")]
+    LogLevel,
+    /// An empty user name.
+    #[error("expected user or user:password")]
+    BasicAuth,
+    /// Not an address Consul's clients accept; says which part is wrong.
+    #[error(
+        "expected host:port, http://host:port, https://host:port or unix:///path/to.sock ({0})"
+    )]
+    Address(&'static str),
+}
+
+/// A configuration whose values are each fine but which, taken together,
+/// cannot run, or whose settings could not be read.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// Nothing to render.
+    #[error(
+        "no -template given: nothing to render (for example -template \"in.ctmpl:out.conf:nginx -s reload\")"
+    )]
+    NoTemplates,
+    /// A `-template` whose source or destination is empty.
+    #[error(
+        "-template {template:?} has an empty {missing} path (expected source:destination[:command])"
+    )]
+    EmptyTemplatePath {
+        /// `source:destination`, as it was given.
+        template: String,
+        missing: &'static str,
+    },
+    /// `-wait min:max` with `max < min`.
+    #[error("-wait max {max:?} is less than min {min:?}")]
+    WaitMaxBelowMin { min: Duration, max: Duration },
+    /// A TLS client key is useless without its certificate.
+    #[error(
+        "a TLS client key (-consul-ssl-key or CONSUL_CLIENT_KEY) needs a client certificate (-consul-ssl-cert or CONSUL_CLIENT_CERT)"
+    )]
+    KeyWithoutCert,
+    /// Retry delays that shrink instead of grow.
+    #[error("-consul-retry-max-backoff {max:?} is less than -consul-retry-backoff {base:?}")]
+    MaxBackoffBelowBackoff { base: Duration, max: Duration },
+    /// A blocking wait Consul would not honour.
+    #[error("-block-wait {0:?} is out of range: it must be more than 0 and at most 10m")]
+    BlockWaitOutOfRange(Duration),
+    /// A command timeout that would kill every command at once.
+    #[error("-command-timeout must be more than 0")]
+    ZeroCommandTimeout,
+    /// A token file named by `origin` (a flag or a variable) that cannot be read.
+    #[error("cannot read the Consul token file {path} given by {origin}: {error}", path = .path.display())]
+    TokenFile {
+        origin: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// An environment variable whose value cannot be read.
+    #[error("invalid value {value:?} in environment variable {var}: {error}")]
+    Env {
+        var: &'static str,
+        value: String,
+        error: ValueError,
+    },
+}
+
+impl Config {
+    /// Checks the rules that span fields. Each value on its own was checked
+    /// when it was read; this runs once, after all of them are in place.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.templates.is_empty() {
+            return Err(ConfigError::NoTemplates);
+        }
+        for template in &self.templates {
+            let missing = if template.source.as_os_str().is_empty() {
+                "source"
+            } else if template.destination.as_os_str().is_empty() {
+                "destination"
+            } else {
+                continue;
+            };
+            return Err(ConfigError::EmptyTemplatePath {
+                template: format!(
+                    "{}:{}",
+                    template.source.display(),
+                    template.destination.display()
+                ),
+                missing,
+            });
+        }
+        if self.templates.iter().any(|t| t.command_timeout.is_zero()) {
+            return Err(ConfigError::ZeroCommandTimeout);
+        }
+        if let Some(Wait { min, max }) = self.wait
+            && max < min
+        {
+            return Err(ConfigError::WaitMaxBelowMin { min, max });
+        }
+        let consul = &self.consul;
+        if consul.tls.key.is_some() && consul.tls.cert.is_none() {
+            return Err(ConfigError::KeyWithoutCert);
+        }
+        if consul.retry.max_backoff < consul.retry.backoff {
+            return Err(ConfigError::MaxBackoffBelowBackoff {
+                base: consul.retry.backoff,
+                max: consul.retry.max_backoff,
+            });
+        }
+        if consul.block_wait.is_zero() || consul.block_wait > MAX_BLOCK_WAIT {
+            return Err(ConfigError::BlockWaitOutOfRange(consul.block_wait));
+        }
+        Ok(())
+    }
+}
+
+impl Wait {
+    /// Reads `min[:max]`; `max` defaults to four times `min`. A zero `min`
+    /// turns quiescence off (`None`), as in consul-template. `max < min` is
+    /// left for `Config::validate`, which reports it as a configuration error.
+    pub fn parse(text: &str) -> Result<Option<Wait>, ValueError> {
+        let duration = |part: &str| parse_duration(part).map_err(|_| ValueError::Wait);
+        let (min, max) = match text.split_once(':') {
+            Some((min, max)) => (duration(min)?, Some(duration(max)?)),
+            None => (duration(text)?, None),
+        };
+        if min.is_zero() {
+            return Ok(None);
+        }
+        let max = match max {
+            Some(max) => max,
+            None => min.checked_mul(4).ok_or(ValueError::Wait)?,
+        };
+        Ok(Some(Wait { min, max }))
+    }
+}
+
+impl FromStr for ConsulAddress {
+    type Err = ValueError;
+
+    /// Reads the forms Consul's own tools take. A missing port is 8500, or
+    /// 8501 (Consul's HTTPS port) after `https://`.
+    fn from_str(text: &str) -> Result<Self, ValueError> {
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return host_port(text, 8500).map(ConsulAddress::Http);
+        };
+        match scheme {
+            "http" => host_port(rest, 8500).map(ConsulAddress::Http),
+            "https" => host_port(rest, 8501).map(ConsulAddress::Https),
+            "unix" if rest.starts_with('/') => Ok(ConsulAddress::Unix(PathBuf::from(rest))),
+            "unix" => Err(ValueError::Address("the socket path must be absolute")),
+            _ => Err(ValueError::Address("unknown scheme")),
+        }
+    }
+}
+
+/// Checks `host[:port]` (IPv6 in brackets) and returns `host:port`.
+fn host_port(text: &str, default_port: u16) -> Result<String, ValueError> {
+    let text = text.strip_suffix('/').unwrap_or(text);
+    if text.contains(['/', '?', '#', '@']) || text.contains(char::is_whitespace) {
+        return Err(ValueError::Address("only a host and a port are allowed"));
+    }
+    let (host, port) = if let Some(inner) = text.strip_prefix('[') {
+        let Some((ip, after)) = inner.split_once(']') else {
+            return Err(ValueError::Address("unclosed [ in IPv6 address"));
+        };
+        let port = match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or(ValueError::Address("unexpected text after ]"))?,
+            ),
+        };
+        // Keep the brackets: host:port must stay unambiguous.
+        let host = if ip.is_empty() {
+            ""
+        } else {
+            &text[..ip.len() + 2]
+        };
+        (host, port)
+    } else {
+        match text.split_once(':') {
+            Some((_, port)) if port.contains(':') => {
+                return Err(ValueError::Address(
+                    "IPv6 addresses need brackets, like [::1]:8500",
+                ));
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(ValueError::Address("missing host"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(port) => {
+            port.parse::<u16>()
+                .ok()
+                .filter(|&port| port != 0)
+                .ok_or(ValueError::Address(
+                    "the port must be a number from 1 to 65535",
+                ))?
+        }
+    };
+    Ok(format!("{host}:{port}"))
+}
+
+impl fmt::Display for ConsulAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConsulAddress::Http(host_port) => write!(f, "http://{host_port}"),
+            ConsulAddress::Https(host_port) => write!(f, "https://{host_port}"),
+            ConsulAddress::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
+}
+
+impl Token {
+    pub fn new(secret: String) -> Token {
+        Token(secret)
+    }
+
+    /// The secret itself, for the one place that sends it to Consul.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for BasicAuth {
+    type Err = ValueError;
+
+    /// Reads `user` or `user:password`; the password may contain colons.
+    fn from_str(text: &str) -> Result<Self, ValueError> {
+        let (username, password) = match text.split_once(':') {
+            Some((username, password)) => (username, Some(password.to_owned())),
+            None => (text, None),
+        };
+        if username.is_empty() {
+            return Err(ValueError::BasicAuth);
+        }
+        Ok(BasicAuth {
+            username: username.to_owned(),
+            password,
+        })
+    }
+}
+
+impl fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = ValueError;
+
+    /// Reads consul-template's levels (`err` as well as `error`), plus `trace`.
+    fn from_str(text: &str) -> Result<Self, ValueError> {
+        match text.to_ascii_lowercase().as_str() {
+            "trace" => Ok(LogLevel::Trace),
+            "debug" => Ok(LogLevel::Debug),
+            "info" => Ok(LogLevel::Info),
+            "warn" => Ok(LogLevel::Warn),
+            "err" | "error" => Ok(LogLevel::Error),
+            _ => Err(ValueError::LogLevel),
+        }
+    }
+}
+
+impl From<LogLevel> for tracing::Level {
+    fn from(level: LogLevel) -> tracing::Level {
+        match level {
+            LogLevel::Trace => tracing::Level::TRACE,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn reads_every_consul_address_form_and_fills_in_the_default_port() {
+        let cases = [
+            (
+                "1.2.3.4:8500",
+                ConsulAddress::Http("1.2.3.4:8500".to_owned()),
+            ),
+            ("consul", ConsulAddress::Http("consul:8500".to_owned())),
+            (
+                "http://consul",
+                ConsulAddress::Http("consul:8500".to_owned()),
+            ),
+            ("http://x:8500/", ConsulAddress::Http("x:8500".to_owned())),
+            (
+                "https://consul",
+                ConsulAddress::Https("consul:8501".to_owned()),
+            ),
+            (
+                "https://consul:443",
+                ConsulAddress::Https("consul:443".to_owned()),
+            ),
+            ("[::1]", ConsulAddress::Http("[::1]:8500".to_owned())),
+            ("http://[::1]:9", ConsulAddress::Http("[::1]:9".to_owned())),
+            (
+                "unix:///var/run/consul.sock",
+                ConsulAddress::Unix("/var/run/consul.sock".into()),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(text.parse(), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_consul_addresses_it_could_not_connect_to() {
+        let cases = [
+            ("", "missing host"),
+            (":8500", "missing host"),
+            ("http://", "missing host"),
+            ("[]:8500", "missing host"),
+            ("x:", "the port must be a number from 1 to 65535"),
+            ("x:0", "the port must be a number from 1 to 65535"),
+            ("x:65536", "the port must be a number from 1 to 65535"),
+            ("x:http", "the port must be a number from 1 to 65535"),
+            ("::1", "IPv6 addresses need brackets, like [::1]:8500"),
+            ("[::1", "unclosed [ in IPv6 address"),
+            ("[::1]8500", "unexpected text after ]"),
+            ("http://x:1/v1", "only a host and a port are allowed"),
+            ("http://user@x:1", "only a host and a port are allowed"),
+            ("x y:1", "only a host and a port are allowed"),
+            ("unix://consul.sock", "the socket path must be absolute"),
+            ("unix://", "the socket path must be absolute"),
+            ("ftp://x", "unknown scheme"),
+        ];
+        for (text, reason) in cases {
+            assert_eq!(
+                text.parse::<ConsulAddress>(),
+                Err(ValueError::Address(reason)),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn prints_consul_addresses_as_urls() {
+        let cases = [
+            (
+                ConsulAddress::Http("127.0.0.1:8500".to_owned()),
+                "http://127.0.0.1:8500",
+            ),
+            (
+                ConsulAddress::Https("consul:8501".to_owned()),
+                "https://consul:8501",
+            ),
+            (ConsulAddress::Unix("/x.sock".into()), "unix:///x.sock"),
+        ];
+        for (address, expected) in cases {
+            assert_eq!(address.to_string(), expected);
+            assert_eq!(expected.parse(), Ok(address));
+        }
+    }
+
+    #[test]
+    fn reads_wait_as_min_with_an_optional_max_that_defaults_to_four_times_min() {
+        let cases = [
+            ("5s", Some((secs(5), secs(20)))),
+            ("5s:10s", Some((secs(5), secs(10)))),
+            ("500ms", Some((Duration::from_millis(500), secs(2)))),
+            ("5", Some((secs(5), secs(20)))),
+            ("10s:5s", Some((secs(10), secs(5)))),
+            ("0", None),
+            ("0s:10s", None),
+        ];
+        for (text, expected) in cases {
+            let expected = expected.map(|(min, max)| Wait { min, max });
+            assert_eq!(Wait::parse(text), Ok(expected), "{text}");
+        }
+        for text in ["", "abc", "5s:", ":5s", "5s:10s:20s", "-5s"] {
+            assert_eq!(Wait::parse(text), Err(ValueError::Wait), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn reads_consul_template_log_levels_in_any_case() {
+        let cases = [
+            ("trace", LogLevel::Trace),
+            ("debug", LogLevel::Debug),
+            ("INFO", LogLevel::Info),
+            ("warn", LogLevel::Warn),
+            ("err", LogLevel::Error),
+            ("error", LogLevel::Error),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(text.parse(), Ok(expected), "{text}");
+        }
+        assert_eq!("warning".parse::<LogLevel>(), Err(ValueError::LogLevel));
+    }
+
+    #[test]
+    fn reads_basic_auth_with_a_password_that_may_hold_colons() {
+        let cases = [
+            ("user", Ok(("user", None))),
+            ("user:", Ok(("user", Some("")))),
+            ("user:pa:ss", Ok(("user", Some("pa:ss")))),
+            (":pass", Err(ValueError::BasicAuth)),
+            ("", Err(ValueError::BasicAuth)),
+        ];
+        for (text, expected) in cases {
+            let expected = expected.map(|(username, password)| BasicAuth {
+                username: username.to_owned(),
+                password: password.map(str::to_owned),
+            });
+            assert_eq!(text.parse(), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn hides_secrets_from_debug_and_display_but_exposes_them_on_request() {
+        let token = Token::new("s3cret".to_owned());
+        assert_eq!(format!("{token:?}"), "<redacted>");
+        assert_eq!(token.to_string(), "<redacted>");
+        assert_eq!(token.expose(), "s3cret");
+        let auth = BasicAuth {
+            username: "user".to_owned(),
+            password: Some("s3cret".to_owned()),
+        };
+        assert_eq!(
+            format!("{auth:?}"),
+            r#"BasicAuth { username: "user", password: Some("<redacted>") }"#
+        );
+    }
+
+    type Change = fn(&mut Config);
+
+    fn valid() -> Config {
+        Config {
+            consul: ConsulConfig {
+                address: ConsulAddress::Http("127.0.0.1:8500".to_owned()),
+                token: None,
+                auth: None,
+                tls: TlsConfig {
+                    enabled: false,
+                    verify: true,
+                    ca_cert: None,
+                    ca_path: None,
+                    cert: None,
+                    key: None,
+                    server_name: None,
+                },
+                retry: RetryConfig {
+                    enabled: true,
+                    attempts: None,
+                    backoff: Duration::from_millis(250),
+                    max_backoff: secs(1),
+                },
+                max_stale: None,
+                block_wait: secs(300),
+                namespace: None,
+            },
+            templates: vec![TemplateConfig {
+                source: "in.tpl".into(),
+                destination: "out.conf".into(),
+                command: None,
+                check: None,
+                command_timeout: secs(30),
+                perms: None,
+                backup: false,
+            }],
+            wait: None,
+            once: false,
+            dry: false,
+            log_level: LogLevel::Info,
+            pid_file: None,
+            catalog_file: None,
+            save_catalog: None,
+        }
+    }
+
+    #[test]
+    fn validate_accepts_the_edges_of_every_range() {
+        let cases: &[Change] = &[
+            |_| {},
+            |c| {
+                c.wait = Some(Wait {
+                    min: secs(5),
+                    max: secs(5),
+                })
+            },
+            |c| c.consul.block_wait = MAX_BLOCK_WAIT,
+            |c| c.consul.block_wait = Duration::from_millis(1),
+            |c| c.consul.tls.cert = Some("/c.pem".into()),
+            |c| c.consul.retry.max_backoff = c.consul.retry.backoff,
+        ];
+        for (index, change) in cases.iter().enumerate() {
+            let mut config = valid();
+            change(&mut config);
+            assert!(config.validate().is_ok(), "case {index}: {config:?}");
+        }
+    }
+
+    #[test]
+    fn validate_rejects_fields_that_contradict_each_other() {
+        let cases: &[(Change, &str)] = &[
+            (|c| c.templates.clear(), "no -template given"),
+            (
+                |c| c.templates[0].source = PathBuf::new(),
+                r#"-template ":out.conf" has an empty source path"#,
+            ),
+            (
+                |c| c.templates[0].destination = PathBuf::new(),
+                r#"-template "in.tpl:" has an empty destination path"#,
+            ),
+            (
+                |c| c.templates[0].command_timeout = Duration::ZERO,
+                "-command-timeout must be more than 0",
+            ),
+            (
+                |c| {
+                    c.wait = Some(Wait {
+                        min: secs(10),
+                        max: secs(5),
+                    })
+                },
+                "-wait max 5s is less than min 10s",
+            ),
+            (
+                |c| c.consul.tls.key = Some("/k.pem".into()),
+                "a TLS client key (-consul-ssl-key or CONSUL_CLIENT_KEY) needs",
+            ),
+            (
+                |c| c.consul.retry.max_backoff = Duration::from_millis(100),
+                "-consul-retry-max-backoff 100ms is less than -consul-retry-backoff 250ms",
+            ),
+            (
+                |c| c.consul.block_wait = Duration::ZERO,
+                "-block-wait 0ns is out of range",
+            ),
+            (
+                |c| c.consul.block_wait = MAX_BLOCK_WAIT + Duration::from_nanos(1),
+                "-block-wait 600.000000001s is out of range",
+            ),
+        ];
+        for (change, message) in cases {
+            let mut config = valid();
+            change(&mut config);
+            let error = config.validate().expect_err(message);
+            assert!(error.to_string().starts_with(message), "{error}");
+        }
+    }
+
+    #[test]
+    fn maps_log_levels_onto_tracing_levels() {
+        let cases = [
+            (LogLevel::Trace, tracing::Level::TRACE),
+            (LogLevel::Debug, tracing::Level::DEBUG),
+            (LogLevel::Info, tracing::Level::INFO),
+            (LogLevel::Warn, tracing::Level::WARN),
+            (LogLevel::Error, tracing::Level::ERROR),
+        ];
+        for (level, expected) in cases {
+            assert_eq!(tracing::Level::from(level), expected);
+        }
+    }
+}
