@@ -3,6 +3,8 @@
 //! nginx.
 
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod duration;
 pub mod exit;
+pub mod output;
