@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod consul;
 pub mod duration;
 pub mod exit;
 pub mod output;

@@ -1,0 +1,413 @@
+//! Catalog files: a snapshot of Consul's data in the JSON shapes its API
+//! returns, so templates can be rendered (and `nginx -t`ed) in CI with no
+//! Consul at all, and so a live catalog can be captured for that purpose.
+//!
+//! ```json
+//! {
+//!   "services": { "web": [ /* GET /v1/health/service/web */ ] },
+//!   "kv":       [ /* GET /v1/kv/?recurse */ ],
+//!   "nodes":    [ /* GET /v1/catalog/nodes (optional: derived from services) */ ],
+//!   "datacenters": [ "dc1" ]
+//! }
+//! ```
+//! Every section is optional. Queries are answered the way Consul would:
+//! `?passing`, tags and datacenter filter the health entries here, and the
+//! answers go through the same validation as live data.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::data::{self, Data, Instance, Rejection, Rejections, Status};
+use super::dependency::Dependency;
+use super::model::{Check, HealthEntry, KvPair, Node, Service};
+
+/// A catalog snapshot.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogFile {
+    pub services: BTreeMap<String, Vec<HealthEntry>>,
+    pub kv: Vec<KvPair>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<Node>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub datacenters: Vec<String>,
+}
+
+/// A catalog file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogFileError {
+    #[error("could not read catalog file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("catalog file {path} is not valid: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("could not write catalog file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl CatalogFile {
+    pub fn load(path: &Path) -> Result<CatalogFile, CatalogFileError> {
+        let text = std::fs::read(path).map_err(|source| CatalogFileError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        serde_json::from_slice(&text).map_err(|source| CatalogFileError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), CatalogFileError> {
+        let mut text =
+            serde_json::to_vec_pretty(self).map_err(|source| CatalogFileError::Write {
+                path: path.display().to_string(),
+                source: source.into(),
+            })?;
+        text.push(b'\n');
+        std::fs::write(path, text).map_err(|source| CatalogFileError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Answers `dependency` as Consul would from this snapshot.
+    pub fn answer(&self, dependency: &Dependency) -> Result<(Data, Vec<Rejection>), String> {
+        let mut rejections = Rejections::default();
+        let in_dc = |entry: &HealthEntry, dc: &Option<String>| {
+            dc.as_ref().is_none_or(|dc| &entry.node.datacenter == dc)
+        };
+        let data = match dependency {
+            Dependency::Health(q) => {
+                let entries = self
+                    .services
+                    .get(&q.service)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let matching = entries
+                    .iter()
+                    .filter(|e| in_dc(e, &q.dc))
+                    .filter(|e| q.tags.iter().all(|t| e.service.tags.contains(t)))
+                    .cloned()
+                    .collect();
+                let mut instances = data::instances(matching, &mut rejections);
+                if q.passing_only {
+                    instances.retain(|i| i.status == Status::Passing);
+                }
+                Data::Instances(instances)
+            }
+            Dependency::CatalogServices { dc } => {
+                let catalog = self
+                    .services
+                    .iter()
+                    .filter(|(_, entries)| entries.iter().any(|e| in_dc(e, dc)))
+                    .map(|(name, entries)| {
+                        let tags = entries
+                            .iter()
+                            .filter(|e| in_dc(e, dc))
+                            .flat_map(|e| e.service.tags.clone());
+                        (name.clone(), Some(tags.collect()))
+                    })
+                    .collect();
+                Data::Services(data::services(catalog, &mut rejections))
+            }
+            Dependency::CatalogNodes { dc } => {
+                let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+                let listed = self.nodes.iter().cloned();
+                let derived = self.services.values().flatten().map(|e| e.node.clone());
+                for node in listed.chain(derived) {
+                    if dc.as_ref().is_none_or(|dc| &node.datacenter == dc) {
+                        nodes.entry(node.node.clone()).or_insert(node);
+                    }
+                }
+                Data::Nodes(data::nodes(nodes.into_values().collect(), &mut rejections))
+            }
+            Dependency::Datacenters => {
+                let mut dcs = self.datacenters.clone();
+                if dcs.is_empty() {
+                    dcs = self
+                        .services
+                        .values()
+                        .flatten()
+                        .map(|e| e.node.datacenter.clone())
+                        .collect();
+                    dcs.sort();
+                    dcs.dedup();
+                }
+                Data::Datacenters(data::datacenters(dcs, &mut rejections))
+            }
+            Dependency::Key { path, .. } => Data::Key(data::key_value(self.kv.clone(), path)?),
+            Dependency::Keys { prefix, .. } => {
+                let prefix = prefix.trim_start_matches('/');
+                Data::Keys(
+                    self.kv
+                        .iter()
+                        .filter(|p| p.key.starts_with(prefix))
+                        .map(|p| p.key.clone())
+                        .collect(),
+                )
+            }
+            Dependency::Tree { prefix, .. } => {
+                let under = prefix.trim_start_matches('/');
+                let pairs = self
+                    .kv
+                    .iter()
+                    .filter(|p| p.key.starts_with(under))
+                    .cloned()
+                    .collect();
+                Data::Tree(data::tree(pairs, prefix)?)
+            }
+        };
+        Ok((data, rejections.0))
+    }
+
+    /// Adds what `dependency` returned, in Consul's shapes, so that
+    /// [`CatalogFile::answer`] gives it back.
+    pub fn record(&mut self, dependency: &Dependency, data: &Data) {
+        match (dependency, data) {
+            (Dependency::Health(q), Data::Instances(instances)) => {
+                let entries = self.services.entry(q.service.clone()).or_default();
+                for instance in instances {
+                    if !entries
+                        .iter()
+                        .any(|e| e.service.id == instance.id && e.node.node == instance.node)
+                    {
+                        entries.push(health_entry(instance));
+                    }
+                }
+            }
+            (Dependency::Key { path, .. }, Data::Key(Some(value))) => {
+                self.add_kv(path.trim_start_matches('/'), value);
+            }
+            (Dependency::Tree { prefix, .. }, Data::Tree(entries)) => {
+                let prefix = prefix.trim_start_matches('/').trim_end_matches('/');
+                for entry in entries {
+                    let key = if prefix.is_empty() {
+                        entry.key.clone()
+                    } else {
+                        format!("{prefix}/{}", entry.key)
+                    };
+                    self.add_kv(&key, &entry.value);
+                }
+            }
+            (Dependency::Keys { .. }, Data::Keys(keys)) => {
+                for key in keys {
+                    if !self.kv.iter().any(|p| &p.key == key) {
+                        self.kv.push(KvPair {
+                            key: key.clone(),
+                            value: None,
+                        });
+                    }
+                }
+            }
+            (Dependency::Datacenters, Data::Datacenters(dcs)) => self.datacenters = dcs.clone(),
+            (Dependency::CatalogNodes { .. }, Data::Nodes(nodes)) => {
+                for node in nodes {
+                    if !self.nodes.iter().any(|n| n.node == node.name) {
+                        self.nodes.push(Node {
+                            node: node.name.clone(),
+                            address: node.address.clone(),
+                            datacenter: node.datacenter.clone(),
+                            meta: node.meta.clone(),
+                            ..Node::default()
+                        });
+                    }
+                }
+            }
+            // The service list is derived from the recorded services, and a
+            // missing key is recorded by its absence.
+            _ => {}
+        }
+    }
+
+    fn add_kv(&mut self, key: &str, value: &str) {
+        self.kv.retain(|p| p.key != key);
+        self.kv.push(KvPair {
+            key: key.to_owned(),
+            value: Some(data::base64_encode(value.as_bytes())),
+        });
+        self.kv.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+}
+
+/// An instance back in Consul's health-entry shape, with one check carrying
+/// its aggregated status.
+fn health_entry(instance: &Instance) -> HealthEntry {
+    let check_id = match instance.status {
+        Status::Maintenance => format!("_service_maintenance:{}", instance.id),
+        _ => format!("service:{}", instance.id),
+    };
+    let status = match instance.status {
+        Status::Maintenance => Status::Critical,
+        other => other,
+    };
+    HealthEntry {
+        node: Node {
+            node: instance.node.clone(),
+            address: instance.node_address.clone(),
+            datacenter: instance.datacenter.clone(),
+            meta: instance.node_meta.clone(),
+            ..Node::default()
+        },
+        service: Service {
+            id: instance.id.clone(),
+            service: instance.name.clone(),
+            tags: instance.tags.clone(),
+            address: instance.address.clone(),
+            port: i64::from(instance.port),
+            meta: instance.meta.clone(),
+            weights: Some(instance.weights),
+        },
+        checks: vec![Check {
+            check_id,
+            status: status.as_str().to_owned(),
+            service_id: instance.id.clone(),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consul::HealthQuery;
+
+    const SAMPLE: &str = r#"{
+      "services": {
+        "web": [
+          {"Node": {"Node": "n1", "Address": "10.0.0.1", "Datacenter": "dc1"},
+           "Service": {"ID": "web-1", "Service": "web", "Tags": ["v1"], "Port": 8080},
+           "Checks": [{"CheckID": "c1", "Status": "passing", "ServiceID": "web-1"}]},
+          {"Node": {"Node": "n2", "Address": "10.0.0.2", "Datacenter": "dc1"},
+           "Service": {"ID": "web-2", "Service": "web", "Tags": ["v2"], "Address": "10.0.1.2", "Port": 8080},
+           "Checks": [{"CheckID": "c2", "Status": "critical", "ServiceID": "web-2"}]},
+          {"Node": {"Node": "n3", "Address": "10.0.0.3", "Datacenter": "dc2"},
+           "Service": {"ID": "web-3", "Service": "web", "Tags": ["v1"], "Port": 8080}, "Checks": []}
+        ]
+      },
+      "kv": [{"Key": "app/config/a", "Value": "MQ=="}, {"Key": "app/config/", "Value": null}]
+    }"#;
+
+    fn sample() -> CatalogFile {
+        serde_json::from_str(SAMPLE).unwrap()
+    }
+
+    fn ids(data: Data) -> Vec<String> {
+        match data {
+            Data::Instances(list) => list.into_iter().map(|i| i.id).collect(),
+            other => panic!("not instances: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn answers_health_queries_with_consuls_filters() {
+        let file = sample();
+        let ask = |tags: &[&str], dc: Option<&str>, passing: bool| {
+            let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+            ids(file
+                .answer(&Dependency::Health(HealthQuery::new(
+                    "web", &tags, dc, passing,
+                )))
+                .unwrap()
+                .0)
+        };
+        assert_eq!(ask(&[], None, true), ["web-1", "web-3"]);
+        assert_eq!(ask(&[], None, false), ["web-1", "web-2", "web-3"]);
+        assert_eq!(ask(&["v1"], Some("dc1"), true), ["web-1"]);
+        assert_eq!(ask(&["v2"], None, true), Vec::<String>::new());
+        let unknown = Dependency::Health(HealthQuery::new("nope", &[], None, true));
+        assert_eq!(ids(file.answer(&unknown).unwrap().0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn answers_catalog_and_kv_queries() {
+        let file = sample();
+        let (services, _) = file
+            .answer(&Dependency::CatalogServices { dc: None })
+            .unwrap();
+        assert_eq!(
+            services,
+            Data::Services(vec![data::ServiceSummary {
+                name: "web".into(),
+                tags: vec!["v1".into(), "v2".into()]
+            }])
+        );
+        let (dcs, _) = file.answer(&Dependency::Datacenters).unwrap();
+        assert_eq!(dcs, Data::Datacenters(vec!["dc1".into(), "dc2".into()]));
+        let (key, _) = file
+            .answer(&Dependency::Key {
+                path: "app/config/a".into(),
+                dc: None,
+            })
+            .unwrap();
+        assert_eq!(key, Data::Key(Some("1".into())));
+        let (missing, _) = file
+            .answer(&Dependency::Key {
+                path: "app/none".into(),
+                dc: None,
+            })
+            .unwrap();
+        assert_eq!(missing, Data::Key(None));
+        let (tree, _) = file
+            .answer(&Dependency::Tree {
+                prefix: "app/config".into(),
+                dc: None,
+            })
+            .unwrap();
+        assert_eq!(
+            tree,
+            Data::Tree(vec![data::KvEntry {
+                key: "a".into(),
+                value: "1".into()
+            }])
+        );
+    }
+
+    #[test]
+    fn recorded_data_is_answered_back_unchanged() {
+        let source = sample();
+        let mut captured = CatalogFile::default();
+        let deps = [
+            Dependency::Health(HealthQuery::new("web", &[], None, false)),
+            Dependency::Key {
+                path: "app/config/a".into(),
+                dc: None,
+            },
+            Dependency::Tree {
+                prefix: "app/config".into(),
+                dc: None,
+            },
+        ];
+        for dep in &deps {
+            captured.record(dep, &source.answer(dep).unwrap().0);
+        }
+        let reloaded: CatalogFile =
+            serde_json::from_slice(&serde_json::to_vec(&captured).unwrap()).unwrap();
+        for dep in &deps {
+            assert_eq!(
+                reloaded.answer(dep).unwrap().0,
+                source.answer(dep).unwrap().0,
+                "{dep}"
+            );
+        }
+        let passing = Dependency::Health(HealthQuery::new("web", &[], None, true));
+        assert_eq!(
+            reloaded.answer(&passing).unwrap().0,
+            source.answer(&passing).unwrap().0
+        );
+    }
+
+    #[test]
+    fn unknown_sections_are_rejected_with_their_name() {
+        let err = serde_json::from_str::<CatalogFile>(r#"{"service": {}}"#).unwrap_err();
+        assert!(err.to_string().contains("service"), "{err}");
+    }
+}

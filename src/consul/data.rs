@@ -1,0 +1,733 @@
+//! What templates may see of Consul: validated, normalised data built from
+//! the raw [`model`](super::model) shapes.
+//!
+//! Service names, tags, meta, node names and addresses are written by
+//! whoever registers a service, so they are untrusted. This is the one place
+//! that decides what may reach a rendered file, so that no template has to:
+//! - addresses must be IP addresses or DNS host names, ports 1–65535;
+//! - every other string must be a *safe token*: printable ASCII with no
+//!   whitespace and none of the characters nginx (or a shell) treats as
+//!   syntax: `; { } " ' \ # $` and backtick, at most [`MAX_VALUE_LEN`] bytes.
+//!
+//! An instance whose identity (id, name, node, address, port, datacenter)
+//! fails is skipped; a tag or meta entry that fails is dropped from its
+//! instance. Each is reported as a [`Rejection`] for the caller to log and
+//! count. KV values are the operator's own configuration and pass unchanged.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use super::model::{self, HealthEntry, KvPair};
+
+/// Longest string passed on from Consul (its own limit for meta values).
+pub const MAX_VALUE_LEN: usize = 512;
+
+/// Decoded, validated data for one dependency.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    Instances(Vec<Instance>),
+    Services(Vec<ServiceSummary>),
+    Nodes(Vec<NodeInfo>),
+    Datacenters(Vec<String>),
+    /// `None`: the key does not exist.
+    Key(Option<String>),
+    Keys(Vec<String>),
+    Tree(Vec<KvEntry>),
+}
+
+/// One service instance, as templates see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub name: String,
+    /// The service address, or the node's when the service has none.
+    pub address: String,
+    pub port: u16,
+    pub tags: Vec<String>,
+    pub meta: BTreeMap<String, String>,
+    pub node: String,
+    pub node_address: String,
+    pub node_meta: BTreeMap<String, String>,
+    pub datacenter: String,
+    pub status: Status,
+    pub weights: model::Weights,
+}
+
+impl Instance {
+    /// `address:port`, with IPv6 addresses in brackets as nginx wants them.
+    pub fn endpoint(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+}
+
+/// Aggregated health of an instance: the worst of its node and service
+/// checks, with maintenance worst of all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    Passing,
+    Warning,
+    Critical,
+    Maintenance,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passing => "passing",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::Maintenance => "maintenance",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Status> {
+        [
+            Status::Passing,
+            Status::Warning,
+            Status::Critical,
+            Status::Maintenance,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
+    fn of_checks(checks: &[model::Check]) -> Status {
+        checks
+            .iter()
+            .map(|c| {
+                if c.check_id == "_node_maintenance"
+                    || c.check_id.starts_with("_service_maintenance:")
+                {
+                    Status::Maintenance
+                } else {
+                    match c.status.as_str() {
+                        "passing" => Status::Passing,
+                        "warning" => Status::Warning,
+                        // Unknown statuses count as failing: never route to what we can't judge.
+                        _ => Status::Critical,
+                    }
+                }
+            })
+            .max()
+            .unwrap_or(Status::Passing)
+    }
+}
+
+/// One entry of the service catalog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSummary {
+    pub name: String,
+    pub tags: Vec<String>,
+}
+
+/// One catalog node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub address: String,
+    pub datacenter: String,
+    pub meta: BTreeMap<String, String>,
+}
+
+/// One KV entry under a prefix; `key` is relative to that prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvEntry {
+    pub key: String,
+    pub value: String,
+}
+
+/// A value from Consul that was kept out of the data, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// What was dropped, e.g. `instance "web-1" of service "web"` or
+    /// `tag of instance "web-1"`.
+    pub subject: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} skipped: {}", self.subject, self.reason)
+    }
+}
+
+/// Collects rejections while data is being validated.
+#[derive(Default)]
+pub struct Rejections(pub Vec<Rejection>);
+
+impl Rejections {
+    fn push(&mut self, subject: impl Into<String>, reason: String) {
+        self.0.push(Rejection {
+            subject: subject.into(),
+            reason,
+        });
+    }
+}
+
+/// Why a string is not a safe token, or `None` if it is one.
+pub fn unsafe_token_reason(value: &str, allow_empty: bool) -> Option<String> {
+    if value.is_empty() {
+        return (!allow_empty).then(|| "empty".to_owned());
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Some(format!(
+            "{} bytes long (limit {MAX_VALUE_LEN})",
+            value.len()
+        ));
+    }
+    value
+        .chars()
+        .find(|&c| {
+            !c.is_ascii_graphic()
+                || matches!(c, ';' | '{' | '}' | '"' | '\'' | '\\' | '#' | '$' | '`')
+        })
+        .map(|c| format!("contains {} in {}", describe_char(c), quote_excerpt(value)))
+}
+
+/// Why `address` is neither an IP address nor a DNS host name.
+pub fn invalid_address_reason(address: &str) -> Option<String> {
+    if address.parse::<IpAddr>().is_ok() || is_host_name(address) {
+        None
+    } else {
+        Some(format!(
+            "address {} is not an IP address or host name",
+            quote_excerpt(address)
+        ))
+    }
+}
+
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        '\n' => "a newline".to_owned(),
+        c if c.is_ascii_control() => format!("control character {:?}", c),
+        c if !c.is_ascii() => format!("non-ASCII {:?}", c),
+        c => format!("{c:?}"),
+    }
+}
+
+/// A log-safe excerpt: escaped, and cut short so a 100 kB value stays a line.
+pub fn quote_excerpt(value: &str) -> String {
+    const SHOWN: usize = 60;
+    let escaped: String = value
+        .chars()
+        .take(SHOWN)
+        .flat_map(char::escape_default)
+        .collect();
+    if value.chars().count() > SHOWN {
+        format!("\"{escaped}…\"")
+    } else {
+        format!("\"{escaped}\"")
+    }
+}
+
+/// Instances from `/v1/health/service/:name`, validated and sorted by node
+/// then id (Consul's order is not stable; ours must be, or every poll would
+/// look like a change).
+pub fn instances(entries: Vec<HealthEntry>, rejections: &mut Rejections) -> Vec<Instance> {
+    let mut out: Vec<Instance> = entries
+        .into_iter()
+        .filter_map(|entry| instance(entry, rejections))
+        .collect();
+    out.sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
+    out
+}
+
+fn instance(entry: HealthEntry, rejections: &mut Rejections) -> Option<Instance> {
+    let HealthEntry {
+        node,
+        service,
+        checks,
+    } = entry;
+    let subject = format!(
+        "instance {} of service {}",
+        quote_excerpt(&service.id),
+        quote_excerpt(&service.service)
+    );
+    let address = if service.address.is_empty() {
+        &node.address
+    } else {
+        &service.address
+    };
+    let problem = unsafe_token_reason(&service.id, false)
+        .map(|r| format!("id {r}"))
+        .or_else(|| {
+            unsafe_token_reason(&service.service, false).map(|r| format!("service name {r}"))
+        })
+        .or_else(|| unsafe_token_reason(&node.node, false).map(|r| format!("node name {r}")))
+        .or_else(|| unsafe_token_reason(&node.datacenter, true).map(|r| format!("datacenter {r}")))
+        .or_else(|| invalid_address_reason(address))
+        .or_else(|| {
+            (!node.address.is_empty())
+                .then(|| invalid_address_reason(&node.address))
+                .flatten()
+                .map(|r| format!("node {r}"))
+        })
+        .or_else(|| {
+            (!(1..=65535).contains(&service.port))
+                .then(|| format!("port {} is not 1-65535", service.port))
+        });
+    if let Some(reason) = problem {
+        rejections.push(subject, reason);
+        return None;
+    }
+    let status = Status::of_checks(&checks);
+    let tags = safe_tags(service.tags, &subject, rejections);
+    let meta = safe_meta(service.meta, &format!("meta of {subject}"), rejections);
+    let node_meta = safe_meta(node.meta, &format!("node meta of {subject}"), rejections);
+    Some(Instance {
+        address: address.clone(),
+        // Checked to be in 1..=65535 above.
+        port: u16::try_from(service.port).unwrap_or_default(),
+        id: service.id,
+        name: service.service,
+        tags,
+        meta,
+        node: node.node,
+        node_address: node.address,
+        node_meta,
+        datacenter: node.datacenter,
+        status,
+        weights: service.weights.unwrap_or(model::Weights {
+            passing: 1,
+            warning: 1,
+        }),
+    })
+}
+
+fn safe_tags(tags: Vec<String>, owner: &str, rejections: &mut Rejections) -> Vec<String> {
+    let mut kept: Vec<String> = tags
+        .into_iter()
+        .filter(|tag| match unsafe_token_reason(tag, false) {
+            None => true,
+            Some(reason) => {
+                rejections.push(format!("tag of {owner}"), reason);
+                false
+            }
+        })
+        .collect();
+    kept.sort();
+    kept.dedup();
+    kept
+}
+
+fn safe_meta(
+    meta: BTreeMap<String, String>,
+    owner: &str,
+    rejections: &mut Rejections,
+) -> BTreeMap<String, String> {
+    meta.into_iter()
+        .filter(|(key, value)| {
+            let reason = unsafe_token_reason(key, false)
+                .map(|r| format!("key {r}"))
+                .or_else(|| {
+                    unsafe_token_reason(value, true)
+                        .map(|r| format!("value of {} {r}", quote_excerpt(key)))
+                });
+            match reason {
+                None => true,
+                Some(reason) => {
+                    rejections.push(owner.to_owned(), reason);
+                    false
+                }
+            }
+        })
+        .collect()
+}
+
+/// `/v1/catalog/services`: service name to tags, sorted by name.
+pub fn services(
+    catalog: BTreeMap<String, Option<Vec<String>>>,
+    rejections: &mut Rejections,
+) -> Vec<ServiceSummary> {
+    catalog
+        .into_iter()
+        .filter_map(|(name, tags)| {
+            let subject = format!("service {}", quote_excerpt(&name));
+            if let Some(reason) = unsafe_token_reason(&name, false) {
+                rejections.push(subject, format!("name {reason}"));
+                return None;
+            }
+            let tags = safe_tags(tags.unwrap_or_default(), &subject, rejections);
+            Some(ServiceSummary { name, tags })
+        })
+        .collect()
+}
+
+/// `/v1/catalog/nodes`, sorted by name.
+pub fn nodes(raw: Vec<model::Node>, rejections: &mut Rejections) -> Vec<NodeInfo> {
+    let mut out: Vec<NodeInfo> = raw
+        .into_iter()
+        .filter_map(|node| {
+            let subject = format!("node {}", quote_excerpt(&node.node));
+            let problem = unsafe_token_reason(&node.node, false)
+                .map(|r| format!("name {r}"))
+                .or_else(|| invalid_address_reason(&node.address))
+                .or_else(|| {
+                    unsafe_token_reason(&node.datacenter, true).map(|r| format!("datacenter {r}"))
+                });
+            if let Some(reason) = problem {
+                rejections.push(subject, reason);
+                return None;
+            }
+            let meta = safe_meta(node.meta, &format!("meta of {subject}"), rejections);
+            Some(NodeInfo {
+                name: node.node,
+                address: node.address,
+                datacenter: node.datacenter,
+                meta,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// `/v1/catalog/datacenters`, keeping only safe names.
+pub fn datacenters(raw: Vec<String>, rejections: &mut Rejections) -> Vec<String> {
+    raw.into_iter()
+        .filter(|dc| match unsafe_token_reason(dc, false) {
+            None => true,
+            Some(reason) => {
+                rejections.push("datacenter", reason);
+                false
+            }
+        })
+        .collect()
+}
+
+/// A single key's value (base64-decoded, lossy UTF-8); `None` if the key
+/// exists but has no value is mapped to an empty string.
+pub fn key_value(pairs: Vec<KvPair>, path: &str) -> Result<Option<String>, String> {
+    let wanted = path.trim_start_matches('/');
+    match pairs.into_iter().find(|p| p.key == wanted) {
+        None => Ok(None),
+        Some(pair) => decode_value(pair.value.as_deref()).map(Some),
+    }
+}
+
+/// `?recurse` entries under `prefix`, keys made relative to it; folder
+/// placeholders (keys ending in `/`) are skipped.
+pub fn tree(pairs: Vec<KvPair>, prefix: &str) -> Result<Vec<KvEntry>, String> {
+    let prefix = prefix.trim_start_matches('/');
+    let mut out = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        if pair.key.ends_with('/') {
+            continue;
+        }
+        let relative = pair
+            .key
+            .strip_prefix(prefix)
+            .unwrap_or(&pair.key)
+            .trim_start_matches('/');
+        out.push(KvEntry {
+            key: relative.to_owned(),
+            value: decode_value(pair.value.as_deref())?,
+        });
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+fn decode_value(value: Option<&str>) -> Result<String, String> {
+    let Some(value) = value else {
+        return Ok(String::new());
+    };
+    let bytes = base64_decode(value)
+        .ok_or_else(|| format!("KV value {} is not valid base64", quote_excerpt(value)))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+const BASE64_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding, as Consul encodes KV values.
+pub fn base64_encode(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let mut buf = [0u8; 3];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let acc = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64_ALPHABET[((acc >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64 (with padding), as Consul encodes KV values.
+fn base64_decode(input: &str) -> Option<Vec<u8>> {
+    let sextet = |c: u8| {
+        BASE64_ALPHABET
+            .iter()
+            .position(|&a| a == c)
+            .map(|p| p as u32)
+    };
+    let bytes = input.trim_end_matches('=').as_bytes();
+    if !input.len().is_multiple_of(4) || input.len() - bytes.len() > 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= sextet(c)? << (18 - 6 * i);
+        }
+        let produced = chunk.len() - 1;
+        out.extend_from_slice(&acc.to_be_bytes()[1..=produced]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, address: &str, port: i64) -> HealthEntry {
+        HealthEntry {
+            node: model::Node {
+                node: "node-1".into(),
+                address: "10.0.0.1".into(),
+                datacenter: "dc1".into(),
+                ..Default::default()
+            },
+            service: model::Service {
+                id: id.into(),
+                service: "web".into(),
+                address: address.into(),
+                port,
+                ..Default::default()
+            },
+            checks: vec![],
+        }
+    }
+
+    fn one(entry: HealthEntry) -> (Vec<Instance>, Vec<Rejection>) {
+        let mut rejections = Rejections::default();
+        (instances(vec![entry], &mut rejections), rejections.0)
+    }
+
+    #[test]
+    fn hostile_identity_values_skip_the_instance() {
+        let hostile = [
+            "10.9.9.9:80; return 200 x",
+            "a;b",
+            "a{b",
+            "a}b",
+            "a\"b",
+            "a'b",
+            "a\\b",
+            "a\nb",
+            "a b",
+            "a#b",
+            "a$b",
+            "é",
+            "",
+        ];
+        for value in hostile {
+            let (kept, rejected) = one(entry(value, "10.0.0.2", 80));
+            assert!(kept.is_empty(), "id {value:?} was kept");
+            assert_eq!(rejected.len(), 1, "id {value:?}");
+            let (kept, _) = one(entry("web-1", value, 80));
+            // An empty service address falls back to the node's, which is valid.
+            assert_eq!(
+                kept.len(),
+                usize::from(value.is_empty()),
+                "address {value:?}"
+            );
+        }
+        let long = "a".repeat(100_000);
+        let (kept, rejected) = one(entry(&long, "10.0.0.2", 80));
+        assert!(kept.is_empty());
+        assert!(
+            rejected[0].reason.contains("100000 bytes"),
+            "{}",
+            rejected[0]
+        );
+        assert!(
+            rejected[0].to_string().len() < 300,
+            "log line stays short: {}",
+            rejected[0]
+        );
+    }
+
+    #[test]
+    fn addresses_must_be_ips_or_host_names_and_ports_in_range() {
+        for good in [
+            "10.0.0.2",
+            "::1",
+            "fe80::1",
+            "web.internal",
+            "host_1.example.com.",
+        ] {
+            assert_eq!(one(entry("w", good, 80)).0.len(), 1, "{good}");
+        }
+        for bad in ["10.0.0.2:80", "-bad.example", "a..b", "[::1]", "http://x"] {
+            assert!(one(entry("w", bad, 80)).0.is_empty(), "{bad}");
+        }
+        for port in [0, -1, 65536] {
+            assert!(one(entry("w", "10.0.0.2", port)).0.is_empty(), "{port}");
+        }
+    }
+
+    #[test]
+    fn hostile_tags_and_meta_are_dropped_but_the_instance_stays() {
+        let mut e = entry("web-1", "", 8080);
+        e.service.tags = vec!["primary".into(), "x; y".into(), "primary".into()];
+        e.service.meta = BTreeMap::from([
+            ("weight".to_owned(), "5".to_owned()),
+            ("evil".to_owned(), "}".to_owned()),
+            ("empty".to_owned(), String::new()),
+        ]);
+        let (kept, rejected) = one(e);
+        assert_eq!(kept[0].tags, ["primary"]);
+        assert_eq!(kept[0].meta.keys().collect::<Vec<_>>(), ["empty", "weight"]);
+        assert_eq!(
+            kept[0].address, "10.0.0.1",
+            "falls back to the node address"
+        );
+        assert_eq!(rejected.len(), 2);
+    }
+
+    #[test]
+    fn status_is_the_worst_check_and_maintenance_beats_all() {
+        let check = |id: &str, status: &str| model::Check {
+            check_id: id.into(),
+            status: status.into(),
+            service_id: String::new(),
+        };
+        let cases = [
+            (vec![], Status::Passing),
+            (
+                vec![check("a", "passing"), check("b", "warning")],
+                Status::Warning,
+            ),
+            (
+                vec![check("a", "critical"), check("b", "warning")],
+                Status::Critical,
+            ),
+            (vec![check("a", "bogus")], Status::Critical),
+            (
+                vec![
+                    check("_node_maintenance", "critical"),
+                    check("b", "passing"),
+                ],
+                Status::Maintenance,
+            ),
+            (
+                vec![check("_service_maintenance:web-1", "critical")],
+                Status::Maintenance,
+            ),
+        ];
+        for (checks, want) in cases {
+            let mut e = entry("w", "10.0.0.2", 80);
+            e.checks = checks.clone();
+            assert_eq!(one(e).0[0].status, want, "{checks:?}");
+        }
+    }
+
+    #[test]
+    fn instances_are_sorted_by_node_then_id() {
+        let mut rejections = Rejections::default();
+        let mut b = entry("b", "10.0.0.2", 80);
+        b.node.node = "n1".into();
+        let mut a = entry("a", "10.0.0.3", 80);
+        a.node.node = "n2".into();
+        let mut c = entry("c", "10.0.0.4", 80);
+        c.node.node = "n1".into();
+        let ids: Vec<String> = instances(vec![a, c, b], &mut rejections)
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(ids, ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn ipv6_endpoints_are_bracketed() {
+        let (kept, _) = one(entry("w", "fe80::1", 443));
+        assert_eq!(kept[0].endpoint(), "[fe80::1]:443");
+        let (kept, _) = one(entry("w", "10.0.0.2", 443));
+        assert_eq!(kept[0].endpoint(), "10.0.0.2:443");
+    }
+
+    #[test]
+    fn kv_values_decode_from_base64() {
+        for (encoded, want) in [
+            ("", ""),
+            ("YQ==", "a"),
+            ("YWI=", "ab"),
+            ("YWJj", "abc"),
+            ("aGVsbG8gd29ybGQ=", "hello world"),
+        ] {
+            assert_eq!(
+                base64_decode(encoded).as_deref(),
+                Some(want.as_bytes()),
+                "{encoded}"
+            );
+        }
+        for bad in ["Y", "YQ=", "Y===", "!!!!"] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
+        for raw in ["", "a", "ab", "abc", "abcd", "\u{0}\u{ff}"] {
+            assert_eq!(
+                base64_decode(&base64_encode(raw.as_bytes())).as_deref(),
+                Some(raw.as_bytes()),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn trees_are_relative_and_skip_folders() {
+        let pair = |k: &str, v: Option<&str>| KvPair {
+            key: k.into(),
+            value: v.map(str::to_owned),
+        };
+        let got = tree(
+            vec![
+                pair("app/", None),
+                pair("app/b", Some("Yg==")),
+                pair("app/a/x", None),
+            ],
+            "/app",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                KvEntry {
+                    key: "a/x".into(),
+                    value: String::new()
+                },
+                KvEntry {
+                    key: "b".into(),
+                    value: "b".into()
+                }
+            ]
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! What a template can ask Consul for: one [`Dependency`] per distinct query.
+//! A dependency knows its HTTP path and parameters and how to name itself in
+//! logs; it knows nothing about how (or whether) it is being watched.
+
+use std::fmt;
+
+/// One distinct Consul query a template depends on. Two template calls that
+/// ask the same question share one dependency, hence one watch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dependency {
+    /// `GET /v1/health/service/:name`: the instances of one service.
+    Health(HealthQuery),
+    /// `GET /v1/catalog/services`: every service name and its tags.
+    CatalogServices { dc: Option<String> },
+    /// `GET /v1/catalog/nodes`.
+    CatalogNodes { dc: Option<String> },
+    /// `GET /v1/catalog/datacenters` (not a blocking endpoint).
+    Datacenters,
+    /// `GET /v1/kv/:key`: one key's value (absent keys are data too).
+    Key { path: String, dc: Option<String> },
+    /// `GET /v1/kv/:prefix?keys`: the key names under a prefix.
+    Keys { prefix: String, dc: Option<String> },
+    /// `GET /v1/kv/:prefix?recurse`: every key and value under a prefix.
+    Tree { prefix: String, dc: Option<String> },
+}
+
+/// The instances of one service, optionally narrowed by tags and datacenter.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HealthQuery {
+    pub service: String,
+    /// All must match (Consul ANDs repeated `tag` parameters). Kept sorted
+    /// and deduplicated so equal questions compare equal.
+    pub tags: Vec<String>,
+    pub dc: Option<String>,
+    /// Ask Consul for passing instances only (`?passing`); otherwise every
+    /// instance comes back and status filtering happens in the template layer.
+    pub passing_only: bool,
+}
+
+impl HealthQuery {
+    pub fn new(service: &str, tags: &[String], dc: Option<&str>, passing_only: bool) -> Self {
+        let mut tags = tags.to_vec();
+        tags.sort();
+        tags.dedup();
+        HealthQuery {
+            service: service.to_owned(),
+            tags,
+            dc: dc.map(str::to_owned),
+            passing_only,
+        }
+    }
+}
+
+impl Dependency {
+    /// Whether Consul supports blocking queries on this endpoint.
+    pub fn is_blocking(&self) -> bool {
+        !matches!(self, Dependency::Datacenters)
+    }
+
+    /// The request path and query string, without index, wait, consistency
+    /// or namespace parameters (the transport adds those).
+    pub fn path_and_query(&self) -> String {
+        let mut query = Query::default();
+        let path = match self {
+            Dependency::Health(q) => {
+                if q.passing_only {
+                    query.flag("passing");
+                }
+                for tag in &q.tags {
+                    query.pair("tag", tag);
+                }
+                query.dc(&q.dc);
+                format!("/v1/health/service/{}", encode_component(&q.service))
+            }
+            Dependency::CatalogServices { dc } => {
+                query.dc(dc);
+                "/v1/catalog/services".to_owned()
+            }
+            Dependency::CatalogNodes { dc } => {
+                query.dc(dc);
+                "/v1/catalog/nodes".to_owned()
+            }
+            Dependency::Datacenters => "/v1/catalog/datacenters".to_owned(),
+            Dependency::Key { path, dc } => {
+                query.dc(dc);
+                format!("/v1/kv/{}", encode_key(path))
+            }
+            Dependency::Keys { prefix, dc } => {
+                query.flag("keys");
+                query.dc(dc);
+                format!("/v1/kv/{}", encode_key(prefix))
+            }
+            Dependency::Tree { prefix, dc } => {
+                query.flag("recurse");
+                query.dc(dc);
+                format!("/v1/kv/{}", encode_key(prefix))
+            }
+        };
+        query.append_to(path)
+    }
+}
+
+/// Names in consul-template's style, e.g. `health.service(web|passing)`.
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = |dc: &Option<String>| dc.as_ref().map(|d| format!("@{d}")).unwrap_or_default();
+        match self {
+            Dependency::Health(q) => {
+                write!(f, "health.service(")?;
+                for tag in &q.tags {
+                    write!(f, "{tag}.")?;
+                }
+                let filter = if q.passing_only { "passing" } else { "any" };
+                write!(f, "{}{}|{filter})", q.service, at(&q.dc))
+            }
+            Dependency::CatalogServices { dc } => write!(f, "catalog.services{}", at(dc)),
+            Dependency::CatalogNodes { dc } => write!(f, "catalog.nodes{}", at(dc)),
+            Dependency::Datacenters => write!(f, "catalog.datacenters"),
+            Dependency::Key { path, dc } => write!(f, "kv.key({path}{})", at(dc)),
+            Dependency::Keys { prefix, dc } => write!(f, "kv.keys({prefix}{})", at(dc)),
+            Dependency::Tree { prefix, dc } => write!(f, "kv.tree({prefix}{})", at(dc)),
+        }
+    }
+}
+
+/// A query string under construction.
+#[derive(Default)]
+struct Query(Vec<String>);
+
+impl Query {
+    fn flag(&mut self, name: &str) {
+        self.0.push(name.to_owned());
+    }
+
+    fn pair(&mut self, name: &str, value: &str) {
+        self.0.push(format!("{name}={}", encode_component(value)));
+    }
+
+    fn dc(&mut self, dc: &Option<String>) {
+        if let Some(dc) = dc {
+            self.pair("dc", dc);
+        }
+    }
+
+    fn append_to(self, path: String) -> String {
+        if self.0.is_empty() {
+            path
+        } else {
+            format!("{path}?{}", self.0.join("&"))
+        }
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, so a
+/// hostile service name can never add a path segment or a parameter.
+pub fn encode_component(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// KV keys are paths: their slashes stay, everything else is encoded.
+fn encode_key(key: &str) -> String {
+    let key = key.trim_start_matches('/');
+    key.split('/')
+        .map(encode_component)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health(service: &str, tags: &[&str], dc: Option<&str>, passing: bool) -> Dependency {
+        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        Dependency::Health(HealthQuery::new(service, &tags, dc, passing))
+    }
+
+    #[test]
+    fn builds_paths_consul_understands() {
+        let cases = [
+            (
+                health("web", &[], None, true),
+                "/v1/health/service/web?passing",
+            ),
+            (health("web", &[], None, false), "/v1/health/service/web"),
+            (
+                health("web", &["b", "a", "a"], Some("east"), true),
+                "/v1/health/service/web?passing&tag=a&tag=b&dc=east",
+            ),
+            (
+                Dependency::CatalogServices { dc: None },
+                "/v1/catalog/services",
+            ),
+            (
+                Dependency::CatalogNodes {
+                    dc: Some("west".into()),
+                },
+                "/v1/catalog/nodes?dc=west",
+            ),
+            (Dependency::Datacenters, "/v1/catalog/datacenters"),
+            (
+                Dependency::Key {
+                    path: "/app/config".into(),
+                    dc: None,
+                },
+                "/v1/kv/app/config",
+            ),
+            (
+                Dependency::Keys {
+                    prefix: "app/".into(),
+                    dc: None,
+                },
+                "/v1/kv/app/?keys",
+            ),
+            (
+                Dependency::Tree {
+                    prefix: "app".into(),
+                    dc: None,
+                },
+                "/v1/kv/app?recurse",
+            ),
+        ];
+        for (dep, want) in cases {
+            assert_eq!(dep.path_and_query(), want, "{dep}");
+        }
+    }
+
+    #[test]
+    fn hostile_names_cannot_add_segments_or_parameters() {
+        let dep = health("web/../x?passing=0&dc=evil#", &["a&b=c"], None, true);
+        assert_eq!(
+            dep.path_and_query(),
+            "/v1/health/service/web%2F..%2Fx%3Fpassing%3D0%26dc%3Devil%23?passing&tag=a%26b%3Dc"
+        );
+        let key = Dependency::Key {
+            path: "a b/c?d".into(),
+            dc: None,
+        };
+        assert_eq!(key.path_and_query(), "/v1/kv/a%20b/c%3Fd");
+    }
+
+    #[test]
+    fn equal_questions_are_one_dependency() {
+        assert_eq!(
+            health("web", &["x", "y"], None, true),
+            health("web", &["y", "x", "y"], None, true)
+        );
+        assert_ne!(
+            health("web", &[], None, true),
+            health("web", &[], None, false)
+        );
+    }
+
+    #[test]
+    fn names_read_like_consul_templates() {
+        assert_eq!(
+            health("web", &["v1"], Some("dc2"), true).to_string(),
+            "health.service(v1.web@dc2|passing)"
+        );
+        assert_eq!(
+            Dependency::Key {
+                path: "a/b".into(),
+                dc: None
+            }
+            .to_string(),
+            "kv.key(a/b)"
+        );
+    }
+}

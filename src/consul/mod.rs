@@ -1,0 +1,16 @@
+//! Everything about talking to Consul: what can be asked
+//! ([`dependency`]), what comes back ([`model`], raw; [`data`], validated),
+//! the shared HTTP client ([`transport`]) with its outage gate ([`gate`]),
+//! the blocking-query loops ([`watcher`]), and offline catalog files
+//! ([`catalog_file`]). It knows nothing about templates.
+
+pub mod catalog_file;
+pub mod data;
+pub mod dependency;
+pub mod gate;
+pub mod model;
+pub mod transport;
+pub mod watcher;
+
+pub use data::Data;
+pub use dependency::{Dependency, HealthQuery};

@@ -1,0 +1,418 @@
+//! The one HTTP client everything says to Consul goes through. It owns the
+//! connection settings (address forms, TLS, token, basic auth, namespace),
+//! the blocking-query parameters and timeouts, the stale-read policy, and
+//! the [outage gate](super::gate). It returns raw replies; decoding them is
+//! the watcher's business, and it knows nothing about templates.
+//!
+//! Watchers are tasks, not connections: they all share this transport, which
+//! decides how requests map onto connections.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+
+use super::dependency::{Dependency, encode_component};
+use super::gate::{Backoff, Gate, GaveUp};
+use crate::config::{ConsulAddress, ConsulConfig};
+
+/// Largest response body accepted. The biggest legitimate ones (a catalog of
+/// thousands of instances) are a few MB; anything past this is garbage.
+const MAX_BODY: usize = 64 << 20;
+/// Timeout of a read that does not block (first reads, fresh reads after errors).
+const PLAIN_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Added to a blocking query's `wait + wait/16` (the server's own jitter)
+/// before the client gives up on it.
+const BLOCKING_SLACK: Duration = Duration::from_secs(10);
+
+/// A Consul index: what a blocking query waits to see exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConsulIndex(u64);
+
+impl ConsulIndex {
+    /// Reads `X-Consul-Index`. Consul never sends 0, but a client must not
+    /// block on 0 (it would never block), so 0 is read as 1.
+    fn from_headers(headers: &HeaderMap) -> Option<ConsulIndex> {
+        let value: u64 = headers.get("x-consul-index")?.to_str().ok()?.parse().ok()?;
+        Some(ConsulIndex(value.max(1)))
+    }
+}
+
+impl fmt::Display for ConsulIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What Consul answered to one request.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub index: Option<ConsulIndex>,
+    pub body: Vec<u8>,
+}
+
+/// Why a request produced no usable reply.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The agent could not be reached (the gate has started or extended an
+    /// outage); retrying is the gate's business.
+    #[error("consul unreachable: {0}")]
+    Unreachable(String),
+    /// The agent answered this query with an error status.
+    #[error("consul answered {status}: {body}")]
+    Rejected { status: u16, body: String },
+    /// Retries are exhausted.
+    #[error(transparent)]
+    GaveUp(#[from] GaveUp),
+}
+
+/// The transport could not be set up from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("could not read {what} {path}: {source}")]
+    ReadFile {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid {what} {path}: {source}")]
+    Tls {
+        what: &'static str,
+        path: String,
+        source: reqwest::Error,
+    },
+    #[error(
+        "could not resolve consul address {address} (needed for -consul-ssl-server-name): {reason}"
+    )]
+    Resolve { address: String, reason: String },
+    #[error("could not build the HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
+/// The shared Consul client.
+pub struct Transport {
+    client: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    auth: Option<(String, Option<String>)>,
+    namespace: Option<String>,
+    max_stale: Option<Duration>,
+    block_wait: Duration,
+    gate: Gate,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    pub fn new(config: &ConsulConfig) -> Result<Arc<Transport>, TransportError> {
+        // reqwest is built without a default crypto provider (we pick ring
+        // for a small static binary); installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("consul-render/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .no_proxy();
+        let tls = &config.tls;
+        let (scheme, host_port) = match &config.address {
+            ConsulAddress::Http(hp) if tls.enabled => ("https", hp.clone()),
+            ConsulAddress::Http(hp) => ("http", hp.clone()),
+            ConsulAddress::Https(hp) => ("https", hp.clone()),
+            ConsulAddress::Unix(path) => {
+                builder = builder.unix_socket(path.clone());
+                (
+                    if tls.enabled { "https" } else { "http" },
+                    "localhost".to_owned(),
+                )
+            }
+        };
+        let mut base = format!("{scheme}://{host_port}");
+        if scheme == "https" {
+            builder = configure_tls(builder, config)?;
+            if let (Some(name), false) = (
+                &tls.server_name,
+                matches!(config.address, ConsulAddress::Unix(_)),
+            ) {
+                // Verify (and send SNI) for the configured name while
+                // connecting to the configured address.
+                let addr = resolve(&host_port)?;
+                builder = builder.resolve(name, addr);
+                base = format!("https://{name}:{}", addr.port());
+            }
+        }
+        let client = builder.build().map_err(TransportError::Client)?;
+        let retry = &config.retry;
+        let give_up_after = if retry.enabled {
+            retry.attempts
+        } else {
+            Some(0)
+        };
+        Ok(Arc::new(Transport {
+            client,
+            base,
+            token: config.token.as_ref().map(|t| t.expose().to_owned()),
+            auth: config
+                .auth
+                .as_ref()
+                .map(|a| (a.username.clone(), a.password.clone())),
+            namespace: config.namespace.clone(),
+            max_stale: config.max_stale,
+            block_wait: config.block_wait,
+            gate: Gate::new(
+                Backoff {
+                    base: retry.backoff,
+                    max: retry.max_backoff,
+                },
+                give_up_after,
+            ),
+        }))
+    }
+
+    /// Reads `dependency`. With an index, blocks until Consul's index for it
+    /// exceeds that one (or the wait passes). With stale reads allowed, a
+    /// reply from a server more than `-max-stale` behind the leader is
+    /// re-read from the leader at once.
+    pub async fn get(
+        &self,
+        dependency: &Dependency,
+        index: Option<ConsulIndex>,
+    ) -> Result<Reply, FetchError> {
+        let blocking = index.filter(|_| dependency.is_blocking());
+        let Some(max_stale) = self.max_stale else {
+            return self
+                .send(dependency, blocking, false)
+                .await
+                .map(|(reply, _)| reply);
+        };
+        let (reply, last_contact) = self.send(dependency, blocking, true).await?;
+        match last_contact {
+            Some(lag) if lag > max_stale => {
+                tracing::debug!(%dependency, ?lag, ?max_stale, "stale reply too old; re-reading from the leader");
+                self.send(dependency, blocking, false)
+                    .await
+                    .map(|(reply, _)| reply)
+            }
+            _ => Ok(reply),
+        }
+    }
+
+    async fn send(
+        &self,
+        dependency: &Dependency,
+        index: Option<ConsulIndex>,
+        stale: bool,
+    ) -> Result<(Reply, Option<Duration>), FetchError> {
+        let url = self.url(dependency, index, stale);
+        let timeout = match index {
+            Some(_) => self.block_wait + self.block_wait / 16 + BLOCKING_SLACK,
+            None => PLAIN_READ_TIMEOUT,
+        };
+        let ticket = self.gate.admit().await;
+        match self.exchange(&url, timeout).await {
+            Ok((status, _, body)) if is_unreachable_status(status) => {
+                let error = format!("HTTP {status}: {}", body_excerpt(&body));
+                self.gate.failed(ticket, &error)?;
+                Err(FetchError::Unreachable(error))
+            }
+            Ok((status, headers, body)) => {
+                self.gate.succeeded(ticket);
+                // A missing KV key is a 404 that still carries an index to block on.
+                let is_data = status == 200 || (status == 404 && is_kv(dependency));
+                if !is_data {
+                    return Err(FetchError::Rejected {
+                        status,
+                        body: body_excerpt(&body),
+                    });
+                }
+                let last_contact = headers
+                    .get("x-consul-lastcontact")
+                    .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                    .map(Duration::from_millis);
+                Ok((
+                    Reply {
+                        status,
+                        index: ConsulIndex::from_headers(&headers),
+                        body,
+                    },
+                    last_contact,
+                ))
+            }
+            Err(error) => {
+                self.gate.failed(ticket, &error)?;
+                Err(FetchError::Unreachable(error))
+            }
+        }
+    }
+
+    /// One request and its whole body, or a description of what failed
+    /// (never containing the token: it travels in a header only).
+    async fn exchange(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
+        let mut request = self.client.get(url).timeout(timeout);
+        if let Some(token) = &self.token {
+            request = request.header("X-Consul-Token", token);
+        }
+        if let Some((user, password)) = &self.auth {
+            request = request.basic_auth(user, password.as_ref());
+        }
+        let mut response = request.send().await.map_err(describe)?;
+        let status = response.status().as_u16();
+        let headers = std::mem::take(response.headers_mut());
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(describe)? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(format!("response body larger than {} MiB", MAX_BODY >> 20));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, headers, body))
+    }
+
+    fn url(&self, dependency: &Dependency, index: Option<ConsulIndex>, stale: bool) -> String {
+        let mut url = format!("{}{}", self.base, dependency.path_and_query());
+        let mut sep = if url.contains('?') { '&' } else { '?' };
+        let mut add = |param: &str| {
+            url.push(sep);
+            url.push_str(param);
+            sep = '&';
+        };
+        if let Some(index) = index {
+            add(&format!(
+                "index={index}&wait={}ms",
+                self.block_wait.as_millis()
+            ));
+        }
+        if stale {
+            add("stale");
+        }
+        if let Some(ns) = &self.namespace {
+            add(&format!("ns={}", encode_component(ns)));
+        }
+        url
+    }
+}
+
+/// Statuses that say "the agent can't serve anyone right now" rather than
+/// "this query is wrong": rate limits and gateway failures.
+fn is_unreachable_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+fn is_kv(dependency: &Dependency) -> bool {
+    matches!(
+        dependency,
+        Dependency::Key { .. } | Dependency::Keys { .. } | Dependency::Tree { .. }
+    )
+}
+
+/// A reqwest error with its causes, which carry the useful part
+/// ("Connection refused", "operation timed out").
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The start of an error body, on one line.
+fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn configure_tls(
+    mut builder: reqwest::ClientBuilder,
+    config: &ConsulConfig,
+) -> Result<reqwest::ClientBuilder, TransportError> {
+    let tls = &config.tls;
+    let read = |what: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| TransportError::ReadFile {
+            what,
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let mut roots = Vec::new();
+    let mut ca_files = Vec::new();
+    if let Some(ca) = &tls.ca_cert {
+        ca_files.push(ca.clone());
+    }
+    if let Some(dir) = &tls.ca_path {
+        let entries = std::fs::read_dir(dir).map_err(|source| TransportError::ReadFile {
+            what: "CA directory",
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let mut files: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        ca_files.extend(files);
+    }
+    for file in &ca_files {
+        let pem = read("CA certificate", file)?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| TransportError::Tls {
+                what: "CA certificate",
+                path: file.display().to_string(),
+                source,
+            })?;
+        roots.extend(certs);
+    }
+    if !roots.is_empty() {
+        builder = builder.tls_certs_only(roots);
+    }
+    if let Some(cert) = &tls.cert {
+        // Without -consul-ssl-key, the certificate file holds the key too
+        // (consul-template's rule).
+        let mut pem = read("client certificate", cert)?;
+        let mut path = cert.display().to_string();
+        if let Some(key) = &tls.key {
+            pem.push(b'\n');
+            pem.extend(read("client key", key)?);
+            path = format!("{path} / {}", key.display());
+        }
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|source| TransportError::Tls {
+            what: "client certificate or key",
+            path,
+            source,
+        })?;
+        builder = builder.identity(identity);
+    }
+    if !tls.verify {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    Ok(builder)
+}
+
+fn resolve(host_port: &str) -> Result<std::net::SocketAddr, TransportError> {
+    use std::net::ToSocketAddrs;
+    host_port
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())
+        .and_then(|mut addrs| addrs.next().ok_or_else(|| "no addresses".to_owned()))
+        .map_err(|reason| TransportError::Resolve {
+            address: host_port.to_owned(),
+            reason,
+        })
+}

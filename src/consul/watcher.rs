@@ -1,0 +1,330 @@
+//! Watching dependencies: one task per dependency runs Consul's blocking
+//! query loop and reports each *change* of its data; [`Watchers`] starts and
+//! stops those tasks as the set of dependencies the templates use changes.
+//!
+//! The loop follows Consul's rules for blocking-query clients:
+//! - block with the last `X-Consul-Index`; an index of 0 is read as 1;
+//! - an index that goes backwards resets the loop (the next read does not
+//!   block), as does any error: after an agent restart the old index may be
+//!   far above the new agent's, and blocking on it would hide the reset for a
+//!   whole `wait`;
+//! - a reply whose decoded data equals the last is not a change, whatever
+//!   its index says;
+//! - no fixed sleeps between queries, but a small token bucket per watcher,
+//!   so bursts of changes flow at once while a misbehaving endpoint cannot
+//!   make a watcher spin.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::data::{self, Data, Rejection, Rejections};
+use super::dependency::Dependency;
+use super::model::{HealthEntry, KvPair, Node};
+use super::transport::{ConsulIndex, FetchError, Reply, Transport};
+
+/// How often a dependency without blocking support is re-read.
+const POLL_INTERVAL: Duration = Duration::from_secs(60);
+/// Token bucket: burst size and refill period.
+const BURST: u32 = 3;
+const REFILL: Duration = Duration::from_millis(50);
+
+/// What watchers tell the runner.
+#[derive(Debug)]
+pub enum Event {
+    /// A dependency has new data.
+    Changed(Change),
+    /// Consul stayed unreachable past the retry policy.
+    GaveUp(String),
+}
+
+/// New data for one dependency.
+#[derive(Debug)]
+pub struct Change {
+    pub dependency: Dependency,
+    pub data: Data,
+    /// The reply came after Consul's index went backwards (e.g. an agent
+    /// restarted with empty state): the data may be a reset catalog.
+    pub after_reset: bool,
+}
+
+/// The running watch tasks, keyed by dependency.
+pub struct Watchers {
+    transport: Arc<Transport>,
+    events: mpsc::UnboundedSender<Event>,
+    running: HashMap<Dependency, JoinHandle<()>>,
+}
+
+impl Watchers {
+    pub fn new(transport: Arc<Transport>, events: mpsc::UnboundedSender<Event>) -> Watchers {
+        Watchers {
+            transport,
+            events,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Makes the running set equal `wanted`: starts watchers for new
+    /// dependencies and stops those no template uses any more.
+    pub fn set(&mut self, wanted: &BTreeSet<Dependency>) {
+        self.running.retain(|dependency, task| {
+            let keep = wanted.contains(dependency);
+            if !keep {
+                tracing::debug!(%dependency, "stopping watch: no template uses it");
+                task.abort();
+            }
+            keep
+        });
+        for dependency in wanted {
+            if !self.running.contains_key(dependency) {
+                tracing::debug!(%dependency, "starting watch");
+                let task = tokio::spawn(watch(
+                    dependency.clone(),
+                    self.transport.clone(),
+                    self.events.clone(),
+                ));
+                self.running.insert(dependency.clone(), task);
+            }
+        }
+    }
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        for task in self.running.values() {
+            task.abort();
+        }
+    }
+}
+
+/// The blocking-query loop for one dependency. Runs until aborted or until
+/// the retry policy gives up.
+async fn watch(
+    dependency: Dependency,
+    transport: Arc<Transport>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let mut index: Option<ConsulIndex> = None;
+    let mut last: Option<Data> = None;
+    let mut bucket = TokenBucket::new();
+    let mut refused = 0u32;
+    loop {
+        bucket.take().await;
+        let reply = match transport.get(&dependency, index).await {
+            Ok(reply) => reply,
+            Err(FetchError::GaveUp(e)) => {
+                let _ = events.send(Event::GaveUp(e.to_string()));
+                return;
+            }
+            Err(FetchError::Unreachable(_)) => {
+                // The gate logs the outage and paces the retries.
+                index = None;
+                continue;
+            }
+            Err(error @ FetchError::Rejected { .. }) => {
+                refused += 1;
+                index = None;
+                let delay = rejected_backoff(refused);
+                tracing::warn!(%dependency, %error, retry_in = ?delay, "query failed");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        let went_back = matches!((index, reply.index), (Some(old), Some(new)) if new < old);
+        match decode(&dependency, &reply) {
+            Ok((data, rejections)) => {
+                refused = 0;
+                if went_back {
+                    tracing::warn!(%dependency, old = ?index, new = ?reply.index, "consul index went backwards (agent restarted or state reset)");
+                }
+                if last.as_ref() != Some(&data) {
+                    for rejection in &rejections {
+                        tracing::warn!(%dependency, "{rejection}");
+                    }
+                    last = Some(data.clone());
+                    let change = Change {
+                        dependency: dependency.clone(),
+                        data,
+                        after_reset: went_back,
+                    };
+                    if events.send(Event::Changed(change)).is_err() {
+                        return;
+                    }
+                }
+                // Consul's rule: after a backwards index, start over unblocked.
+                index = if went_back { None } else { reply.index };
+            }
+            Err(error) => {
+                refused += 1;
+                index = None;
+                let delay = rejected_backoff(refused);
+                tracing::warn!(%dependency, error, retry_in = ?delay, "could not decode consul's reply");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        }
+        if !dependency.is_blocking() {
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+}
+
+/// Backoff for queries the agent answered with an error (ACL denied, bad
+/// datacenter, garbage): slower than outage probes, since retrying soon
+/// rarely helps.
+fn rejected_backoff(attempt: u32) -> Duration {
+    super::gate::Backoff {
+        base: Duration::from_millis(500),
+        max: Duration::from_secs(30),
+    }
+    .delay(attempt)
+}
+
+/// Decodes and validates a reply for `dependency`.
+pub fn decode(dependency: &Dependency, reply: &Reply) -> Result<(Data, Vec<Rejection>), String> {
+    let mut rejections = Rejections::default();
+    let json_error = |e: serde_json::Error| format!("invalid JSON for {dependency}: {e}");
+    let data = match dependency {
+        Dependency::Health(_) => {
+            let entries: Vec<HealthEntry> =
+                serde_json::from_slice(&reply.body).map_err(json_error)?;
+            Data::Instances(data::instances(entries, &mut rejections))
+        }
+        Dependency::CatalogServices { .. } => {
+            let catalog: BTreeMap<String, Option<Vec<String>>> =
+                serde_json::from_slice(&reply.body).map_err(json_error)?;
+            Data::Services(data::services(catalog, &mut rejections))
+        }
+        Dependency::CatalogNodes { .. } => {
+            let nodes: Vec<Node> = serde_json::from_slice(&reply.body).map_err(json_error)?;
+            Data::Nodes(data::nodes(nodes, &mut rejections))
+        }
+        Dependency::Datacenters => {
+            let dcs: Vec<String> = serde_json::from_slice(&reply.body).map_err(json_error)?;
+            Data::Datacenters(data::datacenters(dcs, &mut rejections))
+        }
+        Dependency::Key { path, .. } => {
+            if reply.status == 404 {
+                Data::Key(None)
+            } else {
+                let pairs: Vec<KvPair> = serde_json::from_slice(&reply.body).map_err(json_error)?;
+                Data::Key(data::key_value(pairs, path)?)
+            }
+        }
+        Dependency::Keys { .. } => {
+            if reply.status == 404 {
+                Data::Keys(Vec::new())
+            } else {
+                let mut keys: Vec<String> =
+                    serde_json::from_slice(&reply.body).map_err(json_error)?;
+                keys.sort();
+                Data::Keys(keys)
+            }
+        }
+        Dependency::Tree { prefix, .. } => {
+            if reply.status == 404 {
+                Data::Tree(Vec::new())
+            } else {
+                let pairs: Vec<KvPair> = serde_json::from_slice(&reply.body).map_err(json_error)?;
+                Data::Tree(data::tree(pairs, prefix)?)
+            }
+        }
+    };
+    Ok((data, rejections.0))
+}
+
+/// A small token bucket: `BURST` requests at once, then one per `REFILL`.
+struct TokenBucket {
+    tokens: u32,
+    refilled_at: Instant,
+}
+
+impl TokenBucket {
+    fn new() -> TokenBucket {
+        TokenBucket {
+            tokens: BURST,
+            refilled_at: Instant::now(),
+        }
+    }
+
+    async fn take(&mut self) {
+        let now = Instant::now();
+        let earned = (now - self.refilled_at).as_nanos() / REFILL.as_nanos();
+        if earned > 0 {
+            self.tokens = (self.tokens + u32::try_from(earned).unwrap_or(BURST)).min(BURST);
+            self.refilled_at = now;
+        }
+        if self.tokens == 0 {
+            tokio::time::sleep_until(self.refilled_at + REFILL).await;
+            self.refilled_at = Instant::now();
+            return;
+        }
+        self.tokens -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn token_bucket_allows_a_burst_then_paces() {
+        let mut bucket = TokenBucket::new();
+        let start = Instant::now();
+        for _ in 0..BURST {
+            bucket.take().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the burst passes at once");
+        for _ in 0..10 {
+            bucket.take().await;
+        }
+        assert!(
+            start.elapsed() >= REFILL * 10,
+            "then one per refill: {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(REFILL * 100).await;
+        let idle = Instant::now();
+        for _ in 0..BURST {
+            bucket.take().await;
+        }
+        assert_eq!(
+            idle.elapsed(),
+            Duration::ZERO,
+            "an idle watcher has its burst back"
+        );
+    }
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            index: None,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn garbage_replies_are_errors_not_data() {
+        let dep = Dependency::CatalogServices { dc: None };
+        for body in ["", "{", "<html>", "[1,2]", "{\"web\": 5}"] {
+            assert!(decode(&dep, &reply(200, body)).is_err(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_key_is_data() {
+        let dep = Dependency::Key {
+            path: "a/b".into(),
+            dc: None,
+        };
+        assert_eq!(decode(&dep, &reply(404, "")).unwrap().0, Data::Key(None));
+        let found = decode(&dep, &reply(200, r#"[{"Key":"a/b","Value":"aGk="}]"#))
+            .unwrap()
+            .0;
+        assert_eq!(found, Data::Key(Some("hi".into())));
+    }
+}
