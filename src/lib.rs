@@ -9,3 +9,4 @@ pub mod consul;
 pub mod duration;
 pub mod exit;
 pub mod output;
+pub mod template;

@@ -1,0 +1,267 @@
+//! The functions templates call, and the render scope they record into.
+//!
+//! The template is the query: every lookup a render makes is recorded as a
+//! dependency, and a lookup whose data has not arrived yet returns an empty
+//! value and is recorded as *missing* (the runner then writes nothing until
+//! it arrives). Tera functions receive only their arguments, so the
+//! snapshot and the record live in a scope set up around each render on the
+//! rendering thread.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tera::{Kwargs, State, TeraResult, Value};
+
+use super::snapshot::Snapshot;
+use crate::consul::data::Status;
+use crate::consul::{Dependency, HealthQuery};
+
+thread_local! {
+    static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
+}
+
+/// What one render read.
+#[derive(Default)]
+pub struct Record {
+    pub used: BTreeSet<Dependency>,
+    pub missing: BTreeSet<Dependency>,
+}
+
+struct Scope {
+    snapshot: Arc<Snapshot>,
+    record: Record,
+}
+
+/// Runs `render` with `snapshot` as the data source of every function it
+/// calls, and returns its result with the record of what it read.
+pub fn with_scope<T>(snapshot: &Arc<Snapshot>, render: impl FnOnce() -> T) -> (T, Record) {
+    SCOPE.with(|s| {
+        *s.borrow_mut() = Some(Scope {
+            snapshot: snapshot.clone(),
+            record: Record::default(),
+        })
+    });
+    let result = render();
+    let scope = SCOPE.with(|s| s.borrow_mut().take());
+    (result, scope.map(|s| s.record).unwrap_or_default())
+}
+
+/// Records `dependency` as used and returns its value, or `None` (recorded
+/// as missing) when its data has not arrived.
+fn lookup(dependency: Dependency) -> Option<Value> {
+    SCOPE.with(|s| {
+        let mut borrowed = s.borrow_mut();
+        let scope = borrowed.as_mut()?;
+        let value = scope.snapshot.value(&dependency).cloned();
+        if value.is_none() {
+            scope.record.missing.insert(dependency.clone());
+        }
+        scope.record.used.insert(dependency);
+        value
+    })
+}
+
+/// Registers every function on `tera`.
+pub fn register(tera: &mut tera::Tera) {
+    tera.register_function("service", service);
+    tera.register_function("services", services);
+    tera.register_function("key", key);
+    tera.register_function("key_or_default", key_or_default);
+    tera.register_function("keys", keys);
+    tera.register_function("tree", tree);
+    tera.register_function("nodes", nodes);
+    tera.register_function("datacenters", datacenters);
+    tera.register_function("env", env);
+}
+
+/// A string or a list of strings (`tag="a"` or `tag=["a", "b"]`).
+fn strings(kwargs: &Kwargs, name: &str) -> TeraResult<Vec<String>> {
+    let Some(value) = kwargs.get::<Value>(name)? else {
+        return Ok(Vec::new());
+    };
+    if let Some(s) = value.as_str() {
+        return Ok(vec![s.to_owned()]);
+    }
+    match value.as_array() {
+        Some(items) => items
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    tera::Error::message(format!(
+                        "`{name}` must be a string or a list of strings, got {}",
+                        v.name()
+                    ))
+                })
+            })
+            .collect(),
+        None => Err(tera::Error::message(format!(
+            "`{name}` must be a string or a list of strings, got {}",
+            value.name()
+        ))),
+    }
+}
+
+fn dc(kwargs: &Kwargs) -> TeraResult<Option<String>> {
+    Ok(kwargs.get::<&str>("dc")?.map(str::to_owned))
+}
+
+fn empty_list() -> Value {
+    Value::from_serializable(&Vec::<Value>::new())
+}
+
+/// `service(name, tag?, dc?, status?)`: the instances of a service. By
+/// default passing ones only; `status="any"` or a list such as
+/// `["passing", "warning"]` widens that.
+fn service(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let name = kwargs.must_get::<&str>("name")?;
+    let tags = strings(&kwargs, "tag")?;
+    let statuses = strings(&kwargs, "status")?;
+    let wanted: Option<Vec<Status>> = match statuses.as_slice() {
+        [] => Some(vec![Status::Passing]),
+        [any] if any == "any" => None,
+        list => Some(
+            list.iter()
+                .map(|s| {
+                    Status::parse(s).ok_or_else(|| {
+                        tera::Error::message(format!(
+                            "unknown status {s:?}: use passing, warning, critical, maintenance or any"
+                        ))
+                    })
+                })
+                .collect::<TeraResult<_>>()?,
+        ),
+    };
+    let passing_only = wanted.as_deref() == Some(&[Status::Passing]);
+    let query = HealthQuery::new(name, &tags, dc(&kwargs)?.as_deref(), passing_only);
+    let Some(instances) = lookup(Dependency::Health(query)) else {
+        return Ok(empty_list());
+    };
+    match wanted {
+        Some(wanted) if !passing_only => {
+            let keep = |v: &&Value| {
+                v.as_map()
+                    .and_then(|m| m.get(&tera::value::Key::Str("status")))
+                    .and_then(Value::as_str)
+                    .and_then(Status::parse)
+                    .is_some_and(|s| wanted.contains(&s))
+            };
+            let kept: Vec<Value> = instances
+                .as_array()
+                .unwrap_or_default()
+                .iter()
+                .filter(keep)
+                .cloned()
+                .collect();
+            Ok(Value::from(kept.as_slice()))
+        }
+        _ => Ok(instances),
+    }
+}
+
+/// `services(tag?, dc?)`: every service in the catalog as `{name, tags}`.
+fn services(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let tags = strings(&kwargs, "tag")?;
+    let Some(all) = lookup(Dependency::CatalogServices { dc: dc(&kwargs)? }) else {
+        return Ok(empty_list());
+    };
+    if tags.is_empty() {
+        return Ok(all);
+    }
+    let has_tags = |v: &&Value| {
+        let service_tags = v
+            .as_map()
+            .and_then(|m| m.get(&tera::value::Key::Str("tags")))
+            .and_then(Value::as_array);
+        tags.iter()
+            .all(|t| service_tags.is_some_and(|st| st.iter().any(|s| s.as_str() == Some(t))))
+    };
+    let kept: Vec<Value> = all
+        .as_array()
+        .unwrap_or_default()
+        .iter()
+        .filter(has_tags)
+        .cloned()
+        .collect();
+    Ok(Value::from(kept.as_slice()))
+}
+
+/// `key(path, dc?)`: a KV value. Like consul-template, a key that does not
+/// exist holds the render back until it does.
+fn key(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let path = kwargs.must_get::<&str>("path")?;
+    let dependency = Dependency::Key {
+        path: path.to_owned(),
+        dc: dc(&kwargs)?,
+    };
+    match lookup(dependency.clone()) {
+        Some(value) if !value.is_none() => Ok(value),
+        Some(_) => {
+            SCOPE.with(|s| {
+                if let Some(scope) = s.borrow_mut().as_mut() {
+                    scope.record.missing.insert(dependency);
+                }
+            });
+            Ok(Value::from(""))
+        }
+        None => Ok(Value::from("")),
+    }
+}
+
+/// `key_or_default(path, default, dc?)`: a KV value, or `default` when the
+/// key does not exist.
+fn key_or_default(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let path = kwargs.must_get::<&str>("path")?;
+    let default = kwargs.must_get::<Value>("default")?;
+    match lookup(Dependency::Key {
+        path: path.to_owned(),
+        dc: dc(&kwargs)?,
+    }) {
+        Some(value) if !value.is_none() => Ok(value),
+        _ => Ok(default),
+    }
+}
+
+/// `keys(prefix, dc?)`: the key names under a prefix.
+fn keys(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let prefix = kwargs.must_get::<&str>("prefix")?;
+    Ok(lookup(Dependency::Keys {
+        prefix: prefix.to_owned(),
+        dc: dc(&kwargs)?,
+    })
+    .unwrap_or_else(empty_list))
+}
+
+/// `tree(prefix, dc?)`: `{key, value}` for every key under a prefix, keys
+/// relative to it.
+fn tree(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let prefix = kwargs.must_get::<&str>("prefix")?;
+    Ok(lookup(Dependency::Tree {
+        prefix: prefix.to_owned(),
+        dc: dc(&kwargs)?,
+    })
+    .unwrap_or_else(empty_list))
+}
+
+/// `nodes(dc?)`: catalog nodes as `{name, address, datacenter, meta}`.
+fn nodes(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    Ok(lookup(Dependency::CatalogNodes { dc: dc(&kwargs)? }).unwrap_or_else(empty_list))
+}
+
+/// `datacenters()`: the known datacenters.
+fn datacenters(_: Kwargs, _: &State) -> TeraResult<Value> {
+    Ok(lookup(Dependency::Datacenters).unwrap_or_else(empty_list))
+}
+
+/// `env(name, default?)`: an environment variable of this process; an
+/// unset variable without a default is an error naming it.
+fn env(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let name = kwargs.must_get::<&str>("name")?;
+    match (std::env::var(name), kwargs.get::<Value>("default")?) {
+        (Ok(value), _) => Ok(Value::from(value)),
+        (Err(_), Some(default)) => Ok(default),
+        (Err(_), None) => Err(tera::Error::message(format!(
+            "environment variable {name} is not set (give env() a default to allow that)"
+        ))),
+    }
+}
