@@ -1,6 +1,19 @@
 //! consul-render keeps nginx configuration in step with Consul's service
 //! catalog, as a drop-in replacement for consul-template that never breaks
 //! nginx.
+//!
+//! # How it works
+//! - [`config`] turns argv and the environment into one validated [`config::Config`].
+//! - The [`runner`] owns all mutable state. It renders every [`template`]
+//!   against a [`template::Snapshot`] of Consul data; each render records the
+//!   dependencies it looked up, and the runner keeps exactly those watched
+//!   ([`consul::watcher`]). A template is written only when none of its data
+//!   is missing.
+//! - Watchers run Consul's blocking-query loop through one shared
+//!   [`consul::transport`] and report changes; the runner batches them
+//!   (quiescence), re-renders the affected templates, and hands changed text
+//!   to the [`output`] stage (stage, check, atomic swap) and then runs each
+//!   distinct reload [`command`] once.
 
 pub mod cli;
 pub mod command;
@@ -8,5 +21,68 @@ pub mod config;
 pub mod consul;
 pub mod duration;
 pub mod exit;
+pub mod logging;
 pub mod output;
+pub mod runner;
 pub mod template;
+
+use std::ffi::OsString;
+
+use cli::Invocation;
+
+/// The whole program: parses `args` (argv, including argv\[0\]) and the
+/// environment, runs, and returns the exit code. Every outcome is mapped to
+/// an exit code here, in one place.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
+    let config = match cli::parse(args, &|name| std::env::var(name).ok()) {
+        Ok(Invocation::Run(config)) => config,
+        Ok(Invocation::Help(text)) => {
+            print!("{text}");
+            return exit::OK;
+        }
+        Ok(Invocation::Version(text)) => {
+            println!("{text}");
+            return exit::OK;
+        }
+        Err(error) => {
+            eprintln!("consul-render: {error}");
+            return error.exit_code();
+        }
+    };
+    logging::init(config.log_level);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("consul-render: could not start the async runtime: {error}");
+            return exit::ERROR;
+        }
+    };
+    let pid_file = config.pid_file.clone();
+    if let Some(path) = &pid_file
+        && let Err(error) = std::fs::write(path, format!("{}\n", std::process::id()))
+    {
+        eprintln!(
+            "consul-render: could not write pid file {}: {error}",
+            path.display()
+        );
+        return exit::CONFIG_ERROR;
+    }
+    let code = match runtime.block_on(runner::run(config)) {
+        Ok(()) => exit::OK,
+        Err(error) => {
+            if matches!(error, runner::RunError::Interrupted) {
+                tracing::info!("stopped");
+            } else {
+                tracing::error!("{error}");
+            }
+            error.exit_code()
+        }
+    };
+    if let Some(path) = &pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    code
+}

@@ -1,0 +1,204 @@
+//! One apply pass: puts the changed texts of a render pass on disk, each
+//! through stage → check → swap (or rollback), then runs each distinct
+//! command of the templates that changed, once. Runs as its own task so the
+//! runner keeps answering signals while a check or reload takes its time;
+//! the runner never starts a second pass while one is in flight.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::command;
+use crate::output::{self, Staged, Swap, WriteOptions};
+
+/// What to do for one template.
+pub struct Job {
+    pub template: usize,
+    pub name: String,
+    pub destination: PathBuf,
+    pub text: String,
+    pub check: Option<String>,
+    pub command: Option<String>,
+    pub timeout: Duration,
+    pub options: WriteOptions,
+}
+
+/// How one job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination already held this text: nothing written, no command.
+    Unchanged,
+    Written,
+    /// The check rejected the text; the destination holds the last good one.
+    CheckFailed(String),
+    /// Staging or swapping failed (full disk, permissions); the destination
+    /// holds the last good text.
+    WriteFailed(String),
+}
+
+/// What a pass did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub outcomes: Vec<(usize, Outcome)>,
+    /// Commands that failed or timed out, with the error (output included).
+    pub command_failures: Vec<String>,
+}
+
+/// Runs one pass. With `dry`, prints each text to stdout after `> dest`
+/// instead of writing it, and runs nothing.
+pub async fn apply(jobs: Vec<Job>, dry: bool) -> Report {
+    let mut report = Report::default();
+    let mut commands: Vec<(String, Duration)> = Vec::new();
+    for job in jobs {
+        let outcome = if dry { print(&job) } else { write(&job).await };
+        if outcome == Outcome::Written
+            && let Some(command) = &job.command
+            && !dry
+            && !commands.iter().any(|(c, _)| c == command)
+        {
+            commands.push((command.clone(), job.timeout));
+        }
+        report.outcomes.push((job.template, outcome));
+    }
+    for (command, timeout) in commands {
+        tracing::info!(command, "running command");
+        match command::run(&command, &[], timeout).await {
+            Ok(done) => tracing::info!(command, elapsed = ?done.elapsed, "command succeeded"),
+            Err(error) => {
+                tracing::error!("command failed: {error}");
+                report.command_failures.push(error.to_string());
+            }
+        }
+    }
+    report
+}
+
+fn print(job: &Job) -> Outcome {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (`| head`) is not worth failing the run over.
+    let _ = write!(out, "> {}\n{}", job.destination.display(), job.text);
+    let _ = out.flush();
+    Outcome::Written
+}
+
+async fn write(job: &Job) -> Outcome {
+    let dest = job.destination.display().to_string();
+    match output::read_current(&job.destination) {
+        Ok(Some(current)) if current == job.text.as_bytes() => {
+            tracing::info!(
+                template = job.name,
+                destination = dest,
+                "rendered; unchanged"
+            );
+            return Outcome::Unchanged;
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(destination = dest, "{error}; writing anew"),
+    }
+    let staged = match Staged::stage(&job.destination, job.text.as_bytes(), &job.options) {
+        Ok(staged) => staged,
+        Err(error) => return write_failed(job, error.to_string()),
+    };
+    let Some(check) = &job.check else {
+        return match staged.commit() {
+            Ok((committed, swap)) => {
+                committed.finish();
+                written(job, swap)
+            }
+            Err(error) => write_failed(job, error.to_string()),
+        };
+    };
+    if check.contains(STAGED_PLACEHOLDER) {
+        // confd-style: the check reads the staged file; nothing is swapped
+        // unless it passes.
+        let check = check.replace(
+            STAGED_PLACEHOLDER,
+            &shell_quote(&staged.path().display().to_string()),
+        );
+        if let Err(failure) = run_check(job, &check).await {
+            return failure;
+        }
+        return match staged.commit() {
+            Ok((committed, swap)) => {
+                committed.finish();
+                written(job, swap)
+            }
+            Err(error) => write_failed(job, error.to_string()),
+        };
+    }
+    // The check reads the destination in place (e.g. `nginx -t` of the main
+    // config that includes it): swap, check, and swap back on failure.
+    let (committed, swap) = match staged.commit() {
+        Ok(done) => done,
+        Err(error) => return write_failed(job, error.to_string()),
+    };
+    match run_check(job, check).await {
+        Ok(()) => {
+            committed.finish();
+            written(job, swap)
+        }
+        Err(failure) => {
+            if let Err(error) = committed.rollback() {
+                tracing::error!(
+                    destination = dest,
+                    "could not restore the last good file: {error}"
+                );
+            }
+            failure
+        }
+    }
+}
+
+/// In a check command, replaced by the staged file's path (shell-quoted).
+pub const STAGED_PLACEHOLDER: &str = "{{staged}}";
+
+async fn run_check(job: &Job, check: &str) -> Result<(), Outcome> {
+    match command::run(check, &[], job.timeout).await {
+        Ok(done) => {
+            tracing::debug!(template = job.name, check, elapsed = ?done.elapsed, "check passed");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(
+                template = job.name,
+                destination = %job.destination.display(),
+                "check failed; keeping the last good file, no reload: {error}"
+            );
+            Err(Outcome::CheckFailed(error.to_string()))
+        }
+    }
+}
+
+fn written(job: &Job, swap: Swap) -> Outcome {
+    if swap == Swap::InPlace {
+        tracing::warn!(
+            destination = %job.destination.display(),
+            "could not rename over the destination (a bind-mounted file?); wrote it in place, which is not atomic"
+        );
+    }
+    tracing::info!(template = job.name, destination = %job.destination.display(), bytes = job.text.len(), "rendered; written");
+    Outcome::Written
+}
+
+fn write_failed(job: &Job, error: String) -> Outcome {
+    tracing::error!(
+        template = job.name,
+        "{error}; the destination keeps its last good contents"
+    );
+    Outcome::WriteFailed(error)
+}
+
+/// Quotes `value` for `sh`.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_quotes_and_spaces() {
+        assert_eq!(shell_quote("/a b/c'd"), r"'/a b/c'\''d'");
+    }
+}
