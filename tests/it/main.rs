@@ -1,0 +1,10 @@
+//! consul-render's integration tests: the real binary against a real Consul
+//! agent and a real nginx (from the test bed), asserted on files, exit
+//! codes, logs, and HTTP through nginx. One test binary, one module per
+//! capability.
+
+mod cli;
+mod offline;
+mod seed;
+mod support;
+mod watching;

@@ -1,0 +1,94 @@
+//! Offline mode: rendering from a catalog file, with no Consul, as CI does.
+
+use std::time::Duration;
+
+use testbed::Nginx;
+
+use crate::support::{repo, run, upstream_servers, write};
+
+const T: Duration = Duration::from_secs(20);
+
+#[test]
+fn the_readme_example_renders_the_seeds_config_to_stdout() {
+    let done = run(
+        &[
+            "-catalog-file",
+            &repo().join("examples/catalog.json").display().to_string(),
+            "-dry",
+            "-template",
+            &format!(
+                "{}:/etc/nginx/conf.d/default.conf",
+                repo().join("templates/default.conf.tera").display()
+            ),
+        ],
+        &[("APP_NAME", "tutum-nodejs-redis")],
+        T,
+    );
+    assert_eq!(done.code, 0, "{done:?}");
+    assert!(
+        done.stdout.starts_with(
+            "> /etc/nginx/conf.d/default.conf\nupstream tutum-nodejs-redis {\n    least_conn;\n"
+        ),
+        "{done:?}"
+    );
+    assert_eq!(
+        upstream_servers(&done.stdout),
+        [
+            "10.132.1.191:32777",
+            "10.132.1.191:32778",
+            "10.132.14.17:32772"
+        ],
+        "{done:?}"
+    );
+    assert!(
+        done.stdout
+            .contains("server 10.132.1.191:32777 max_fails=3 fail_timeout=60 weight=1;")
+    );
+    assert!(
+        done.stdout.contains("listen 80 default;")
+            && done
+                .stdout
+                .contains("proxy_pass http://tutum-nodejs-redis;")
+    );
+}
+
+/// Renders the shipped template from `catalog` into a running nginx's
+/// conf.d and returns nginx's verdict on the result.
+fn render_and_test(catalog: &str, app: &str) -> (String, Result<(), String>) {
+    let nginx = Nginx::start("");
+    let dir = tempfile::tempdir().unwrap();
+    let catalog_path = dir.path().join("catalog.json");
+    write(&catalog_path, catalog);
+    let dest = nginx.conf_d().join("default.conf");
+    let port = testbed::free_port().to_string();
+    let done = run(
+        &[
+            &format!("-catalog-file={}", catalog_path.display()),
+            &format!(
+                "-template={}:{}",
+                repo().join("templates/default.conf.tera").display(),
+                dest.display()
+            ),
+        ],
+        &[("APP_NAME", app), ("LISTEN", &format!("127.0.0.1:{port}"))],
+        T,
+    );
+    assert_eq!(done.code, 0, "{done:?}");
+    (std::fs::read_to_string(&dest).unwrap(), nginx.config_test())
+}
+
+#[test]
+fn the_shipped_template_passes_nginx_t() {
+    let catalog = std::fs::read_to_string(repo().join("examples/catalog.json")).unwrap();
+    let (conf, verdict) = render_and_test(&catalog, "tutum-nodejs-redis");
+    assert_eq!(upstream_servers(&conf).len(), 3, "{conf}");
+    verdict.unwrap_or_else(|e| panic!("nginx -t rejected:\n{conf}\n{e}"));
+}
+
+#[test]
+fn a_service_without_healthy_instances_still_gives_valid_nginx() {
+    let (conf, verdict) = render_and_test(r#"{"services": {}}"#, "tutum-nodejs-redis");
+    assert!(upstream_servers(&conf).is_empty(), "{conf}");
+    assert!(conf.contains("down;"), "{conf}");
+    verdict.unwrap_or_else(|e| panic!("nginx -t rejected the empty upstream:\n{conf}\n{e}"));
+}

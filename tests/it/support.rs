@@ -1,0 +1,155 @@
+//! Running the consul-render binary under test: one-shot runs with their
+//! exit code and output, and daemons that are stopped on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use testbed::{Process, wait_until};
+
+/// The binary cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_consul-render");
+
+/// The repository root, for shipped templates and examples.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What a finished run of the binary did.
+pub struct Finished {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the binary to completion (it must finish within `timeout`).
+pub fn run(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Finished {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("--signal=KILL")
+        .arg(format!("{}", timeout.as_secs_f64()))
+        .arg(BIN)
+        .args(args);
+    cmd.env_remove("CONSUL_HTTP_ADDR")
+        .env_remove("CONSUL_HTTP_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running consul-render");
+    Finished {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A consul-render process left running.
+pub struct Daemon {
+    process: Process,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        cmd.env_remove("CONSUL_HTTP_ADDR")
+            .env_remove("CONSUL_HTTP_TOKEN");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let process = Process::spawn("consul-render", cmd, &dir.path().join("consul-render.log"))
+            .with_stop_signal(libc::SIGTERM);
+        Daemon { process, _dir: dir }
+    }
+
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Waits until the log contains `needle` `times` times.
+    pub fn wait_for_log(&mut self, needle: &str, times: usize, timeout: Duration) {
+        wait_until(
+            &format!("consul-render to log {needle:?} {times}x"),
+            timeout,
+            || {
+                self.process.assert_running();
+                self.log().matches(needle).count() >= times
+            },
+        );
+    }
+
+    pub fn signal(&mut self, signal: libc::c_int) {
+        self.process.signal(signal);
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        let mut status = None;
+        wait_until("consul-render to exit", timeout, || {
+            status = self.process.exit_status();
+            status.is_some()
+        });
+        let status = status.expect("exited");
+        status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {status:?}\n{}", self.log()))
+    }
+
+    pub fn assert_running(&mut self) {
+        self.process.assert_running();
+    }
+}
+
+/// Waits until `path` exists and its contents satisfy `pred`; returns them.
+pub fn wait_for_file(
+    path: &Path,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let mut last = String::new();
+    wait_until(
+        &format!("{} to hold {what}", path.display()),
+        timeout,
+        || {
+            last = std::fs::read_to_string(path).unwrap_or_default();
+            pred(&last)
+        },
+    );
+    last
+}
+
+/// Writes a file, creating its directory.
+pub fn write(path: &Path, contents: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("mkdir");
+    }
+    std::fs::write(path, contents).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
+/// The `server …;` lines of a rendered upstream, sorted.
+pub fn upstream_servers(conf: &str) -> Vec<String> {
+    let mut servers: Vec<String> = conf
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("server ") && l.ends_with(';') && !l.contains(" down;"))
+        .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
+        .collect();
+    servers.sort();
+    servers
+}
