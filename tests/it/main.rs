@@ -4,6 +4,7 @@
 //! capability.
 
 mod cli;
+mod connection;
 mod offline;
 mod seed;
 mod support;

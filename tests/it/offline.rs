@@ -92,3 +92,59 @@ fn a_service_without_healthy_instances_still_gives_valid_nginx() {
     assert!(conf.contains("down;"), "{conf}");
     verdict.unwrap_or_else(|e| panic!("nginx -t rejected the empty upstream:\n{conf}\n{e}"));
 }
+
+#[test]
+fn a_captured_catalog_renders_offline_exactly_as_live() {
+    use testbed::{ConsulAgent, Instance};
+    let consul = ConsulAgent::dev();
+    for (id, port, tag) in [("w1", 81, "v1"), ("w2", 82, "v2"), ("w3", 83, "v1")] {
+        consul.register(
+            &Instance::new("web", id)
+                .address("10.0.0.1")
+                .port(port)
+                .tags(&[tag])
+                .meta("zone", "a"),
+        );
+    }
+    consul.register(&Instance::new("api", "a1").address("10.0.0.2").port(90));
+    consul.warn(&Instance::new("web", "w3").check_id());
+    consul.kv_put("lb/timeout", "30s");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("t.tera");
+    write(
+        &src,
+        "{% for s in services() %}{{ s.name }}:{% for i in service(name=s.name, status=\"any\") %} {{ i.id }}/{{ i.status }}/{{ i.meta.zone | default(value=\"-\") }}{% endfor %}\n{% endfor %}\
+         v1:{% for i in service(name=\"web\", tag=\"v1\") %} {{ i.endpoint }}{% endfor %}\n\
+         timeout={{ key(path=\"lb/timeout\") }}\n",
+    );
+    let catalog = dir.path().join("captured.json");
+    let live = run(
+        &[
+            "-once",
+            "-dry",
+            &format!("-consul-addr={}", consul.http_addr()),
+            &format!("-template={}:/out", src.display()),
+            &format!("-save-catalog={}", catalog.display()),
+        ],
+        &[],
+        T,
+    );
+    assert_eq!(live.code, 0, "{live:?}");
+    assert!(
+        live.stdout
+            .contains("web: w1/passing/a w2/passing/a w3/warning/a"),
+        "{live:?}"
+    );
+    drop(consul);
+    let offline = run(
+        &[
+            &format!("-catalog-file={}", catalog.display()),
+            "-dry",
+            &format!("-template={}:/out", src.display()),
+        ],
+        &[],
+        T,
+    );
+    assert_eq!(offline.code, 0, "{offline:?}");
+    assert_eq!(offline.stdout, live.stdout);
+}

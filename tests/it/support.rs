@@ -60,8 +60,13 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_program(Path::new(BIN), args, env)
+    }
+
+    /// Starts another program that ends up as consul-render (`start.sh`).
+    pub fn start_program(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(program);
         cmd.args(args);
         cmd.env_remove("CONSUL_HTTP_ADDR")
             .env_remove("CONSUL_HTTP_TOKEN");

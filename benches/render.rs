@@ -1,0 +1,112 @@
+//! Render cost: the shipped-style nginx template over 1,000 services x 10
+//! instances (target: at most 5 ms), and decoding one service's health
+//! reply as it arrives from Consul.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use consul_render::consul::data::{Data, Instance, Status};
+use consul_render::consul::model::Weights;
+use consul_render::consul::transport::Reply;
+use consul_render::consul::watcher::decode;
+use consul_render::consul::{Dependency, HealthQuery};
+use consul_render::template::{Snapshot, Template};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const SERVICES: usize = 1_000;
+const INSTANCES: usize = 10;
+
+const TEMPLATE: &str = r#"{% for s in services() %}
+upstream {{ s.name }} {
+    least_conn;
+{%- for i in service(name=s.name) %}
+    server {{ i.endpoint }} max_fails=3 fail_timeout=60 weight=1;
+{%- else %}
+    server 127.0.0.1:1 down;
+{%- endfor %}
+}
+{% endfor %}"#;
+
+fn instance(service: usize, n: usize) -> Instance {
+    Instance {
+        id: format!("svc-{service}-{n}"),
+        name: format!("svc-{service}"),
+        address: format!("10.{}.{}.{}", service / 250, service % 250, n + 1),
+        port: 8000 + n as u16,
+        tags: vec!["v1".into(), "primary".into()],
+        meta: [("version".to_owned(), "1.2.3".to_owned())].into(),
+        node: format!("node-{n}"),
+        node_address: format!("192.168.0.{}", n + 1),
+        node_meta: Default::default(),
+        datacenter: "dc1".into(),
+        status: Status::Passing,
+        weights: Weights {
+            passing: 1,
+            warning: 1,
+        },
+    }
+}
+
+fn snapshot() -> Arc<Snapshot> {
+    let mut snapshot = Snapshot::default();
+    let services = (0..SERVICES)
+        .map(|s| consul_render::consul::data::ServiceSummary {
+            name: format!("svc-{s}"),
+            tags: vec![],
+        })
+        .collect();
+    snapshot.insert(
+        Dependency::CatalogServices { dc: None },
+        Data::Services(services),
+    );
+    for s in 0..SERVICES {
+        let instances = (0..INSTANCES).map(|n| instance(s, n)).collect();
+        let query = HealthQuery::new(&format!("svc-{s}"), &[], None, true);
+        snapshot.insert(Dependency::Health(query), Data::Instances(instances));
+    }
+    Arc::new(snapshot)
+}
+
+fn render(c: &mut Criterion) {
+    let template = Template::parse("bench.tera", TEMPLATE).expect("template parses");
+    let snapshot = snapshot();
+    let rendered = template.render(&snapshot).expect("renders");
+    assert!(rendered.missing.is_empty());
+    assert_eq!(
+        rendered.text.matches("server 10.").count(),
+        SERVICES * INSTANCES
+    );
+    c.bench_function("render 1000 services x 10 instances", |b| {
+        b.iter(|| template.render(black_box(&snapshot)).expect("renders"))
+    });
+}
+
+fn decode_reply(c: &mut Criterion) {
+    let entries: Vec<serde_json::Value> = (0..INSTANCES)
+        .map(|n| {
+            serde_json::json!({
+                "Node": {"ID": "x", "Node": format!("node-{n}"), "Address": format!("192.168.0.{}", n + 1),
+                         "Datacenter": "dc1", "TaggedAddresses": {"lan": "192.168.0.1"}, "Meta": {},
+                         "CreateIndex": 5, "ModifyIndex": 5},
+                "Service": {"ID": format!("web-{n}"), "Service": "web", "Tags": ["v1"], "Address": "10.0.0.1",
+                            "Port": 8000 + n, "Meta": {"version": "1"}, "Weights": {"Passing": 1, "Warning": 1},
+                            "EnableTagOverride": false, "CreateIndex": 9, "ModifyIndex": 9},
+                "Checks": [{"Node": "n", "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing",
+                            "Notes": "", "Output": "Agent alive and reachable", "ServiceID": "", "ServiceName": "",
+                            "ServiceTags": [], "Type": "", "CreateIndex": 5, "ModifyIndex": 5}]
+            })
+        })
+        .collect();
+    let reply = Reply {
+        status: 200,
+        index: None,
+        body: serde_json::to_vec(&entries).expect("json"),
+    };
+    let dependency = Dependency::Health(HealthQuery::new("web", &[], None, true));
+    c.bench_function("decode a 10-instance health reply", |b| {
+        b.iter(|| decode(black_box(&dependency), black_box(&reply)).expect("decodes"))
+    });
+}
+
+criterion_group!(benches, render, decode_reply);
+criterion_main!(benches);

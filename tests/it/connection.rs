@@ -1,0 +1,218 @@
+//! Reaching Consul every way users configure it: HTTPS with a CA (flags
+//! and env), server-name and verify overrides, a unix socket, and ACL
+//! tokens, which travel in a header and never appear in a URL or a log.
+
+use std::time::Duration;
+
+use testbed::{AgentOptions, ConsulAgent, Instance, TlsFiles};
+
+use crate::support::{Daemon, run, write};
+
+const T: Duration = Duration::from_secs(20);
+
+/// Environment variables for one run.
+type Env<'a> = Vec<(&'a str, &'a str)>;
+
+/// Renders `service(name="web")` once against the given flags and env;
+/// returns the exit code, the output and the log.
+fn render_once(args: &[String], env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("t.tera");
+    write(
+        &src,
+        "{% for i in service(name=\"web\") %}{{ i.endpoint }}{% endfor %}\n",
+    );
+    let dest = dir.path().join("out");
+    let mut all: Vec<String> = vec![
+        "-once".into(),
+        format!("-template={}:{}", src.display(), dest.display()),
+    ];
+    all.extend(args.iter().cloned());
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let done = run(&all, env, T);
+    (
+        done.code,
+        std::fs::read_to_string(&dest).unwrap_or_default(),
+        done.stderr,
+    )
+}
+
+fn web(agent: &ConsulAgent) {
+    agent.register(&Instance::new("web", "w1").address("10.0.0.1").port(80));
+}
+
+#[test]
+fn https_with_a_ca_certificate_from_flags_or_environment() {
+    let tls = TlsFiles::generate();
+    let agent = ConsulAgent::dev_with(AgentOptions::new().https(&tls));
+    web(&agent);
+    let https = format!("127.0.0.1:{}", agent.https_port().expect("https port"));
+    let ca = tls.ca_file().display().to_string();
+    let cases: Vec<(Vec<String>, Env)> = vec![
+        (
+            vec![
+                format!("-consul-addr=https://{https}"),
+                format!("-consul-ssl-ca-cert={ca}"),
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                format!("-consul-addr={https}"),
+                "-consul-ssl".into(),
+                format!("-consul-ssl-ca-cert={ca}"),
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                format!("-consul-addr=https://{https}"),
+                format!("-consul-ssl-ca-cert={ca}"),
+                "-consul-ssl-server-name=localhost".into(),
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                format!("-consul-addr=https://{https}"),
+                "-consul-ssl-verify=false".into(),
+            ],
+            vec![],
+        ),
+    ];
+    for (args, env) in cases {
+        let (code, out, log) = render_once(&args, &env);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "10.0.0.1:80\n"),
+            "{args:?}\n{log}"
+        );
+    }
+    let env_https = format!("https://{https}");
+    let (code, out, log) = render_once(
+        &[],
+        &[("CONSUL_HTTP_ADDR", &env_https), ("CONSUL_CACERT", &ca)],
+    );
+    assert_eq!((code, out.as_str()), (0, "10.0.0.1:80\n"), "env: {log}");
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused_and_named_in_the_log() {
+    let tls = TlsFiles::generate();
+    let agent = ConsulAgent::dev_with(AgentOptions::new().https(&tls));
+    let https = format!(
+        "https://127.0.0.1:{}",
+        agent.https_port().expect("https port")
+    );
+    let ca = tls.ca_file().display().to_string();
+    for args in [
+        vec![format!("-consul-addr={https}")],
+        vec![
+            format!("-consul-addr={https}"),
+            format!("-consul-ssl-ca-cert={ca}"),
+            "-consul-ssl-server-name=wrong.example".into(),
+        ],
+    ] {
+        let mut with_retry = args.clone();
+        with_retry.push("-consul-retry-attempts=1".into());
+        let (code, out, log) = render_once(&with_retry, &[]);
+        assert_eq!(code, 14, "{args:?} gives up after its retries: {log}");
+        assert!(out.is_empty());
+        assert!(
+            log.to_lowercase().contains("certificate"),
+            "{args:?}: the log says why: {log}"
+        );
+    }
+}
+
+#[test]
+fn a_unix_socket_address_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("consul.sock");
+    let agent = ConsulAgent::dev_with(AgentOptions::new().hcl(&format!(
+        "addresses {{ http = \"127.0.0.1 unix://{}\" }}",
+        socket.display()
+    )));
+    web(&agent);
+    let (code, out, log) = render_once(&[format!("-consul-addr=unix://{}", socket.display())], &[]);
+    assert_eq!((code, out.as_str()), (0, "10.0.0.1:80\n"), "{log}");
+}
+
+const MANAGEMENT: &str = "4a1c6f0e-7d2b-4c39-9f5e-management00";
+const BOGUS: &str = "0b9d3e52-bogus-token-never-in-logs-11";
+
+fn acl_agent() -> ConsulAgent {
+    let agent = ConsulAgent::dev_with(AgentOptions::new().hcl(&format!(
+        "acl {{ enabled = true default_policy = \"allow\" tokens {{ initial_management = \"{MANAGEMENT}\" }} }}"
+    )));
+    web(&agent);
+    agent
+}
+
+#[test]
+fn tokens_from_flag_file_or_environment_are_sent() {
+    let agent = acl_agent();
+    let addr = format!("-consul-addr={}", agent.http_addr());
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    write(&token_file, &format!("{MANAGEMENT}\n"));
+    let cases: Vec<(Vec<String>, Env)> = vec![
+        (
+            vec![addr.clone(), format!("-consul-token={MANAGEMENT}")],
+            vec![],
+        ),
+        (
+            vec![
+                addr.clone(),
+                format!("-consul-token-file={}", token_file.display()),
+            ],
+            vec![],
+        ),
+        (vec![addr.clone()], vec![("CONSUL_HTTP_TOKEN", MANAGEMENT)]),
+    ];
+    for (args, env) in cases {
+        let (code, out, log) = render_once(&args, &env);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "10.0.0.1:80\n"),
+            "{args:?} {env:?}\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_rejected_token_is_reported_without_ever_being_printed() {
+    let agent = acl_agent();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("t.tera");
+    write(
+        &src,
+        "{% for i in service(name=\"web\") %}{{ i.endpoint }}{% endfor %}\n",
+    );
+    let mut daemon = Daemon::start(
+        &[
+            &format!("-consul-addr={}", agent.http_addr()),
+            &format!("-consul-token={BOGUS}"),
+            &format!(
+                "-template={}:{}",
+                src.display(),
+                dir.path().join("out").display()
+            ),
+            "-log-level=trace",
+        ],
+        &[],
+    );
+    // The agent refuses the (sent) token: proof it travelled.
+    daemon.wait_for_log("403", 1, T);
+    let log = daemon.log();
+    assert!(log.contains("ACL not found"), "{log}");
+    assert!(
+        !log.contains(BOGUS),
+        "our log must not contain the token:\n{log}"
+    );
+    assert!(
+        !agent.log().contains(BOGUS),
+        "the agent logged a URL with the token in it"
+    );
+    daemon.assert_running();
+}
