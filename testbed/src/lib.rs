@@ -21,7 +21,7 @@ pub use cluster::{ClusterMember, ConsulCluster};
 pub use consul::{AgentOptions, ConsulAgent, Instance, TlsFiles};
 pub use fault_proxy::FaultProxy;
 pub use http::{Response, http_get};
-pub use nginx::Nginx;
+pub use nginx::{Nginx, NginxPrefix};
 pub use process::Process;
 
 use std::collections::BTreeSet;

@@ -1,6 +1,8 @@
 //! [`Nginx`]: a real nginx master in the foreground with its own prefix in a
 //! temp dir (main config, `conf.d/`, pid file, error log, temp paths), plus
-//! reload, config test and the reload count read from its error log.
+//! reload, config test and the reload count read from its error log; and
+//! [`NginxPrefix`], such a prefix for an nginx that something else starts
+//! (the image's `start.sh`), stopped through its pid file on drop.
 
 use crate::process::{Process, read_log};
 use crate::wait_until;
@@ -8,7 +10,8 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// How long nginx gets to write its pid file after start.
@@ -18,10 +21,96 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// SIGHUP (after "signal 1 (SIGHUP) received from PID, reconfiguring").
 const RELOAD_MESSAGE: &str = "reconfiguring";
 
+/// An nginx prefix directory (main config including `conf.d/*.conf`,
+/// `conf.d/default.conf`, pid file, error log, temp paths) for an nginx
+/// that daemonises, started by something else. On drop, a master found in
+/// its pid file is stopped.
+pub struct NginxPrefix {
+    dir: TempDir,
+    /// Whether drop stops the master in the pid file. Not for [`Nginx`]'s
+    /// own prefix: its process guard stops and reaps the master, after
+    /// which the pid in a stale pid file could belong to anyone.
+    stop_on_drop: bool,
+}
+
+impl NginxPrefix {
+    /// A prefix whose main config lets nginx daemonise, as the nginx image's
+    /// own config does; `server_conf` becomes `conf.d/default.conf`.
+    pub fn new(server_conf: &str) -> NginxPrefix {
+        NginxPrefix::create(server_conf, false)
+    }
+
+    fn create(server_conf: &str, foreground: bool) -> NginxPrefix {
+        let dir = tempfile::Builder::new()
+            .prefix("testbed-nginx-")
+            .tempdir()
+            .expect("creating nginx prefix dir");
+        let p = dir.path();
+        for sub in ["conf.d", "temp"] {
+            make_dir(&p.join(sub));
+        }
+        write_file(&p.join("nginx.conf"), &main_conf(p, foreground));
+        write_file(&p.join("conf.d/default.conf"), server_conf);
+        NginxPrefix {
+            dir,
+            stop_on_drop: !foreground,
+        }
+    }
+
+    /// The prefix directory (`-p`).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The directory whose `*.conf` files the main config includes.
+    pub fn conf_d(&self) -> PathBuf {
+        self.path().join("conf.d")
+    }
+
+    /// The arguments that point an nginx command at this prefix.
+    pub fn args(&self) -> Vec<String> {
+        nginx_args(self.path())
+    }
+
+    /// The error log so far.
+    pub fn error_log(&self) -> String {
+        read_log(&self.path().join("error.log"))
+    }
+
+    /// The pid of the master recorded in the pid file, if any.
+    pub fn master_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.path().join("nginx.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for NginxPrefix {
+    fn drop(&mut self) {
+        let Some(pid) = self.master_pid().filter(|_| self.stop_on_drop) else {
+            return;
+        };
+        if thread::panicking() {
+            eprintln!("----- nginx error log -----\n{}\n-----", self.error_log());
+        }
+        let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+        // SAFETY: kill(2) has no memory-safety preconditions. The pid comes
+        // from this prefix's own pid file; SIGTERM is nginx's fast shutdown.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + START_TIMEOUT;
+        // SAFETY: as above; signal 0 only checks that the process exists.
+        while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// A running nginx master with its own prefix directory.
 pub struct Nginx {
     process: Process,
-    prefix: TempDir,
+    prefix: NginxPrefix,
 }
 
 impl Nginx {
@@ -29,16 +118,8 @@ impl Nginx {
     /// with a main config that includes `conf.d/*.conf` inside `http {}`.
     /// Ready once the master has written its pid file.
     pub fn start(server_conf: &str) -> Nginx {
-        let prefix = tempfile::Builder::new()
-            .prefix("testbed-nginx-")
-            .tempdir()
-            .expect("creating nginx prefix dir");
+        let prefix = NginxPrefix::create(server_conf, true);
         let p = prefix.path();
-        for dir in ["conf.d", "temp"] {
-            make_dir(&p.join(dir));
-        }
-        write_file(&p.join("nginx.conf"), &main_conf(p));
-        write_file(&p.join("conf.d/default.conf"), server_conf);
         let mut cmd = Command::new("nginx");
         cmd.args(nginx_args(p));
         // stdout/stderr share the error log: startup errors land there too.
@@ -55,6 +136,11 @@ impl Nginx {
     /// The prefix directory (`-p`).
     pub fn prefix(&self) -> &Path {
         self.prefix.path()
+    }
+
+    /// The arguments that point an nginx command at this instance.
+    pub fn args(&self) -> Vec<String> {
+        self.prefix.args()
     }
 
     /// The directory whose `*.conf` files the main config includes.
@@ -195,8 +281,9 @@ fn nginx_args(prefix: &Path) -> Vec<String> {
     ]
 }
 
-/// The main config: everything under `prefix`, foreground, one worker.
-fn main_conf(prefix: &Path) -> String {
+/// The main config: everything under `prefix`, one worker, in the
+/// foreground or free to daemonise.
+fn main_conf(prefix: &Path, foreground: bool) -> String {
     let p = prefix.display();
     // As root, nginx would switch its workers to `nobody`, who cannot read
     // the private temp dir: keep them root instead.
@@ -205,9 +292,9 @@ fn main_conf(prefix: &Path) -> String {
     } else {
         ""
     };
+    let daemon = if foreground { "daemon off;\n" } else { "" };
     format!(
-        "{user}daemon off;
-worker_processes 1;
+        "{user}{daemon}worker_processes 1;
 pid {p}/nginx.pid;
 error_log {p}/error.log notice;
 events {{ worker_connections 256; }}

@@ -5,6 +5,7 @@
 
 mod cli;
 mod connection;
+mod image;
 mod offline;
 mod seed;
 mod support;

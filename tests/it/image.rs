@@ -1,0 +1,102 @@
+//! What the Docker image runs, exercised on the host: `start.sh` starts
+//! nginx and execs consul-render with the seed's flags; the binary also
+//! answers to `consul-template`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use testbed::{Backend, ConsulAgent, Instance, NginxPrefix, free_port, http_get, wait_until};
+
+use crate::support::{BIN, Daemon, repo};
+
+const T: Duration = Duration::from_secs(20);
+
+fn answered_by(port: u16, n: usize) -> BTreeSet<String> {
+    (0..n)
+        .filter_map(|_| http_get(&format!("http://127.0.0.1:{port}/")).ok())
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect()
+}
+
+#[test]
+fn start_sh_runs_the_seed_load_balancer() {
+    let consul = ConsulAgent::dev();
+    let (a, b) = (Backend::start("web-a"), Backend::start("web-b"));
+    consul.register(
+        &Instance::new("tutum-nodejs-redis", "h:web_1:4000")
+            .address("127.0.0.1")
+            .port(a.port()),
+    );
+    let port = free_port();
+    let prefix = NginxPrefix::new(&format!(
+        "server {{ listen 127.0.0.1:{port}; return 503; }}\n"
+    ));
+    let bin_dir = Path::new(BIN).parent().expect("binary has a directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let template = repo()
+        .join("templates/default.conf.tera")
+        .display()
+        .to_string();
+    let destination = prefix.conf_d().join("default.conf").display().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let mut daemon = Daemon::start_program(
+        &repo().join("docker/start.sh"),
+        &[],
+        &[
+            ("APP_NAME", "tutum-nodejs-redis"),
+            ("CONSUL_URL", &consul.http_addr()),
+            ("TEMPLATE", &template),
+            ("DESTINATION", &destination),
+            ("NGINX_ARGS", &prefix.args().join(" ")),
+            ("LISTEN", &listen),
+            ("WAIT", "20ms:200ms"),
+            ("PATH", &path),
+        ],
+    );
+    let want_a = BTreeSet::from(["web-a".to_owned()]);
+    wait_until("traffic to reach web-a", T, || {
+        answered_by(port, 4) == want_a
+    });
+    consul.register(
+        &Instance::new("tutum-nodejs-redis", "h:web_2:4000")
+            .address("127.0.0.1")
+            .port(b.port()),
+    );
+    let want_both = BTreeSet::from(["web-a".to_owned(), "web-b".to_owned()]);
+    wait_until("traffic to reach both", T, || {
+        answered_by(port, 8) == want_both
+    });
+    assert!(prefix.master_pid().is_some(), "start.sh started nginx");
+    // start.sh execs consul-render, so the image's stop signal reaches it.
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(T), 12, "{}", daemon.log());
+}
+
+#[test]
+fn start_sh_refuses_to_start_without_app_name() {
+    let done = std::process::Command::new(repo().join("docker/start.sh"))
+        .env_remove("APP_NAME")
+        .output()
+        .expect("running start.sh");
+    assert!(!done.status.success());
+    assert!(String::from_utf8_lossy(&done.stderr).contains("APP_NAME"));
+}
+
+#[test]
+fn the_binary_answers_to_consul_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("consul-template");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let done = std::process::Command::new(&link)
+        .arg("-v")
+        .output()
+        .unwrap();
+    assert!(done.status.success());
+    assert!(String::from_utf8_lossy(&done.stdout).starts_with("consul-render v"));
+}
