@@ -693,18 +693,18 @@ Exit codes:
 
 Examples:
   Keep nginx in step with Consul, reloading it on every change:
-    consul-render -consul=$CONSUL_URL -template="/templates/default.ctmpl:/etc/nginx/conf.d/default.conf:service nginx reload"
+    consul-render -consul=$CONSUL_URL -template="/templates/default.conf.tera:/etc/nginx/conf.d/default.conf:service nginx reload"
 
   Check the config before each reload, and let changes settle first:
     consul-render -consul-addr=consul:8500 -wait=2s:10s -check="nginx -t" \
-      -template="nginx.ctmpl:/etc/nginx/nginx.conf:nginx -s reload"
+      -template="nginx.conf.tera:/etc/nginx/nginx.conf:nginx -s reload"
 
   In CI, render once and print the result without writing anything:
-    consul-render -once -dry -template="nginx.ctmpl:nginx.conf"
+    consul-render -once -dry -template="nginx.conf.tera:nginx.conf"
 
   Render offline from a catalog snapshot:
     consul-render -catalog-file examples/catalog.json \
-      -template="nginx.ctmpl:nginx.conf"
+      -template="nginx.conf.tera:nginx.conf"
 "#;
 
 #[cfg(test)]
@@ -1303,7 +1303,7 @@ mod tests {
                 &["-once", "-dry"],
                 &[],
                 exit::CONFIG_ERROR,
-                "no -template given: nothing to render (for example -template \"in.ctmpl:out.conf:nginx -s reload\")",
+                "no -template given: nothing to render (for example -template \"in.tera:out.conf:nginx -s reload\")",
             ),
             (
                 &["-template=a:b", "-consul-retry-backoff=2s"],
@@ -1406,7 +1406,7 @@ mod tests {
             assert!(HELP.contains(var), "{var} missing from help");
         }
         assert!(HELP.contains(
-            r#"consul-render -consul=$CONSUL_URL -template="/templates/default.ctmpl:/etc/nginx/conf.d/default.conf:service nginx reload""#
+            r#"consul-render -consul=$CONSUL_URL -template="/templates/default.conf.tera:/etc/nginx/conf.d/default.conf:service nginx reload""#
         ));
         assert!(HELP.contains("consul-render -once -dry "));
         assert!(HELP.contains("-catalog-file examples/catalog.json"));

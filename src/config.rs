@@ -170,7 +170,7 @@ pub enum ValueError {
 pub enum ConfigError {
     /// Nothing to render.
     #[error(
-        "no -template given: nothing to render (for example -template \"in.ctmpl:out.conf:nginx -s reload\")"
+        "no -template given: nothing to render (for example -template \"in.tera:out.conf:nginx -s reload\")"
     )]
     NoTemplates,
     /// A `-template` whose source or destination is empty.
