@@ -166,6 +166,9 @@ struct RawFlags {
     pid_file: Option<String>,
 
     #[arg(long)]
+    reset_grace: Option<String>,
+
+    #[arg(long)]
     catalog_file: Option<String>,
     #[arg(long)]
     save_catalog: Option<String>,
@@ -182,6 +185,9 @@ const DEFAULT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(1);
 const DEFAULT_MAX_STALE: Duration = Duration::from_secs(2);
 const DEFAULT_BLOCK_WAIT: Duration = Duration::from_secs(5 * 60);
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Long enough for agents to re-sync their services after a server loses
+/// its state (anti-entropy runs about once a minute in small clusters).
+const DEFAULT_RESET_GRACE: Duration = Duration::from_secs(60);
 
 /// Reads the command line. `args` starts with the program name; `env` looks
 /// up an environment variable (an empty value counts as unset, as in Consul's
@@ -457,6 +463,11 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         parse_duration_value,
     )?;
     let wait = flag("wait", raw.wait.as_deref(), Wait::parse)?;
+    let reset_grace = flag(
+        "reset-grace",
+        raw.reset_grace.as_deref(),
+        parse_duration_value,
+    )?;
     let once = flag("once", raw.once.as_deref(), parse_bool)?;
     let dry = flag("dry", raw.dry.as_deref(), parse_bool)?;
     let log_level = flag("log-level", raw.log_level.as_deref(), str::parse)?;
@@ -511,6 +522,7 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
             .map(|spec| template(spec, check.as_ref(), command_timeout))
             .collect(),
         wait: wait.flatten(),
+        reset_grace: reset_grace.unwrap_or(DEFAULT_RESET_GRACE),
         // Offline mode has nothing to watch, so it always renders once.
         once: once.unwrap_or(false) || catalog_file.is_some(),
         dry: dry.unwrap_or(false),
@@ -576,6 +588,7 @@ fn template(spec: &str, check: Option<&String>, command_timeout: Duration) -> Te
         command_timeout,
         perms: None,
         backup: false,
+        wait: None,
     }
 }
 
@@ -657,6 +670,10 @@ Behaviour:
       After a change, wait until nothing has changed for min, but no
       longer than max (default 4 x min), before rendering; 0 turns this
       off. Default: off.
+  -reset-grace=<duration>
+      When Consul comes back from an outage or a reset (its index went
+      backwards) with fewer instances or keys than before, keep using the
+      last good data this long while they re-register. Default: 60s.
   -once
       Render every template once, run the commands, and exit.
   -dry
@@ -739,6 +756,7 @@ mod tests {
             command_timeout: Duration::from_secs(30),
             perms: None,
             backup: false,
+            wait: None,
         }
     }
 
@@ -770,6 +788,7 @@ mod tests {
             },
             templates: vec![template("in.tpl", "out.conf", None)],
             wait: None,
+            reset_grace: Duration::from_secs(60),
             once: false,
             dry: false,
             log_level: LogLevel::Info,

@@ -26,6 +26,9 @@ pub struct Config {
     /// Quiescence: wait for `min` of calm after a change, at most `max`.
     /// `None` renders as soon as data changes.
     pub wait: Option<Wait>,
+    /// After Consul comes back empty-handed (an outage, or its index went
+    /// backwards), how long data that lost entries is held back.
+    pub reset_grace: Duration,
     /// Render every template once, run the commands and exit. Always true
     /// when `catalog_file` is set.
     pub once: bool,
@@ -61,6 +64,8 @@ pub struct TemplateConfig {
     pub perms: Option<u32>,
     /// Keep the previous file as `<destination>.bak`.
     pub backup: bool,
+    /// Quiescence for this template; `None` uses [`Config::wait`].
+    pub wait: Option<Wait>,
 }
 
 /// How to reach Consul and how hard to try.
@@ -641,8 +646,10 @@ mod tests {
                 command_timeout: secs(30),
                 perms: None,
                 backup: false,
+                wait: None,
             }],
             wait: None,
+            reset_grace: Duration::from_secs(60),
             once: false,
             dry: false,
             log_level: LogLevel::Info,
