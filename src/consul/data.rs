@@ -36,6 +36,43 @@ pub enum Data {
     Tree(Vec<KvEntry>),
 }
 
+impl Data {
+    /// Whether `self` lacks something `before` had: an instance, service,
+    /// node, datacenter or key. What a catalog that has not re-synced yet
+    /// looks like.
+    pub fn lost_entries_since(&self, before: &Data) -> bool {
+        fn missing<T: PartialEq>(before: &[T], now: &[T]) -> bool {
+            before.iter().any(|b| !now.contains(b))
+        }
+        let ids = |list: &[Instance]| {
+            list.iter()
+                .map(|i| (i.node.clone(), i.id.clone()))
+                .collect::<Vec<_>>()
+        };
+        match (before, self) {
+            (Data::Instances(b), Data::Instances(n)) => missing(&ids(b), &ids(n)),
+            (Data::Services(b), Data::Services(n)) => missing(
+                &b.iter().map(|s| &s.name).collect::<Vec<_>>(),
+                &n.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            ),
+            (Data::Nodes(b), Data::Nodes(n)) => missing(
+                &b.iter().map(|x| &x.name).collect::<Vec<_>>(),
+                &n.iter().map(|x| &x.name).collect::<Vec<_>>(),
+            ),
+            (Data::Datacenters(b), Data::Datacenters(n)) | (Data::Keys(b), Data::Keys(n)) => {
+                missing(b, n)
+            }
+            (Data::Key(b), Data::Key(n)) => b.is_some() && n.is_none(),
+            (Data::Tree(b), Data::Tree(n)) => missing(
+                &b.iter().map(|e| &e.key).collect::<Vec<_>>(),
+                &n.iter().map(|e| &e.key).collect::<Vec<_>>(),
+            ),
+            // Different kinds never share a dependency.
+            _ => false,
+        }
+    }
+}
+
 /// One service instance, as templates see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Instance {
@@ -672,6 +709,35 @@ mod tests {
         assert_eq!(kept[0].endpoint(), "[fe80::1]:443");
         let (kept, _) = one(entry("w", "10.0.0.2", 443));
         assert_eq!(kept[0].endpoint(), "10.0.0.2:443");
+    }
+
+    #[test]
+    fn losing_entries_is_told_apart_from_gaining_or_changing_them() {
+        let (a, b) = (
+            one(entry("a", "10.0.0.2", 80)).0,
+            one(entry("b", "10.0.0.3", 80)).0,
+        );
+        let both = Data::Instances([a.clone(), b.clone()].concat());
+        let only_a = Data::Instances(a.clone());
+        let mut a_moved = a.clone();
+        a_moved[0].port = 81;
+        assert!(only_a.lost_entries_since(&both));
+        assert!(Data::Instances(vec![]).lost_entries_since(&only_a));
+        assert!(!both.lost_entries_since(&only_a), "gaining is not losing");
+        assert!(
+            !Data::Instances(a_moved).lost_entries_since(&only_a),
+            "a changed instance is still there"
+        );
+        assert!(Data::Key(None).lost_entries_since(&Data::Key(Some("x".into()))));
+        assert!(!Data::Key(Some("y".into())).lost_entries_since(&Data::Key(Some("x".into()))));
+        let entry = |k: &str| KvEntry {
+            key: k.into(),
+            value: String::new(),
+        };
+        assert!(
+            Data::Tree(vec![entry("a")])
+                .lost_entries_since(&Data::Tree(vec![entry("a"), entry("b")]))
+        );
     }
 
     #[test]

@@ -47,9 +47,12 @@ pub enum Event {
 pub struct Change {
     pub dependency: Dependency,
     pub data: Data,
-    /// The reply came after Consul's index went backwards (e.g. an agent
-    /// restarted with empty state): the data may be a reset catalog.
+    /// The first reply after Consul was unreachable, or after its index
+    /// went backwards (an agent restarted with empty state): the data may
+    /// come from a catalog that has not re-synced yet.
     pub after_reset: bool,
+    /// Values Consul sent that validation kept out of `data`.
+    pub rejected: usize,
 }
 
 /// The running watch tasks, keyed by dependency.
@@ -108,13 +111,19 @@ async fn watch(
     transport: Arc<Transport>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let mut index: Option<ConsulIndex> = None;
+    // What the next query blocks on; cleared by errors and resets.
+    let mut block_on: Option<ConsulIndex> = None;
+    // The last index seen, kept across errors so that a reset is noticed
+    // even when it happened while Consul was unreachable.
+    let mut last_index: Option<ConsulIndex> = None;
+    // Consul was unreachable since the last good reply.
+    let mut recovering = false;
     let mut last: Option<Data> = None;
     let mut bucket = TokenBucket::new();
     let mut refused = 0u32;
     loop {
         bucket.take().await;
-        let reply = match transport.get(&dependency, index).await {
+        let reply = match transport.get(&dependency, block_on).await {
             Ok(reply) => reply,
             Err(FetchError::GaveUp(e)) => {
                 let _ = events.send(Event::GaveUp(e.to_string()));
@@ -122,25 +131,28 @@ async fn watch(
             }
             Err(FetchError::Unreachable(_)) => {
                 // The gate logs the outage and paces the retries.
-                index = None;
+                block_on = None;
+                recovering = true;
                 continue;
             }
             Err(error @ FetchError::Rejected { .. }) => {
                 refused += 1;
-                index = None;
+                block_on = None;
                 let delay = rejected_backoff(refused);
                 tracing::warn!(%dependency, %error, retry_in = ?delay, "query failed");
                 tokio::time::sleep(delay).await;
                 continue;
             }
         };
-        let went_back = matches!((index, reply.index), (Some(old), Some(new)) if new < old);
+        let went_back = matches!((last_index, reply.index), (Some(old), Some(new)) if new < old);
         match decode(&dependency, &reply) {
             Ok((data, rejections)) => {
                 refused = 0;
                 if went_back {
-                    tracing::warn!(%dependency, old = ?index, new = ?reply.index, "consul index went backwards (agent restarted or state reset)");
+                    tracing::warn!(%dependency, old = ?last_index, new = ?reply.index, "consul index went backwards (agent restarted or state reset)");
                 }
+                let after_reset = went_back || recovering;
+                recovering = false;
                 if last.as_ref() != Some(&data) {
                     for rejection in &rejections {
                         tracing::warn!(%dependency, "{rejection}");
@@ -149,18 +161,20 @@ async fn watch(
                     let change = Change {
                         dependency: dependency.clone(),
                         data,
-                        after_reset: went_back,
+                        after_reset,
+                        rejected: rejections.len(),
                     };
                     if events.send(Event::Changed(change)).is_err() {
                         return;
                     }
                 }
+                last_index = reply.index;
                 // Consul's rule: after a backwards index, start over unblocked.
-                index = if went_back { None } else { reply.index };
+                block_on = if went_back { None } else { reply.index };
             }
             Err(error) => {
                 refused += 1;
-                index = None;
+                block_on = None;
                 let delay = rejected_backoff(refused);
                 tracing::warn!(%dependency, error, retry_in = ?delay, "could not decode consul's reply");
                 tokio::time::sleep(delay).await;

@@ -5,8 +5,10 @@
 //! the runner never starts a second pass while one is in flight.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::stats::Stats;
 use crate::command;
 use crate::output::{self, Staged, Swap, WriteOptions};
 
@@ -18,6 +20,9 @@ pub struct Job {
     pub text: String,
     pub check: Option<String>,
     pub command: Option<String>,
+    /// Run the command even if the text is unchanged: its last run failed,
+    /// so whatever it should have applied (a reload) may not have happened.
+    pub rerun_command: bool,
     pub timeout: Duration,
     pub options: WriteOptions,
 }
@@ -39,18 +44,25 @@ pub enum Outcome {
 #[derive(Debug, Default)]
 pub struct Report {
     pub outcomes: Vec<(usize, Outcome)>,
-    /// Commands that failed or timed out, with the error (output included).
-    pub command_failures: Vec<String>,
+    /// Every command run, and the error (output included) if it failed or
+    /// timed out.
+    pub commands: Vec<(String, Result<(), String>)>,
 }
 
 /// Runs one pass. With `dry`, prints each text to stdout after `> dest`
 /// instead of writing it, and runs nothing.
-pub async fn apply(jobs: Vec<Job>, dry: bool) -> Report {
+pub async fn apply(jobs: Vec<Job>, dry: bool, stats: Arc<Stats>) -> Report {
     let mut report = Report::default();
     let mut commands: Vec<(String, Duration)> = Vec::new();
     for job in jobs {
-        let outcome = if dry { print(&job) } else { write(&job).await };
-        if outcome == Outcome::Written
+        let outcome = if dry {
+            print(&job)
+        } else {
+            write(&job, &stats).await
+        };
+        let wants_command =
+            outcome == Outcome::Written || (outcome == Outcome::Unchanged && job.rerun_command);
+        if wants_command
             && let Some(command) = &job.command
             && !dry
             && !commands.iter().any(|(c, _)| c == command)
@@ -61,13 +73,22 @@ pub async fn apply(jobs: Vec<Job>, dry: bool) -> Report {
     }
     for (command, timeout) in commands {
         tracing::info!(command, "running command");
-        match command::run(&command, &[], timeout).await {
-            Ok(done) => tracing::info!(command, elapsed = ?done.elapsed, "command succeeded"),
-            Err(error) => {
-                tracing::error!("command failed: {error}");
-                report.command_failures.push(error.to_string());
+        Stats::bump(&stats.command_runs);
+        let result = match command::run(&command, &[], timeout).await {
+            Ok(done) => {
+                tracing::info!(command, elapsed = ?done.elapsed, "command succeeded");
+                Ok(())
             }
-        }
+            Err(error) => {
+                let failures = Stats::bump(&stats.command_failures);
+                tracing::error!(
+                    command_failures = failures,
+                    "command failed (it runs again on the next change): {error}"
+                );
+                Err(error.to_string())
+            }
+        };
+        report.commands.push((command, result));
     }
     report
 }
@@ -81,7 +102,39 @@ fn print(job: &Job) -> Outcome {
     Outcome::Written
 }
 
-async fn write(job: &Job) -> Outcome {
+/// Writes one job and counts and logs how it ended.
+async fn write(job: &Job, stats: &Stats) -> Outcome {
+    let outcome = write_checked(job).await;
+    match &outcome {
+        Outcome::Written => {
+            Stats::bump(&stats.writes);
+        }
+        Outcome::Unchanged => {
+            Stats::bump(&stats.unchanged);
+        }
+        Outcome::CheckFailed(error) => {
+            let failures = Stats::bump(&stats.check_failures);
+            tracing::error!(
+                template = job.name,
+                destination = %job.destination.display(),
+                check_failures = failures,
+                "check failed; kept the last good file, no reload: {error}"
+            );
+        }
+        Outcome::WriteFailed(error) => {
+            let failures = Stats::bump(&stats.write_failures);
+            tracing::error!(
+                template = job.name,
+                write_failures = failures,
+                "{error}; the destination keeps its last good contents"
+            );
+        }
+    }
+    outcome
+}
+
+/// Stage, check, swap (or roll back) one job.
+async fn write_checked(job: &Job) -> Outcome {
     let dest = job.destination.display().to_string();
     match output::read_current(&job.destination) {
         Ok(Some(current)) if current == job.text.as_bytes() => {
@@ -97,7 +150,7 @@ async fn write(job: &Job) -> Outcome {
     }
     let staged = match Staged::stage(&job.destination, job.text.as_bytes(), &job.options) {
         Ok(staged) => staged,
-        Err(error) => return write_failed(job, error.to_string()),
+        Err(error) => return Outcome::WriteFailed(error.to_string()),
     };
     let Some(check) = &job.check else {
         return match staged.commit() {
@@ -105,7 +158,7 @@ async fn write(job: &Job) -> Outcome {
                 committed.finish();
                 written(job, swap)
             }
-            Err(error) => write_failed(job, error.to_string()),
+            Err(error) => Outcome::WriteFailed(error.to_string()),
         };
     };
     if check.contains(STAGED_PLACEHOLDER) {
@@ -123,14 +176,14 @@ async fn write(job: &Job) -> Outcome {
                 committed.finish();
                 written(job, swap)
             }
-            Err(error) => write_failed(job, error.to_string()),
+            Err(error) => Outcome::WriteFailed(error.to_string()),
         };
     }
     // The check reads the destination in place (e.g. `nginx -t` of the main
     // config that includes it): swap, check, and swap back on failure.
     let (committed, swap) = match staged.commit() {
         Ok(done) => done,
-        Err(error) => return write_failed(job, error.to_string()),
+        Err(error) => return Outcome::WriteFailed(error.to_string()),
     };
     match run_check(job, check).await {
         Ok(()) => {
@@ -158,14 +211,7 @@ async fn run_check(job: &Job, check: &str) -> Result<(), Outcome> {
             tracing::debug!(template = job.name, check, elapsed = ?done.elapsed, "check passed");
             Ok(())
         }
-        Err(error) => {
-            tracing::error!(
-                template = job.name,
-                destination = %job.destination.display(),
-                "check failed; keeping the last good file, no reload: {error}"
-            );
-            Err(Outcome::CheckFailed(error.to_string()))
-        }
+        Err(error) => Err(Outcome::CheckFailed(error.to_string())),
     }
 }
 
@@ -178,14 +224,6 @@ fn written(job: &Job, swap: Swap) -> Outcome {
     }
     tracing::info!(template = job.name, destination = %job.destination.display(), bytes = job.text.len(), "rendered; written");
     Outcome::Written
-}
-
-fn write_failed(job: &Job, error: String) -> Outcome {
-    tracing::error!(
-        template = job.name,
-        "{error}; the destination keeps its last good contents"
-    );
-    Outcome::WriteFailed(error)
 }
 
 /// Quotes `value` for `sh`.

@@ -12,6 +12,7 @@
 //!   nothing, and the watchers are set to exactly what the renders used.
 
 mod apply;
+mod stats;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -28,10 +29,11 @@ pub use apply::STAGED_PLACEHOLDER;
 use crate::config::{Config, TemplateConfig, Wait};
 use crate::consul::catalog_file::{CatalogFile, CatalogFileError};
 use crate::consul::transport::{Transport, TransportError};
-use crate::consul::watcher::{Event, Watchers};
+use crate::consul::watcher::{Change, Event, Watchers};
 use crate::consul::{Data, Dependency};
 use crate::output::WriteOptions;
 use crate::template::{Snapshot, Template, TemplateError};
+use stats::Stats;
 
 /// Why a run ended other than as asked.
 #[derive(Debug, thiserror::Error)]
@@ -73,10 +75,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let mut runner = Runner::new(config)?;
     let mut signals = Signals::new().map_err(RunError::Signals)?;
     runner.render_due();
-    loop {
+    let result = 'run: loop {
         runner.start_pass();
         if runner.finished() {
-            return runner.once_result();
+            break runner.once_result();
         }
         let deadline = runner.next_deadline();
         let wake = tokio::select! {
@@ -85,6 +87,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             report = wait_for(&mut runner.applying), if runner.applying.is_some() => Wake::Applied(report),
             stop = stop_requested(&mut signals.interrupt, &mut signals.terminate) => Wake::Stop(stop),
             _ = signals.hangup.recv() => Wake::Reload,
+            _ = signals.user1.recv() => Wake::Stats,
         };
         match wake {
             Wake::Event(Some(event)) => {
@@ -93,41 +96,55 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 // render for a burst of changes.
                 while let Some(event) = next {
                     match event {
-                        Event::Changed(change) => {
-                            runner.apply_change(change.dependency, change.data)
-                        }
-                        Event::GaveUp(error) => return Err(RunError::GaveUp(error)),
+                        Event::Changed(change) => runner.apply_change(change),
+                        Event::GaveUp(error) => break 'run Err(RunError::GaveUp(error)),
                     }
                     next = runner.try_next_event();
                 }
                 runner.render_due();
             }
             Wake::Event(None) => {}
-            Wake::Due => runner.render_due(),
-            Wake::Applied(report) => {
+            Wake::Due => {
+                runner.release_expired_holds();
+                runner.render_due();
+            }
+            Wake::Applied(Ok(report)) => {
                 runner.applying = None;
                 runner.finish_pass(report);
+            }
+            Wake::Applied(Err(error)) => {
+                runner.applying = None;
+                tracing::error!("write and reload pass crashed: {error}");
+                if runner.once {
+                    break Err(RunError::Failed(format!(
+                        "write and reload pass crashed: {error}"
+                    )));
+                }
             }
             Wake::Stop(signal) => {
                 tracing::info!(signal, "stopping");
                 runner.finish_in_flight_pass().await;
-                return Err(RunError::Interrupted);
+                break Err(RunError::Interrupted);
             }
             Wake::Reload => {
                 runner.reload_templates();
                 runner.render_due();
             }
+            Wake::Stats => runner.stats.log(),
         }
-    }
+    };
+    runner.stats.log();
+    result
 }
 
 /// What woke the runner.
 enum Wake {
     Event(Option<Event>),
     Due,
-    Applied(apply::Report),
+    Applied(Result<apply::Report, String>),
     Stop(&'static str),
     Reload,
+    Stats,
 }
 
 struct TemplateState {
@@ -140,12 +157,23 @@ struct TemplateState {
     dirty: Option<Dirty>,
     /// A complete render has reached the destination (written or unchanged).
     done: bool,
+    /// The template's command failed last time: run it again next pass,
+    /// even if the text is unchanged.
+    command_pending: bool,
 }
 
 #[derive(Clone, Copy)]
 struct Dirty {
     first: Instant,
     last: Instant,
+}
+
+/// Data held back because Consul came back from an outage or a reset with
+/// less than before: the snapshot keeps the last good data until the
+/// catalog recovers or `until` passes.
+struct Held {
+    latest: Data,
+    until: Instant,
 }
 
 /// Where data comes from.
@@ -162,12 +190,15 @@ struct Runner {
     snapshot: Arc<Snapshot>,
     source: Source,
     wait: Option<Wait>,
+    reset_grace: Duration,
+    held: BTreeMap<Dependency, Held>,
     once: bool,
     dry: bool,
     save_catalog: Option<std::path::PathBuf>,
     applying: Option<JoinHandle<apply::Report>>,
     /// Jobs waiting for the pass in flight, latest text per template.
     queued: BTreeMap<usize, apply::Job>,
+    stats: Arc<Stats>,
     /// `-once`: what failed so far.
     failures: Vec<String>,
 }
@@ -187,6 +218,7 @@ impl Runner {
                     used: BTreeSet::new(),
                     dirty: None,
                     done: false,
+                    command_pending: false,
                 })
             })
             .collect::<Result<Vec<_>, RunError>>()?;
@@ -208,13 +240,15 @@ impl Runner {
             templates,
             snapshot: Arc::new(Snapshot::default()),
             source,
-            // consul-template's rule: -once disables quiescence.
-            wait: config.wait.filter(|_| !once),
+            wait: config.wait,
+            reset_grace: config.reset_grace,
+            held: BTreeMap::new(),
             once,
             dry: config.dry,
             save_catalog: config.save_catalog,
             applying: None,
             queued: BTreeMap::new(),
+            stats: Arc::new(Stats::default()),
             failures: Vec::new(),
         };
         for t in &mut runner.templates {
@@ -233,8 +267,51 @@ impl Runner {
         }
     }
 
-    /// Stores new data and marks the templates that read it dirty.
-    fn apply_change(&mut self, dependency: Dependency, data: Data) {
+    /// Takes in new data: holds it back if it looks like a catalog that has
+    /// not re-synced after an outage or reset, else stores it.
+    fn apply_change(&mut self, change: Change) {
+        let Change {
+            dependency,
+            data,
+            after_reset,
+            rejected,
+        } = change;
+        if rejected > 0 {
+            Stats::add(&self.stats.rejected_values, rejected as u64);
+        }
+        let lost = self
+            .snapshot
+            .data(&dependency)
+            .is_some_and(|before| data.lost_entries_since(before));
+        if let Some(held) = self.held.get_mut(&dependency) {
+            if lost {
+                held.latest = data;
+                return;
+            }
+            tracing::info!(%dependency, "consul has caught up; using its data again");
+            self.held.remove(&dependency);
+        } else if lost && after_reset && !self.reset_grace.is_zero() {
+            let holds = Stats::bump(&self.stats.holds);
+            tracing::warn!(
+                %dependency,
+                grace = ?self.reset_grace,
+                holds,
+                "consul came back from an outage or reset with fewer entries; keeping the last good data until it catches up or the grace period ends"
+            );
+            self.held.insert(
+                dependency,
+                Held {
+                    latest: data,
+                    until: Instant::now() + self.reset_grace,
+                },
+            );
+            return;
+        }
+        self.store(dependency, data);
+    }
+
+    /// Stores data and marks the templates that read it dirty.
+    fn store(&mut self, dependency: Dependency, data: Data) {
         let changed = Arc::make_mut(&mut self.snapshot).insert(dependency.clone(), data);
         if !changed {
             return;
@@ -251,16 +328,42 @@ impl Runner {
         }
     }
 
-    /// When the next dirty template may render.
-    fn next_deadline(&self) -> Option<Instant> {
-        self.templates
+    /// Applies held data whose grace period has ended.
+    fn release_expired_holds(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<Dependency> = self
+            .held
             .iter()
-            .filter_map(|t| t.dirty.map(|d| self.due_at(d)))
-            .min()
+            .filter(|(_, h)| h.until <= now)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for dependency in expired {
+            if let Some(held) = self.held.remove(&dependency) {
+                tracing::warn!(%dependency, "grace period over and consul still has fewer entries; applying its data");
+                self.store(dependency, held.latest);
+            }
+        }
     }
 
-    fn due_at(&self, dirty: Dirty) -> Instant {
-        match self.wait {
+    /// When the runner next has something to do on its own: a dirty
+    /// template's quiescence ends, or a hold expires.
+    fn next_deadline(&self) -> Option<Instant> {
+        let renders = self
+            .templates
+            .iter()
+            .filter_map(|t| t.dirty.map(|d| self.due_at(t, d)));
+        let holds = self.held.values().map(|h| h.until);
+        renders.chain(holds).min()
+    }
+
+    fn due_at(&self, template: &TemplateState, dirty: Dirty) -> Instant {
+        // consul-template's rule: -once disables quiescence.
+        let wait = if self.once {
+            None
+        } else {
+            template.config.wait.or(self.wait)
+        };
+        match wait {
             // Quiet for `min` since the last change, but never later than
             // `max` after the first.
             Some(wait) => (dirty.last + wait.min).min(dirty.first + wait.max),
@@ -277,7 +380,7 @@ impl Runner {
             for i in 0..self.templates.len() {
                 let due = self.templates[i]
                     .dirty
-                    .is_some_and(|d| self.due_at(d) <= now);
+                    .is_some_and(|d| self.due_at(&self.templates[i], d) <= now);
                 if due {
                     self.render(i);
                 }
@@ -291,6 +394,7 @@ impl Runner {
     }
 
     fn render(&mut self, i: usize) {
+        Stats::bump(&self.stats.renders);
         let t = &mut self.templates[i];
         t.dirty = None;
         let rendered = match t.template.render(&self.snapshot) {
@@ -321,6 +425,7 @@ impl Runner {
                 text: rendered.text,
                 check: tc.check.clone(),
                 command: tc.command.clone(),
+                rerun_command: t.command_pending,
                 timeout: tc.command_timeout,
                 options: WriteOptions {
                     perms: tc.perms,
@@ -339,6 +444,7 @@ impl Runner {
             .flat_map(|t| t.used.iter().cloned())
             .collect();
         Arc::make_mut(&mut self.snapshot).retain(|d| wanted.contains(d));
+        self.held.retain(|d, _| wanted.contains(d));
         match &mut self.source {
             Source::Consul { watchers, .. } => {
                 watchers.set(&wanted);
@@ -349,9 +455,10 @@ impl Runner {
                 for dependency in wanted.iter().filter(|d| self.snapshot.data(d).is_none()) {
                     match file.answer(dependency) {
                         Ok((data, rejections)) => {
-                            for rejection in rejections {
+                            for rejection in &rejections {
                                 tracing::warn!(%dependency, "{rejection}");
                             }
+                            Stats::add(&self.stats.rejected_values, rejections.len() as u64);
                             answered.push((dependency.clone(), data));
                         }
                         Err(error) => tracing::error!(%dependency, "{error}"),
@@ -359,7 +466,7 @@ impl Runner {
                 }
                 let any = !answered.is_empty();
                 for (dependency, data) in answered {
-                    self.apply_change(dependency, data);
+                    self.store(dependency, data);
                 }
                 any
             }
@@ -372,7 +479,11 @@ impl Runner {
             return;
         }
         let jobs: Vec<apply::Job> = std::mem::take(&mut self.queued).into_values().collect();
-        self.applying = Some(tokio::spawn(apply::apply(jobs, self.dry)));
+        self.applying = Some(tokio::spawn(apply::apply(
+            jobs,
+            self.dry,
+            self.stats.clone(),
+        )));
     }
 
     fn finish_pass(&mut self, report: apply::Report) {
@@ -388,9 +499,17 @@ impl Runner {
                 }
             }
         }
-        if self.once {
-            self.failures
-                .extend(report.command_failures.iter().cloned());
+        for (command, result) in &report.commands {
+            for t in self
+                .templates
+                .iter_mut()
+                .filter(|t| t.config.command.as_ref() == Some(command))
+            {
+                t.command_pending = result.is_err();
+            }
+            if let (Err(error), true) = (result, self.once) {
+                self.failures.push(error.clone());
+            }
         }
         if self.templates.iter().all(|t| t.done) {
             self.save_catalog_once();
@@ -488,15 +607,10 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn wait_for(task: &mut Option<JoinHandle<apply::Report>>) -> apply::Report {
+/// The report of the apply pass in flight; `Err` if it panicked.
+async fn wait_for(task: &mut Option<JoinHandle<apply::Report>>) -> Result<apply::Report, String> {
     match task {
-        Some(handle) => handle.await.unwrap_or_else(|error| {
-            tracing::error!("apply pass failed: {error}");
-            apply::Report {
-                command_failures: vec![error.to_string()],
-                ..apply::Report::default()
-            }
-        }),
+        Some(handle) => handle.await.map_err(|error| error.to_string()),
         None => std::future::pending().await,
     }
 }
@@ -506,6 +620,7 @@ struct Signals {
     interrupt: Signal,
     terminate: Signal,
     hangup: Signal,
+    user1: Signal,
 }
 
 impl Signals {
@@ -514,6 +629,7 @@ impl Signals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
             hangup: signal(SignalKind::hangup())?,
+            user1: signal(SignalKind::user_defined1())?,
         })
     }
 }
