@@ -13,6 +13,7 @@
 
 mod apply;
 mod stats;
+mod template_files;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -34,6 +35,7 @@ use crate::consul::{Data, Dependency};
 use crate::output::WriteOptions;
 use crate::template::{Snapshot, Template, TemplateError};
 use stats::Stats;
+use template_files::TemplateFiles;
 
 /// Why a run ended other than as asked.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,10 @@ impl RunError {
 pub async fn run(config: Config) -> Result<(), RunError> {
     let mut runner = Runner::new(config)?;
     let mut signals = Signals::new().map_err(RunError::Signals)?;
+    let mut edits = (!runner.once).then(|| {
+        let sources: Vec<_> = runner.templates.iter().map(|t| t.config.source.clone()).collect();
+        TemplateFiles::watch(&sources)
+    });
     runner.render_due();
     let result = 'run: loop {
         runner.start_pass();
@@ -88,6 +94,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             stop = stop_requested(&mut signals.interrupt, &mut signals.terminate) => Wake::Stop(stop),
             _ = signals.hangup.recv() => Wake::Reload,
             _ = signals.user1.recv() => Wake::Stats,
+            Some(path) = next_edit(&mut edits) => Wake::Edited(path),
         };
         match wake {
             Wake::Event(Some(event)) => {
@@ -127,7 +134,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 break Err(RunError::Interrupted);
             }
             Wake::Reload => {
-                runner.reload_templates();
+                runner.reload_templates(|_| true);
+                runner.render_due();
+            }
+            Wake::Edited(path) => {
+                runner.reload_templates(|source| template_files::absolute(source) == path);
                 runner.render_due();
             }
             Wake::Stats => runner.stats.log(),
@@ -144,6 +155,7 @@ enum Wake {
     Applied(Result<apply::Report, String>),
     Stop(&'static str),
     Reload,
+    Edited(std::path::PathBuf),
     Stats,
 }
 
@@ -537,25 +549,21 @@ impl Runner {
         }
     }
 
-    /// SIGHUP: re-reads every template source. A template that no longer
-    /// parses keeps its previous version.
-    fn reload_templates(&mut self) {
+    /// Re-reads the template sources `which` selects (SIGHUP: all; an
+    /// edit: that one). A template that no longer parses keeps its
+    /// previous version, and the error says where.
+    fn reload_templates(&mut self, which: impl Fn(&Path) -> bool) {
         let now = Instant::now();
-        for t in &mut self.templates {
+        for t in self.templates.iter_mut().filter(|t| which(&t.config.source)) {
             match load_template(&t.config.source) {
                 Ok(template) => {
+                    tracing::info!(template = t.name, "template reloaded");
                     t.template = template;
-                    t.dirty = Some(Dirty {
-                        first: now,
-                        last: now,
-                    });
+                    t.dirty = Some(Dirty { first: now, last: now });
                 }
-                Err(error) => {
-                    tracing::error!("{error}; keeping the previous version of {}", t.name)
-                }
+                Err(error) => tracing::error!("{error}; keeping the previous version of {}", t.name),
             }
         }
-        tracing::info!("templates reloaded");
     }
 
     /// On stop, lets a pass in flight finish (a check that passed its swap
@@ -603,6 +611,13 @@ async fn next_event(source: &mut Source) -> Option<Event> {
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_edit(edits: &mut Option<TemplateFiles>) -> Option<std::path::PathBuf> {
+    match edits {
+        Some(edits) => edits.next().await,
         None => std::future::pending().await,
     }
 }

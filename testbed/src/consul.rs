@@ -474,8 +474,10 @@ impl ConsulAgent {
         self.dir.path().join("consul.log")
     }
 
-    /// PUT to the agent's API, panicking unless it answers 2xx.
-    fn put(&self, path: &str, body: Option<&str>) -> Response {
+    /// PUT to the agent's API (e.g. `/v1/catalog/register`, which accepts
+    /// node names and addresses the agent API would not), panicking unless
+    /// it answers 2xx.
+    pub fn put(&self, path: &str, body: Option<&str>) -> Response {
         call_ok("PUT", &format!("{}{path}", self.url()), body)
     }
 

@@ -13,6 +13,7 @@ mod cluster;
 mod consul;
 mod fault_proxy;
 mod http;
+mod http_fault_proxy;
 mod nginx;
 mod process;
 
@@ -21,6 +22,7 @@ pub use cluster::{ClusterMember, ConsulCluster};
 pub use consul::{AgentOptions, ConsulAgent, Instance, TlsFiles};
 pub use fault_proxy::FaultProxy;
 pub use http::{Response, http_get};
+pub use http_fault_proxy::{Fault, HttpFaultProxy};
 pub use nginx::{Nginx, NginxPrefix};
 pub use process::Process;
 
