@@ -101,6 +101,7 @@ pub struct Transport {
     max_stale: Option<Duration>,
     block_wait: Duration,
     gate: Gate,
+    backoff: Backoff,
 }
 
 impl fmt::Debug for Transport {
@@ -157,6 +158,10 @@ impl Transport {
         } else {
             Some(0)
         };
+        let backoff = Backoff {
+            base: retry.backoff,
+            max: retry.max_backoff,
+        };
         Ok(Arc::new(Transport {
             client,
             base,
@@ -168,14 +173,15 @@ impl Transport {
             namespace: config.namespace.clone(),
             max_stale: config.max_stale,
             block_wait: config.block_wait,
-            gate: Gate::new(
-                Backoff {
-                    base: retry.backoff,
-                    max: retry.max_backoff,
-                },
-                give_up_after,
-            ),
+            gate: Gate::new(backoff, give_up_after),
+            backoff,
         }))
+    }
+
+    /// The retry policy's backoff, for callers that retry on their own
+    /// (queries the agent refused, replies that would not decode).
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
     }
 
     /// Reads `dependency`. With an index, blocks until Consul's index for it
@@ -219,7 +225,7 @@ impl Transport {
         };
         let ticket = self.gate.admit().await;
         match self.exchange(&url, timeout).await {
-            Ok((status, _, body)) if is_unreachable_status(status) => {
+            Ok((status, _, body)) if is_agent_wide(status, &body) => {
                 let error = format!("HTTP {status}: {}", body_excerpt(&body));
                 self.gate.failed(ticket, &error)?;
                 Err(FetchError::Unreachable(error))
@@ -305,10 +311,17 @@ impl Transport {
     }
 }
 
-/// Statuses that say "the agent can't serve anyone right now" rather than
-/// "this query is wrong": rate limits and gateway failures.
-fn is_unreachable_status(status: u16) -> bool {
-    matches!(status, 429 | 502 | 503 | 504)
+/// Whether an error answer means "the agent can't serve anyone right now"
+/// (rate limits, no cluster leader, gateway failures) rather than "this
+/// query is wrong". A query for an unknown datacenter is the one 5xx that
+/// is about the query: treating it as an outage would stall every other
+/// watcher behind the gate.
+fn is_agent_wide(status: u16, body: &[u8]) -> bool {
+    match status {
+        429 => true,
+        500..=599 => !String::from_utf8_lossy(body).contains("No path to datacenter"),
+        _ => false,
+    }
 }
 
 fn is_kv(dependency: &Dependency) -> bool {

@@ -29,6 +29,8 @@ use super::transport::{ConsulIndex, FetchError, Reply, Transport};
 
 /// How often a dependency without blocking support is re-read.
 const POLL_INTERVAL: Duration = Duration::from_secs(60);
+/// How soon suspect data (entries lost right after a failure) is re-read.
+const RECHECK_DELAY: Duration = Duration::from_secs(1);
 /// Token bucket: burst size and refill period.
 const BURST: u32 = 3;
 const REFILL: Duration = Duration::from_millis(50);
@@ -116,7 +118,8 @@ async fn watch(
     // The last index seen, kept across errors so that a reset is noticed
     // even when it happened while Consul was unreachable.
     let mut last_index: Option<ConsulIndex> = None;
-    // Consul was unreachable since the last good reply.
+    // A read failed (Consul unreachable, an error answer, a garbled body)
+    // since the last good reply: the next data may not be the whole truth.
     let mut recovering = false;
     let mut last: Option<Data> = None;
     let mut bucket = TokenBucket::new();
@@ -138,7 +141,8 @@ async fn watch(
             Err(error @ FetchError::Rejected { .. }) => {
                 refused += 1;
                 block_on = None;
-                let delay = rejected_backoff(refused);
+                recovering = true;
+                let delay = transport.backoff().delay(refused);
                 tracing::warn!(%dependency, %error, retry_in = ?delay, "query failed");
                 tokio::time::sleep(delay).await;
                 continue;
@@ -153,6 +157,14 @@ async fn watch(
                 }
                 let after_reset = went_back || recovering;
                 recovering = false;
+                // Data that lost entries right after a failure or reset is
+                // suspect (a re-syncing catalog, a garbled answer that
+                // parsed): read it again shortly without blocking, rather
+                // than blocking on an index that may not match the data.
+                let suspect = after_reset
+                    && last
+                        .as_ref()
+                        .is_some_and(|before| data.lost_entries_since(before));
                 if last.as_ref() != Some(&data) {
                     for rejection in &rejections {
                         tracing::warn!(%dependency, "{rejection}");
@@ -170,12 +182,20 @@ async fn watch(
                 }
                 last_index = reply.index;
                 // Consul's rule: after a backwards index, start over unblocked.
-                block_on = if went_back { None } else { reply.index };
+                block_on = if went_back || suspect {
+                    None
+                } else {
+                    reply.index
+                };
+                if suspect {
+                    tokio::time::sleep(RECHECK_DELAY).await;
+                }
             }
             Err(error) => {
                 refused += 1;
                 block_on = None;
-                let delay = rejected_backoff(refused);
+                recovering = true;
+                let delay = transport.backoff().delay(refused);
                 tracing::warn!(%dependency, error, retry_in = ?delay, "could not decode consul's reply");
                 tokio::time::sleep(delay).await;
                 continue;
@@ -185,17 +205,6 @@ async fn watch(
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
-}
-
-/// Backoff for queries the agent answered with an error (ACL denied, bad
-/// datacenter, garbage): slower than outage probes, since retrying soon
-/// rarely helps.
-fn rejected_backoff(attempt: u32) -> Duration {
-    super::gate::Backoff {
-        base: Duration::from_millis(500),
-        max: Duration::from_secs(30),
-    }
-    .delay(attempt)
 }
 
 /// Decodes and validates a reply for `dependency`.

@@ -77,7 +77,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let mut runner = Runner::new(config)?;
     let mut signals = Signals::new().map_err(RunError::Signals)?;
     let mut edits = (!runner.once).then(|| {
-        let sources: Vec<_> = runner.templates.iter().map(|t| t.config.source.clone()).collect();
+        let sources: Vec<_> = runner
+            .templates
+            .iter()
+            .map(|t| t.config.source.clone())
+            .collect();
         TemplateFiles::watch(&sources)
     });
     runner.render_due();
@@ -554,14 +558,23 @@ impl Runner {
     /// previous version, and the error says where.
     fn reload_templates(&mut self, which: impl Fn(&Path) -> bool) {
         let now = Instant::now();
-        for t in self.templates.iter_mut().filter(|t| which(&t.config.source)) {
+        for t in self
+            .templates
+            .iter_mut()
+            .filter(|t| which(&t.config.source))
+        {
             match load_template(&t.config.source) {
                 Ok(template) => {
                     tracing::info!(template = t.name, "template reloaded");
                     t.template = template;
-                    t.dirty = Some(Dirty { first: now, last: now });
+                    t.dirty = Some(Dirty {
+                        first: now,
+                        last: now,
+                    });
                 }
-                Err(error) => tracing::error!("{error}; keeping the previous version of {}", t.name),
+                Err(error) => {
+                    tracing::error!("{error}; keeping the previous version of {}", t.name)
+                }
             }
         }
     }

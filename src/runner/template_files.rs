@@ -49,11 +49,16 @@ impl TemplateFiles {
                 Some(watcher)
             }
             Err(error) => {
-                tracing::warn!("cannot watch for template edits ({error}); send SIGHUP after editing");
+                tracing::warn!(
+                    "cannot watch for template edits ({error}); send SIGHUP after editing"
+                );
                 None
             }
         };
-        TemplateFiles { _watcher: watcher, changed }
+        TemplateFiles {
+            _watcher: watcher,
+            changed,
+        }
     }
 
     /// The next edited template source (absolute path).

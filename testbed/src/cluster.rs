@@ -28,6 +28,12 @@ pub struct ClusterMember {
 }
 
 impl ClusterMember {
+    /// Registers `instance` with this member's agent; returns once its
+    /// catalog has it.
+    pub fn register(&self, instance: &crate::Instance) {
+        crate::consul::register_with(&self.url(), &self.node, instance);
+    }
+
     /// "127.0.0.1:PORT" of its HTTP API.
     pub fn http_addr(&self) -> String {
         format!("127.0.0.1:{}", self.ports.http)

@@ -384,13 +384,7 @@ impl ConsulAgent {
     /// Registers `instance` with the agent; returns once the catalog has it
     /// (and its check, if any).
     pub fn register(&self, instance: &Instance) {
-        let body = instance.registration().to_string();
-        self.put("/v1/agent/service/register", Some(&body));
-        let what = format!("service instance {} to reach the catalog", instance.id);
-        wait_until(&what, READY_TIMEOUT, || {
-            self.node_has_service(&instance.id)
-                && (!instance.check || self.check_status(&instance.check_id()).is_some())
-        });
+        register_with(&self.url(), &self.node, instance);
     }
 
     /// Deregisters service instance `service_id`; returns once it has left
@@ -501,6 +495,24 @@ impl ConsulAgent {
         let node = self.get(&format!("/v1/catalog/node/{}", self.node)).json();
         node["Services"].get(service_id).is_some()
     }
+}
+
+/// Registers `instance` with the agent at `url` (whose node is `node`);
+/// returns once the catalog has it (and its check, if any).
+pub(crate) fn register_with(url: &str, node: &str, instance: &Instance) {
+    let body = instance.registration().to_string();
+    call_ok(
+        "PUT",
+        &format!("{url}/v1/agent/service/register"),
+        Some(&body),
+    );
+    let what = format!("service instance {} to reach the catalog", instance.id);
+    wait_until(&what, READY_TIMEOUT, || {
+        let services = call("GET", &format!("{url}/v1/catalog/node/{node}"), None).json();
+        let checks = call("GET", &format!("{url}/v1/health/node/{node}"), None).json();
+        services["Services"].get(&instance.id).is_some()
+            && (!instance.check || check_status(&checks, &instance.check_id()).is_some())
+    });
 }
 
 /// The status of check `check_id` in a /v1/health/node answer.

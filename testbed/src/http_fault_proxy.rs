@@ -49,8 +49,9 @@ impl HttpFaultProxy {
     /// Listens on a free loopback port and forwards to `upstream`
     /// (`host:port` of the agent's HTTP API).
     pub fn start(upstream: &str) -> HttpFaultProxy {
-        let listener =
-            TcpListener::bind(("127.0.0.1", crate::free_port())).expect("binding fault proxy");
+        // Bound here, so port 0 is race-free (unlike ports handed to another
+        // program, see `free_ports`).
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding fault proxy");
         let addr = listener.local_addr().expect("local addr").to_string();
         let shared = Arc::new(Shared::default());
         let accept = {
@@ -100,36 +101,37 @@ impl Drop for HttpFaultProxy {
     }
 }
 
-fn serve(client: TcpStream, upstream: &str, shared: &Shared) {
+fn serve(mut client: TcpStream, upstream: &str, shared: &Shared) {
     let Ok(request) = read_request(&client) else {
         return;
     };
     shared.requests.fetch_add(1, Ordering::SeqCst);
-    let fault = shared
-        .fault
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let mut client = client;
-    let response = match &fault {
-        Some(Fault::Drop) => {
-            let _ = client.shutdown(Shutdown::Both);
-            return;
-        }
-        Some(Fault::Status(status, body)) => plain_response(*status, body),
-        None | Some(Fault::Body(_)) | Some(Fault::Truncate) => {
-            let Ok(raw) = forward(&request, upstream) else {
-                let _ = client.shutdown(Shutdown::Both);
-                return;
-            };
-            match &fault {
-                Some(Fault::Body(body)) => replace_body(&raw, body.as_bytes()),
-                Some(Fault::Truncate) => truncate_body(&raw),
-                _ => raw,
-            }
-        }
+    let current = || {
+        shared
+            .fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     };
-    let _ = client.write_all(&response);
+    // Faults that need no answer from Consul apply at once; the rest (and
+    // any fault set while a blocking query waited) apply to its answer.
+    let raw = match current() {
+        Some(Fault::Drop) => None,
+        Some(Fault::Status(status, body)) => Some(plain_response(status, &body)),
+        _ => match forward(&request, upstream) {
+            Err(_) => None,
+            Ok(raw) => match current() {
+                None => Some(raw),
+                Some(Fault::Drop) => None,
+                Some(Fault::Status(status, body)) => Some(plain_response(status, &body)),
+                Some(Fault::Body(body)) => Some(replace_body(&raw, body.as_bytes())),
+                Some(Fault::Truncate) => Some(truncate_body(&raw)),
+            },
+        },
+    };
+    if let Some(response) = raw {
+        let _ = client.write_all(&response);
+    }
     let _ = client.shutdown(Shutdown::Both);
 }
 

@@ -5,6 +5,7 @@
 
 mod cli;
 mod connection;
+mod faults;
 mod image;
 mod offline;
 mod seed;

@@ -153,8 +153,64 @@ pub fn upstream_servers(conf: &str) -> Vec<String> {
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("server ") && l.ends_with(';') && !l.contains(" down;"))
-        .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .trim_end_matches(';')
+                .to_owned()
+        })
         .collect();
     servers.sort();
     servers
+}
+
+/// Every distinct version a file went through while this is alive, polled
+/// every millisecond in the background. "Never changed for the worse" is
+/// asserted over all of them, not only the last.
+pub struct FileHistory {
+    versions: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    poller: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FileHistory {
+    pub fn record(path: &Path) -> FileHistory {
+        use std::sync::atomic::Ordering;
+        let versions = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let poller = {
+            let (versions, stop, path) = (versions.clone(), stop.clone(), path.to_path_buf());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(text) = std::fs::read_to_string(&path) {
+                        let mut seen = versions.lock().expect("history lock");
+                        if seen.last() != Some(&text) {
+                            seen.push(text);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        FileHistory {
+            versions,
+            stop,
+            poller: Some(poller),
+        }
+    }
+
+    /// The versions seen so far, oldest first.
+    pub fn versions(&self) -> Vec<String> {
+        self.versions.lock().expect("history lock").clone()
+    }
+}
+
+impl Drop for FileHistory {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(poller) = self.poller.take() {
+            let _ = poller.join();
+        }
+    }
 }
