@@ -4,6 +4,7 @@
 //! capability.
 
 mod cli;
+mod config_file;
 mod connection;
 mod image;
 mod offline;
