@@ -1,5 +1,8 @@
-//! The command line: consul-template's flags and environment variables in,
-//! one validated `Config` (or a request for help or the version) out.
+//! The command line: consul-template's flags, environment variables and
+//! `-config` files in, one validated `Config` (or a request for help or the
+//! version) out. Precedence is decided here, setting by setting: a flag
+//! beats the config files, which beat the environment, which beats the
+//! default; `config_file` only reads and merges the files.
 //!
 //! Go's flag package takes `-flag` and `--flag`, `-flag=value` and
 //! `-flag value`, booleans only as `-flag` or `-flag=false`, and stops at the
@@ -22,6 +25,7 @@ use crate::config::{
     Config, ConfigError, ConsulAddress, ConsulConfig, RetryConfig, TemplateConfig, TlsConfig,
     Token, ValueError, Wait,
 };
+use crate::config_file;
 use crate::duration::parse_duration;
 use crate::exit;
 
@@ -112,6 +116,9 @@ struct RawFlags {
     #[arg(short = 'v', long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     version: Option<String>,
 
+    #[arg(long)]
+    config: Vec<String>,
+
     #[arg(long, alias = "consul")]
     consul_addr: Option<String>,
     #[arg(long)]
@@ -189,9 +196,10 @@ const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// its state (anti-entropy runs about once a minute in small clusters).
 const DEFAULT_RESET_GRACE: Duration = Duration::from_secs(60);
 
-/// Reads the command line. `args` starts with the program name; `env` looks
-/// up an environment variable (an empty value counts as unset, as in Consul's
-/// own tools). A flag beats its variable, which beats the default.
+/// Reads the command line and the `-config` files it names. `args` starts
+/// with the program name; `env` looks up an environment variable (an empty
+/// value counts as unset, as in Consul's own tools). A flag beats the files,
+/// which beat its variable, which beats the default.
 pub fn parse<I, S>(args: I, env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, CliError>
 where
     I: IntoIterator<Item = S>,
@@ -375,7 +383,8 @@ impl Env<'_> {
         (self.0)(var).filter(|value| !value.is_empty())
     }
 
-    /// `given` if the flag was set, else the variable `var`, read by `parse`.
+    /// `given` if a flag or a config file set it, else the variable `var`,
+    /// read by `parse`.
     fn or<T>(
         &self,
         given: Option<T>,
@@ -396,9 +405,16 @@ impl Env<'_> {
     }
 }
 
-/// Turns the raw flags and the environment into a `Config`. Every flag is
-/// read before any variable or file, so a bad flag is reported as one.
+/// Turns the raw flags, the config files and the environment into a
+/// `Config`. Every flag is read before any file or variable, so a bad flag
+/// is reported as one.
 fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, CliError> {
+    let config_paths = raw
+        .config
+        .iter()
+        .map(|path| flag("config", Some(path.as_str()), parse_path))
+        .filter_map(Result::transpose)
+        .collect::<Result<Vec<_>, _>>()?;
     let address = flag("consul-addr", raw.consul_addr.as_deref(), str::parse)?;
     let token = flag("consul-token", raw.consul_token.as_deref(), parse_string)?;
     let token_file = flag(
@@ -475,87 +491,156 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     let catalog_file = flag("catalog-file", raw.catalog_file.as_deref(), parse_path)?;
     let save_catalog = flag("save-catalog", raw.save_catalog.as_deref(), parse_path)?;
 
+    // Each setting below is the flag's, else the files', else the
+    // variable's, else the default: in consul-template the variables are
+    // defaults that config files override.
+    let file = config_file::load(&config_paths).map_err(ConfigError::from)?;
+    let consul = file.consul;
     let env = Env(env);
     let mut address = env
-        .or(address, "CONSUL_HTTP_ADDR", str::parse)?
+        .or(address.or(consul.address), "CONSUL_HTTP_ADDR", str::parse)?
         .unwrap_or_else(|| ConsulAddress::Http(DEFAULT_ADDRESS.to_owned()));
     // As in Consul's client: https:// turns TLS on, and TLS, once asked for,
     // is never dropped for plain http.
     let tls_enabled = matches!(address, ConsulAddress::Https(_))
-        || env.or(ssl, "CONSUL_HTTP_SSL", parse_bool)?.unwrap_or(false);
+        || env
+            .or(
+                ssl.or(consul.ssl.wants_tls()),
+                "CONSUL_HTTP_SSL",
+                parse_bool,
+            )?
+            .unwrap_or(false);
     if let (true, ConsulAddress::Http(host_port)) = (tls_enabled, &address) {
         address = ConsulAddress::Https(host_port.clone());
     }
+    let auth = match auth.map(Some).or(consul.auth) {
+        Some(auth) => auth,
+        None => env.or(None, "CONSUL_HTTP_AUTH", str::parse)?,
+    };
+    let token = resolve_token(
+        [
+            (token.map(Token::new), token_file, "-consul-token-file"),
+            (
+                consul.token,
+                consul.token_file,
+                "consul.token_file in a -config file",
+            ),
+        ],
+        &env,
+    )?;
+    let ssl_file = consul.ssl;
+    let retry_file = consul.retry;
     let command_timeout = command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT);
+    // consul-template appends the -template flags to the files' templates.
+    let templates = file
+        .templates
+        .into_iter()
+        .map(|from_file| TemplateConfig {
+            source: from_file.source,
+            destination: from_file.destination,
+            command: from_file.command,
+            check: from_file.check.or_else(|| check.clone()),
+            command_timeout: from_file.command_timeout.unwrap_or(command_timeout),
+            perms: from_file.perms,
+            backup: from_file.backup,
+            wait: from_file.wait,
+        })
+        .chain(
+            raw.template
+                .iter()
+                .map(|spec| template(spec, check.as_ref(), command_timeout)),
+        )
+        .collect();
 
     Ok(Config {
         consul: ConsulConfig {
             address,
-            token: resolve_token(token, token_file, &env)?,
-            auth: env.or(auth, "CONSUL_HTTP_AUTH", str::parse)?,
+            token,
+            auth,
             tls: TlsConfig {
                 enabled: tls_enabled,
                 verify: env
-                    .or(ssl_verify, "CONSUL_HTTP_SSL_VERIFY", parse_bool)?
+                    .or(
+                        ssl_verify.or(ssl_file.verify),
+                        "CONSUL_HTTP_SSL_VERIFY",
+                        parse_bool,
+                    )?
                     .unwrap_or(true),
-                ca_cert: env.or(ca_cert, "CONSUL_CACERT", parse_path)?,
-                ca_path: env.or(ca_path, "CONSUL_CAPATH", parse_path)?,
-                cert: env.or(cert, "CONSUL_CLIENT_CERT", parse_path)?,
-                key: env.or(key, "CONSUL_CLIENT_KEY", parse_path)?,
-                server_name: env.or(server_name, "CONSUL_TLS_SERVER_NAME", parse_string)?,
+                ca_cert: env.or(ca_cert.or(ssl_file.ca_cert), "CONSUL_CACERT", parse_path)?,
+                ca_path: env.or(ca_path.or(ssl_file.ca_path), "CONSUL_CAPATH", parse_path)?,
+                cert: env.or(cert.or(ssl_file.cert), "CONSUL_CLIENT_CERT", parse_path)?,
+                key: env.or(key.or(ssl_file.key), "CONSUL_CLIENT_KEY", parse_path)?,
+                server_name: env.or(
+                    server_name.or(ssl_file.server_name),
+                    "CONSUL_TLS_SERVER_NAME",
+                    parse_string,
+                )?,
             },
             retry: RetryConfig {
-                enabled: retry.unwrap_or(true),
+                enabled: retry.or(retry_file.enabled).unwrap_or(true),
                 // 0 never gives up; consul-template gives up after 12, which
                 // turns a Consul outage into a dead load balancer.
-                attempts: retry_attempts.filter(|&attempts| attempts > 0),
-                backoff: retry_backoff.unwrap_or(DEFAULT_RETRY_BACKOFF),
-                max_backoff: retry_max_backoff.unwrap_or(DEFAULT_RETRY_MAX_BACKOFF),
+                attempts: retry_attempts
+                    .or(retry_file.attempts)
+                    .filter(|&attempts| attempts > 0),
+                backoff: retry_backoff
+                    .or(retry_file.backoff)
+                    .unwrap_or(DEFAULT_RETRY_BACKOFF),
+                max_backoff: retry_max_backoff
+                    .or(retry_file.max_backoff)
+                    .unwrap_or(DEFAULT_RETRY_MAX_BACKOFF),
             },
-            max_stale: Some(max_stale.unwrap_or(DEFAULT_MAX_STALE)).filter(|d| !d.is_zero()),
-            block_wait: block_wait.unwrap_or(DEFAULT_BLOCK_WAIT),
-            namespace: env.or(None, "CONSUL_NAMESPACE", parse_string)?,
+            max_stale: Some(max_stale.or(file.max_stale).unwrap_or(DEFAULT_MAX_STALE))
+                .filter(|d| !d.is_zero()),
+            block_wait: block_wait.or(file.block_wait).unwrap_or(DEFAULT_BLOCK_WAIT),
+            namespace: env.or(consul.namespace, "CONSUL_NAMESPACE", parse_string)?,
         },
-        templates: raw
-            .template
-            .iter()
-            .map(|spec| template(spec, check.as_ref(), command_timeout))
-            .collect(),
-        wait: wait.flatten(),
-        reset_grace: reset_grace.unwrap_or(DEFAULT_RESET_GRACE),
+        templates,
+        wait: wait.or(file.wait).flatten(),
+        reset_grace: reset_grace
+            .or(file.reset_grace)
+            .unwrap_or(DEFAULT_RESET_GRACE),
         // Offline mode has nothing to watch, so it always renders once.
-        once: once.unwrap_or(false) || catalog_file.is_some(),
+        once: once.or(file.once).unwrap_or(false) || catalog_file.is_some(),
         dry: dry.unwrap_or(false),
-        log_level: log_level.unwrap_or_default(),
-        pid_file,
+        log_level: log_level.or(file.log_level).unwrap_or_default(),
+        pid_file: pid_file.or(file.pid_file),
         catalog_file,
         save_catalog,
     })
 }
 
-/// Picks the token by precedence: `-consul-token`, `-consul-token-file`,
+/// Picks the token by precedence: from each of `given` in turn (the flags',
+/// then the files'), a token, else a token file named by `origin`; then
 /// `CONSUL_HTTP_TOKEN`, `CONSUL_HTTP_TOKEN_FILE`. Only the winning file is
-/// read. An empty token means none.
+/// read. An empty token means none; the given tokens are never empty.
 fn resolve_token(
-    token: Option<String>,
-    token_file: Option<PathBuf>,
+    given: [(Option<Token>, Option<PathBuf>, &'static str); 2],
     env: &Env<'_>,
 ) -> Result<Option<Token>, ConfigError> {
-    let secret = match (token, token_file) {
+    for (token, token_file, origin) in given {
+        if token.is_some() {
+            return Ok(token);
+        }
+        if let Some(path) = token_file {
+            return Ok(non_empty(read_token_file(origin, path)?));
+        }
+    }
+    let secret = match (
+        env.get("CONSUL_HTTP_TOKEN"),
+        env.get("CONSUL_HTTP_TOKEN_FILE"),
+    ) {
         (Some(token), _) => token,
-        (None, Some(path)) => read_token_file("-consul-token-file", path)?,
-        (None, None) => match (
-            env.get("CONSUL_HTTP_TOKEN"),
-            env.get("CONSUL_HTTP_TOKEN_FILE"),
-        ) {
-            (Some(token), _) => token,
-            (None, Some(path)) => read_token_file("CONSUL_HTTP_TOKEN_FILE", path.into())?,
-            (None, None) => return Ok(None),
-        },
+        (None, Some(path)) => read_token_file("CONSUL_HTTP_TOKEN_FILE", path.into())?,
+        (None, None) => return Ok(None),
     };
-    Ok(Some(secret)
+    Ok(non_empty(secret))
+}
+
+fn non_empty(secret: String) -> Option<Token> {
+    Some(secret)
         .filter(|secret| !secret.is_empty())
-        .map(Token::new))
+        .map(Token::new)
 }
 
 fn read_token_file(origin: &'static str, path: PathBuf) -> Result<String, ConfigError> {
@@ -599,12 +684,23 @@ Usage: consul-render [flags]
   Watches the Consul services and keys that its templates use, renders each
   template when they change, writes the file atomically and runs the
   template's command (for example an nginx reload). Runs until interrupted,
-  or renders once with -once. It takes consul-template's flags, environment
-  variables and exit codes, so it can replace consul-template in place.
+  or renders once with -once. It takes consul-template's flags, config
+  files, environment variables and exit codes, so it can replace
+  consul-template in place.
 
   Flags take one or two dashes: -flag=value or -flag value. Boolean flags
   are -flag or -flag=false (not -flag false). An empty value means unset.
   Durations read like 500ms, 5s, 1m30s or 1h; a bare number is seconds.
+
+Configuration files:
+  -config=<path>
+      Read settings from a consul-template config file (HCL or JSON), or
+      from every *.hcl and *.json file in a directory, in name order.
+      Repeat the flag for more. Files merge left to right: a later file's
+      setting wins and template blocks add up. Flags beat every file, and
+      -template flags come after the files' templates. A file's consul
+      settings beat the CONSUL_* variables. Keys consul-render does not
+      support (vault, exec, ...) are errors, not ignored.
 
 Consul connection:
   -consul-addr=<address>, -consul=<address>
@@ -660,16 +756,17 @@ Templates:
       colon is the command, colons included.
   -check=<command>
       Run before every command, for example "nginx -t". If it fails, the
-      last good file stays in place and the command does not run.
+      last good file stays in place and the command does not run. A
+      template block's own check replaces it for that template.
   -command-timeout=<duration>
-      Time each check and command may take before it is killed.
-      Default: 30s.
+      Time each check and command may take before it is killed; a template
+      block's command_timeout replaces it. Default: 30s.
 
 Behaviour:
   -wait=<min[:max]>
       After a change, wait until nothing has changed for min, but no
       longer than max (default 4 x min), before rendering; 0 turns this
-      off. Default: off.
+      off. A template block's own wait replaces it. Default: off.
   -reset-grace=<duration>
       When Consul comes back from an outage or a reset (its index went
       backwards) with fewer instances or keys than before, keep using the
@@ -700,7 +797,8 @@ Environment:
   CONSUL_HTTP_AUTH, CONSUL_HTTP_SSL, CONSUL_HTTP_SSL_VERIFY, CONSUL_CACERT,
   CONSUL_CAPATH, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY,
   CONSUL_TLS_SERVER_NAME
-      Defaults for the flags above; a flag beats its variable.
+      Defaults for the flags above: a -config file beats its variable,
+      and a flag beats both.
   CONSUL_NAMESPACE
       Consul Enterprise namespace to query.
 
@@ -722,6 +820,9 @@ Examples:
   Render offline from a catalog snapshot:
     consul-render -catalog-file examples/catalog.json \
       -template="nginx.conf.tera:nginx.conf"
+
+  Use consul-template's config files, with a flag on top:
+    consul-render -config=/etc/consul-template.d -log-level=debug
 "#;
 
 #[cfg(test)]
@@ -1114,6 +1215,354 @@ mod tests {
         }
     }
 
+    /// Writes `text` as a config file and returns its `-config` flag.
+    fn config_flag(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+        let path = dir.path().join(name);
+        fs::write(&path, text).expect("write config file");
+        format!("-config={}", path.display())
+    }
+
+    #[test]
+    fn lets_flags_beat_config_files_and_config_files_beat_the_environment() {
+        let cases: &[(&str, Args, Vars, Expect)] = &[
+            ("", &[], &[], |_| {}),
+            ("consul {\n  address = \"file:8500\"\n}\n", &[], &[], |c| {
+                c.consul.address = http("file:8500")
+            }),
+            (
+                "consul {\n  address = \"file:8500\"\n}\n",
+                &[],
+                &[("CONSUL_HTTP_ADDR", "env:8500")],
+                |c| c.consul.address = http("file:8500"),
+            ),
+            (
+                "consul {\n  address = \"file:8500\"\n}\n",
+                &["-consul-addr=flag:8500"],
+                &[("CONSUL_HTTP_ADDR", "env:8500")],
+                |c| c.consul.address = http("flag:8500"),
+            ),
+            (
+                "consul {\n  address = \"file:8500\"\n}\n",
+                &[],
+                &[("CONSUL_HTTP_ADDR", "not a valid address")],
+                |c| c.consul.address = http("file:8500"),
+            ),
+            (
+                "consul {\n  ssl {\n    verify = false\n  }\n}\n",
+                &[],
+                &[("CONSUL_HTTP_SSL", "false")],
+                |c| {
+                    c.consul.address = https("127.0.0.1:8500");
+                    c.consul.tls.enabled = true;
+                    c.consul.tls.verify = false;
+                },
+            ),
+            (
+                "consul {\n  ssl {\n    enabled = true\n  }\n}\n",
+                &["-consul-ssl=false"],
+                &[],
+                |_| {},
+            ),
+            (
+                "consul {\n  ssl {\n    enabled = false\n  }\n}\n",
+                &[],
+                &[("CONSUL_HTTP_SSL", "true")],
+                |_| {},
+            ),
+            (
+                "consul {\n  ssl {\n    enabled = false\n    ca_cert = \"/file/ca.pem\"\n  }\n}\n",
+                &["-consul-ssl-ca-cert=/flag/ca.pem"],
+                &[
+                    ("CONSUL_CACERT", "/env/ca.pem"),
+                    ("CONSUL_CAPATH", "/env/cas"),
+                ],
+                |c| {
+                    c.consul.tls.ca_cert = Some("/flag/ca.pem".into());
+                    c.consul.tls.ca_path = Some("/env/cas".into());
+                },
+            ),
+            (
+                "consul {\n  token = \"file-token\"\n}\n",
+                &[],
+                &[("CONSUL_HTTP_TOKEN", "env-token")],
+                |c| c.consul.token = Some(Token::new("file-token".to_owned())),
+            ),
+            (
+                "consul {\n  token = \"file-token\"\n}\n",
+                &["-consul-token=flag-token"],
+                &[],
+                |c| c.consul.token = Some(Token::new("flag-token".to_owned())),
+            ),
+            (
+                "consul {\n  token = \"file-token\"\n  token_file = \"/nonexistent/token\"\n}\n",
+                &[],
+                &[],
+                |c| c.consul.token = Some(Token::new("file-token".to_owned())),
+            ),
+            (
+                "consul {\n  auth {\n    username = \"file\"\n    password = \"pw\"\n  }\n}\n",
+                &[],
+                &[("CONSUL_HTTP_AUTH", "env")],
+                |c| {
+                    c.consul.auth = Some(BasicAuth {
+                        username: "file".to_owned(),
+                        password: Some("pw".to_owned()),
+                    })
+                },
+            ),
+            (
+                "consul {\n  auth {\n    enabled = false\n  }\n}\n",
+                &[],
+                &[("CONSUL_HTTP_AUTH", "env")],
+                |_| {},
+            ),
+            (
+                "consul {\n  auth {\n    username = \"file\"\n  }\n}\n",
+                &["-consul-auth=flag"],
+                &[],
+                |c| {
+                    c.consul.auth = Some(BasicAuth {
+                        username: "flag".to_owned(),
+                        password: None,
+                    })
+                },
+            ),
+            (
+                "consul {\n  namespace = \"file-ns\"\n}\n",
+                &[],
+                &[("CONSUL_NAMESPACE", "env-ns")],
+                |c| c.consul.namespace = Some("file-ns".to_owned()),
+            ),
+            (
+                "consul {\n  retry {\n    enabled = false\n    attempts = 12\n    backoff = \"100ms\"\n    max_backoff = \"1m\"\n  }\n}\n",
+                &[],
+                &[],
+                |c| {
+                    c.consul.retry.enabled = false;
+                    c.consul.retry.attempts = Some(12);
+                    c.consul.retry.backoff = Duration::from_millis(100);
+                    c.consul.retry.max_backoff = Duration::from_secs(60);
+                },
+            ),
+            (
+                "consul {\n  retry {\n    attempts = 12\n    max_backoff = \"1m\"\n  }\n}\n",
+                &["-consul-retry-attempts=0", "-consul-retry-max-backoff=2s"],
+                &[],
+                |c| c.consul.retry.max_backoff = Duration::from_secs(2),
+            ),
+            (
+                "max_stale = \"0\"\nblock_wait = \"1m\"\nreset_grace = \"2m\"\n",
+                &[],
+                &[],
+                |c| {
+                    c.consul.max_stale = None;
+                    c.consul.block_wait = Duration::from_secs(60);
+                    c.reset_grace = Duration::from_secs(120);
+                },
+            ),
+            (
+                "max_stale = \"0\"\nblock_wait = \"1m\"\nreset_grace = \"2m\"\n",
+                &["-max-stale=3s", "-block-wait=2m", "-reset-grace=10s"],
+                &[],
+                |c| {
+                    c.consul.max_stale = Some(Duration::from_secs(3));
+                    c.consul.block_wait = Duration::from_secs(120);
+                    c.reset_grace = Duration::from_secs(10);
+                },
+            ),
+            (
+                "log_level = \"warn\"\npid_file = \"/run/file.pid\"\nonce = true\n",
+                &[],
+                &[],
+                |c| {
+                    c.log_level = LogLevel::Warn;
+                    c.pid_file = Some("/run/file.pid".into());
+                    c.once = true;
+                },
+            ),
+            (
+                "log_level = \"warn\"\npid_file = \"/run/file.pid\"\nonce = true\n",
+                &["-log-level=err", "-pid-file=/run/flag.pid", "-once=false"],
+                &[],
+                |c| {
+                    c.log_level = LogLevel::Error;
+                    c.pid_file = Some("/run/flag.pid".into());
+                },
+            ),
+            ("wait = \"2s:10s\"\n", &[], &[], |c| {
+                c.wait = Some(Wait {
+                    min: Duration::from_secs(2),
+                    max: Duration::from_secs(10),
+                })
+            }),
+            ("wait = \"2s:10s\"\n", &["-wait=0"], &[], |_| {}),
+            ("wait = \"2s:10s\"\n", &["-wait=1s"], &[], |c| {
+                c.wait = Some(Wait {
+                    min: Duration::from_secs(1),
+                    max: Duration::from_secs(4),
+                })
+            }),
+        ];
+        for (text, args, env, expect) in cases {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let config = config_flag(&dir, "config.hcl", text);
+            let mut expected = defaults();
+            expect(&mut expected);
+            let argv: Vec<&str> = ["-template=in.tpl:out.conf", config.as_str()]
+                .iter()
+                .chain(args.iter())
+                .copied()
+                .collect();
+            assert_eq!(run_config(&argv, env), expected, "{text}\n{args:?} {env:?}");
+        }
+    }
+
+    #[test]
+    fn reads_the_token_file_a_config_file_names_unless_a_flag_gives_a_token() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let token_file = dir.path().join("token");
+        fs::write(&token_file, "from-file-token-file\n").expect("write token");
+        let config = config_flag(
+            &dir,
+            "config.hcl",
+            &format!(
+                "consul {{\n  token_file = \"{}\"\n}}\n",
+                token_file.display()
+            ),
+        );
+        let cases: &[(Args, Vars, &str)] = &[
+            (&[], &[("CONSUL_HTTP_TOKEN", "env")], "from-file-token-file"),
+            (&["-consul-token=flag"], &[], "flag"),
+        ];
+        for (args, env, expected) in cases {
+            let argv: Vec<&str> = ["-template=a:b", config.as_str()]
+                .iter()
+                .chain(args.iter())
+                .copied()
+                .collect();
+            let token = run_config(&argv, env).consul.token;
+            assert_eq!(
+                token.as_ref().map(Token::expose),
+                Some(*expected),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn puts_the_config_files_templates_first_each_with_its_own_settings() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = config_flag(
+            &dir,
+            "10-first.hcl",
+            r#"
+template {
+  source = "own.tera"
+  destination = "own.conf"
+  command = ["nginx", "-s", "reload"]
+  check = "nginx -t -c /etc/nginx/own.conf"
+  command_timeout = "5s"
+  perms = 0600
+  backup = true
+  wait = "1s:2s"
+}
+template {
+  source = "plain.tera"
+  destination = "plain.conf"
+}
+"#,
+        );
+        let second = config_flag(
+            &dir,
+            "20-second.json",
+            r#"{"template": {"source": "json.tera", "destination": "json.conf", "perms": 420}}"#,
+        );
+        let config = run_config(
+            &[
+                "-template=flag.tera:flag.conf:reload",
+                &second,
+                "-check=nginx -t",
+                "-command-timeout=1m",
+                &first,
+            ],
+            &[],
+        );
+        let with_flags = |source: &str, destination: &str, command: Option<&str>| TemplateConfig {
+            check: Some("nginx -t".to_owned()),
+            command_timeout: Duration::from_secs(60),
+            ..template(source, destination, command)
+        };
+        assert_eq!(
+            config.templates,
+            [
+                TemplateConfig {
+                    perms: Some(0o644),
+                    ..with_flags("json.tera", "json.conf", None)
+                },
+                TemplateConfig {
+                    check: Some("nginx -t -c /etc/nginx/own.conf".to_owned()),
+                    command_timeout: Duration::from_secs(5),
+                    perms: Some(0o600),
+                    backup: true,
+                    wait: Some(Wait {
+                        min: Duration::from_secs(1),
+                        max: Duration::from_secs(2),
+                    }),
+                    ..template("own.tera", "own.conf", Some("nginx -s reload"))
+                },
+                with_flags("plain.tera", "plain.conf", None),
+                with_flags("flag.tera", "flag.conf", Some("reload")),
+            ]
+        );
+        assert_eq!(config.wait, None);
+    }
+
+    #[test]
+    fn reports_config_file_errors_as_configuration_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("missing.hcl");
+        let unsupported = config_flag(&dir, "vault.hcl", "vault {\n  address = \"x\"\n}\n");
+        let only_consul = config_flag(&dir, "consul.hcl", "consul {}\n");
+        let cases: Vec<(Vec<String>, String)> = vec![
+            (
+                vec![format!("-config={}", missing.display())],
+                format!(
+                    "cannot read config file {}: No such file or directory (os error 2)",
+                    missing.display()
+                ),
+            ),
+            (
+                vec![unsupported.clone()],
+                format!(
+                    "config file {}, line 1: vault is a consul-template setting that consul-render does not support",
+                    dir.path().join("vault.hcl").display()
+                ),
+            ),
+            (
+                vec![only_consul, "-once".to_owned()],
+                "no -template given and no template block in a -config file: nothing to render (for example -template \"in.tera:out.conf:nginx -s reload\")".to_owned(),
+            ),
+        ];
+        for (args, message) in cases {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            match invoke(&args, &[]) {
+                Err(error) => {
+                    assert_eq!(error.to_string(), message, "{args:?}");
+                    assert_eq!(error.exit_code(), exit::CONFIG_ERROR, "{args:?}");
+                }
+                Ok(invocation) => panic!("{args:?} gave {invocation:?}"),
+            }
+        }
+        // A bad flag is reported as one, before any file is read.
+        let error = invoke(&[&unsupported, "-wait=x"], &[]).expect_err("bad flag");
+        assert_eq!(error.exit_code(), exit::FLAG_ERROR);
+        // An empty -config is no path at all, as an empty flag value is unset.
+        assert!(matches!(
+            invoke(&["-config=", "-template=a:b"], &[]),
+            Ok(Invocation::Run(_))
+        ));
+    }
+
     #[test]
     fn reads_the_token_file_that_wins_and_trims_it() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -1322,7 +1771,7 @@ mod tests {
                 &["-once", "-dry"],
                 &[],
                 exit::CONFIG_ERROR,
-                "no -template given: nothing to render (for example -template \"in.tera:out.conf:nginx -s reload\")",
+                "no -template given and no template block in a -config file: nothing to render (for example -template \"in.tera:out.conf:nginx -s reload\")",
             ),
             (
                 &["-template=a:b", "-consul-retry-backoff=2s"],

@@ -3,8 +3,9 @@
 //! together (`Config::validate`), checked once before anything starts.
 //!
 //! This module owns the domain types and the text forms of single values
-//! (addresses, `-wait`, log levels, basic auth). It knows nothing of flags or
-//! environment variables: `cli` decides where each value comes from.
+//! (addresses, `-wait`, log levels, basic auth). It knows nothing of flags,
+//! environment variables or config files: `cli` decides where each value
+//! comes from.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::config_file::ConfigFileError;
 use crate::duration::{DurationError, parse_duration};
 
 /// Consul's longest blocking-query wait; it quietly shortens longer ones.
@@ -175,7 +177,7 @@ pub enum ValueError {
 pub enum ConfigError {
     /// Nothing to render.
     #[error(
-        "no -template given: nothing to render (for example -template \"in.tera:out.conf:nginx -s reload\")"
+        "no -template given and no template block in a -config file: nothing to render (for example -template \"in.tera:out.conf:nginx -s reload\")"
     )]
     NoTemplates,
     /// A `-template` whose source or destination is empty.
@@ -218,6 +220,9 @@ pub enum ConfigError {
         value: String,
         error: ValueError,
     },
+    /// A `-config` file that cannot be read, or whose settings cannot be.
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
 }
 
 impl Config {

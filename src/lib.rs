@@ -3,7 +3,8 @@
 //! nginx.
 //!
 //! # How it works
-//! - [`config`] turns argv and the environment into one validated [`config::Config`].
+//! - [`cli`] turns argv, the environment and any `-config` files
+//!   ([`config_file`]) into one validated [`config::Config`].
 //! - The [`runner`] owns all mutable state. It renders every [`template`]
 //!   against a [`template::Snapshot`] of Consul data; each render records the
 //!   dependencies it looked up, and the runner keeps exactly those watched
@@ -18,6 +19,7 @@
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod config_file;
 pub mod consul;
 pub mod duration;
 pub mod exit;

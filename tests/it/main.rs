@@ -4,6 +4,7 @@
 //! capability.
 
 mod cli;
+mod config_file;
 mod connection;
 mod faults;
 mod image;

@@ -1,0 +1,100 @@
+//! `-config` files as consul-template users write them: templates with their
+//! own settings, rendered offline, and settings consul-render refuses.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::{repo, run, write};
+
+const T: Duration = Duration::from_secs(20);
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn a_config_file_s_templates_render_with_their_own_perms_and_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("private/default.conf");
+    let private_bak = dir.path().join("private/default.conf.bak");
+    let plain = dir.path().join("plain/default.conf");
+    let plain_bak = dir.path().join("plain/default.conf.bak");
+    let config = dir.path().join("consul-render.hcl");
+    let source = repo().join("templates/default.conf.tera");
+    write(
+        &config,
+        &format!(
+            r#"
+template {{
+  source = "{source}"
+  destination = "{private}"
+  perms = 0600
+  backup = true
+  create_dest_dirs = true
+}}
+
+template {{
+  source = "{source}"
+  destination = "{plain}"
+}}
+"#,
+            source = source.display(),
+            private = private.display(),
+            plain = plain.display(),
+        ),
+    );
+    let config = config.display().to_string();
+    let catalog = repo().join("examples/catalog.json").display().to_string();
+    let render = |listen: &str| {
+        run(
+            &["-config", &config, "-catalog-file", &catalog],
+            &[("APP_NAME", "tutum-nodejs-redis"), ("LISTEN", listen)],
+            T,
+        )
+    };
+
+    let first = render("8080");
+    assert_eq!(first.code, 0, "{first:?}");
+    let first_text = read(&private);
+    assert!(first_text.contains("listen 8080 default;"), "{first_text}");
+    assert!(
+        first_text.contains("upstream tutum-nodejs-redis {"),
+        "{first_text}"
+    );
+    assert_eq!(read(&plain), first_text);
+    assert_eq!(mode(&private), 0o600);
+    assert_eq!(mode(&plain), 0o644);
+    assert!(!private_bak.exists() && !plain_bak.exists());
+
+    let second = render("8081");
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(read(&private).contains("listen 8081 default;"));
+    assert!(read(&plain).contains("listen 8081 default;"));
+    assert_eq!(read(&private_bak), first_text);
+    assert_eq!(mode(&private), 0o600);
+    assert!(!plain_bak.exists(), "backup is only on where asked for");
+}
+
+#[test]
+fn a_consul_template_setting_it_does_not_support_exits_15_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vault.hcl");
+    write(
+        &config,
+        "template {\n  source = \"in.tera\"\n  destination = \"out.conf\"\n}\n\nvault {\n  address = \"https://vault:8200\"\n}\n",
+    );
+    let done = run(&[&format!("-config={}", config.display())], &[], T);
+    assert_eq!(done.code, 15, "{done:?}");
+    assert_eq!(
+        done.stderr.trim_end(),
+        format!(
+            "consul-render: config file {}, line 6: vault is a consul-template setting that consul-render does not support",
+            config.display()
+        )
+    );
+}
