@@ -552,6 +552,9 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         )
         .collect();
 
+    let retry_backoff = retry_backoff
+        .or(retry_file.backoff)
+        .unwrap_or(DEFAULT_RETRY_BACKOFF);
     Ok(Config {
         consul: ConsulConfig {
             address,
@@ -583,12 +586,11 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
                 attempts: retry_attempts
                     .or(retry_file.attempts)
                     .filter(|&attempts| attempts > 0),
-                backoff: retry_backoff
-                    .or(retry_file.backoff)
-                    .unwrap_or(DEFAULT_RETRY_BACKOFF),
+                backoff: retry_backoff,
+                // Unset, the cap never sits below the chosen base.
                 max_backoff: retry_max_backoff
                     .or(retry_file.max_backoff)
-                    .unwrap_or(DEFAULT_RETRY_MAX_BACKOFF),
+                    .unwrap_or(DEFAULT_RETRY_MAX_BACKOFF.max(retry_backoff)),
             },
             max_stale: Some(max_stale.or(file.max_stale).unwrap_or(DEFAULT_MAX_STALE))
                 .filter(|d| !d.is_zero()),
@@ -994,6 +996,11 @@ mod tests {
             (&["-max-stale=0"], |c| c.consul.max_stale = None),
             (&["-max-stale", "10s"], |c| {
                 c.consul.max_stale = Some(Duration::from_secs(10))
+            }),
+            (&["-consul-retry-backoff=2s"], |c| {
+                // An unset cap follows a larger base instead of contradicting it.
+                c.consul.retry.backoff = Duration::from_secs(2);
+                c.consul.retry.max_backoff = Duration::from_secs(2);
             }),
             (&["-block-wait=10m"], |c| {
                 c.consul.block_wait = Duration::from_secs(600)
@@ -1774,7 +1781,11 @@ template {
                 "no -template given and no template block in a -config file: nothing to render (for example -template \"in.tera:out.conf:nginx -s reload\")",
             ),
             (
-                &["-template=a:b", "-consul-retry-backoff=2s"],
+                &[
+                    "-template=a:b",
+                    "-consul-retry-backoff=2s",
+                    "-consul-retry-max-backoff=1s",
+                ],
                 &[],
                 exit::CONFIG_ERROR,
                 "-consul-retry-max-backoff 1s is less than -consul-retry-backoff 2s",
