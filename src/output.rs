@@ -318,6 +318,32 @@ fn existing(dest: &Path) -> io::Result<Option<Metadata>> {
     }
 }
 
+/// Removes staged and previous-contents files a killed run left next to
+/// `dest` (a SIGKILL between staging and renaming leaves one). Assumes this
+/// process is the destination's only writer. Returns how many it removed.
+pub fn remove_leftovers(dest: &Path) -> usize {
+    let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return 0;
+    };
+    let prefix = temp_prefix(name);
+    let Ok(entries) = fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .as_encoded_bytes()
+                .starts_with(prefix.as_encoded_bytes())
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 fn temp_prefix(name: &OsStr) -> OsString {
     let mut prefix = OsString::from(".");
     prefix.push(name);
@@ -847,5 +873,35 @@ mod tests {
                 dir.path().display()
             )
         );
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_run_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("default.conf");
+        fs::write(&dest, "live").unwrap();
+        for name in [
+            ".default.conf.consul-render.a1",
+            ".default.conf.consul-render.b2",
+            ".other.conf.consul-render.c3",
+            "default.conf.bak",
+        ] {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        assert_eq!(remove_leftovers(&dest), 2);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".other.conf.consul-render.c3",
+                "default.conf",
+                "default.conf.bak"
+            ]
+        );
+        assert_eq!(remove_leftovers(&dir.path().join("missing/dir/x.conf")), 0);
     }
 }

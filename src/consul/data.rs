@@ -213,8 +213,9 @@ pub fn unsafe_token_reason(value: &str, allow_empty: bool) -> Option<String> {
     }
     if value.len() > MAX_VALUE_LEN {
         return Some(format!(
-            "{} bytes long (limit {MAX_VALUE_LEN})",
-            value.len()
+            "{} bytes long (limit {MAX_VALUE_LEN}): {}",
+            value.len(),
+            quote_excerpt(value)
         ));
     }
     value

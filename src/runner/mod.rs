@@ -250,6 +250,14 @@ impl Runner {
                 }
             }
         };
+        if !config.dry {
+            for t in &templates {
+                let removed = crate::output::remove_leftovers(&t.config.destination);
+                if removed > 0 {
+                    tracing::info!(destination = %t.config.destination.display(), removed, "removed staged files an earlier run left behind");
+                }
+            }
+        }
         let once = config.once || matches!(source, Source::File(_));
         let now = Instant::now();
         let mut runner = Runner {

@@ -6,7 +6,9 @@
 mod cli;
 mod config_file;
 mod connection;
+mod crash;
 mod faults;
+mod hostile;
 mod image;
 mod offline;
 mod seed;
