@@ -369,9 +369,25 @@ fn flag<T>(
             .map(Some)
             .map_err(|error| FlagError::InvalidValue {
                 flag: name,
-                value: value.to_owned(),
+                value: shown(name, value),
                 error,
             }),
+    }
+}
+
+/// A value as error messages may show it: secrets (a token, a password in
+/// `user:pass`) never reach a terminal or a log, even when refused.
+fn shown(name: &str, value: &str) -> String {
+    const SECRETS: [&str; 4] = [
+        "consul-token",
+        "consul-auth",
+        "CONSUL_HTTP_TOKEN",
+        "CONSUL_HTTP_AUTH",
+    ];
+    if SECRETS.contains(&name) {
+        "<redacted>".to_owned()
+    } else {
+        value.to_owned()
     }
 }
 
@@ -396,11 +412,11 @@ impl Env<'_> {
         }
         match self.get(var) {
             None => Ok(None),
-            Some(value) => {
-                parse(&value)
-                    .map(Some)
-                    .map_err(|error| ConfigError::Env { var, value, error })
-            }
+            Some(value) => parse(&value).map(Some).map_err(|error| ConfigError::Env {
+                var,
+                value: shown(var, &value),
+                error,
+            }),
         }
     }
 }
@@ -1718,7 +1734,7 @@ template {
                 &["-template=a:b", "-consul-auth=:pw"],
                 &[],
                 exit::FLAG_ERROR,
-                "invalid value \":pw\" for -consul-auth: expected user or user:password",
+                "invalid value \"<redacted>\" for -consul-auth: expected user or user:password",
             ),
             (
                 &["-template=a:b", "-consul-addr=unix://consul.sock"],
