@@ -153,6 +153,8 @@ struct RawFlags {
     max_stale: Option<String>,
     #[arg(long)]
     block_wait: Option<String>,
+    #[arg(long)]
+    consul_max_connections: Option<String>,
 
     #[arg(long)]
     template: Vec<String>,
@@ -191,6 +193,9 @@ const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(250);
 const DEFAULT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(1);
 const DEFAULT_MAX_STALE: Duration = Duration::from_secs(2);
 const DEFAULT_BLOCK_WAIT: Duration = Duration::from_secs(5 * 60);
+/// Well under Consul's 200 per client address, which the host's other
+/// Consul clients share.
+const DEFAULT_MAX_CONNECTIONS: u32 = 32;
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Long enough for agents to re-sync their services after a server loses
 /// its state (anti-entropy runs about once a minute in small clusters).
@@ -483,6 +488,11 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         parse_duration_value,
     )?;
     let max_stale = flag("max-stale", raw.max_stale.as_deref(), parse_duration_value)?;
+    let max_connections = flag(
+        "consul-max-connections",
+        raw.consul_max_connections.as_deref(),
+        parse_count,
+    )?;
     let block_wait = flag(
         "block-wait",
         raw.block_wait.as_deref(),
@@ -611,6 +621,9 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
             max_stale: Some(max_stale.or(file.max_stale).unwrap_or(DEFAULT_MAX_STALE))
                 .filter(|d| !d.is_zero()),
             block_wait: block_wait.or(file.block_wait).unwrap_or(DEFAULT_BLOCK_WAIT),
+            max_connections: max_connections
+                .or(consul.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
             namespace: env.or(consul.namespace, "CONSUL_NAMESPACE", parse_string)?,
         },
         templates,
@@ -763,6 +776,12 @@ Consul connection:
   -max-stale=<duration>
       Let any Consul server answer with data up to this old, sparing the
       leader; 0 sends every query to the leader. Default: 2s.
+  -consul-max-connections=<n>
+      Most connections held to Consul at once over plain HTTP, where each
+      carries one query. Consul refuses an address past 200, shared by
+      every client on the host; past this many watches, services are
+      watched through two catalog-wide queries instead. HTTPS (HTTP/2)
+      carries many queries per connection. Default: 32.
   -block-wait=<duration>
       How long each watch asks Consul to hold a query open while nothing
       changes; Consul allows up to 10m. Default: 5m.
@@ -903,6 +922,7 @@ mod tests {
                 },
                 max_stale: Some(Duration::from_secs(2)),
                 block_wait: Duration::from_secs(300),
+                max_connections: 32,
                 namespace: None,
             },
             templates: vec![template("in.tpl", "out.conf", None)],

@@ -17,6 +17,10 @@ use thiserror::Error;
 use crate::config_file::ConfigFileError;
 use crate::duration::{DurationError, parse_duration};
 
+/// The fewest connections that still leave room for the two catalog-wide
+/// watches of signal mode and the reads they trigger.
+pub const MIN_CONNECTIONS: u32 = 4;
+
 /// Consul's longest blocking-query wait; it quietly shortens longer ones.
 pub const MAX_BLOCK_WAIT: Duration = Duration::from_secs(10 * 60);
 
@@ -82,6 +86,12 @@ pub struct ConsulConfig {
     pub max_stale: Option<Duration>,
     /// The `wait` of each blocking query, at most `MAX_BLOCK_WAIT`.
     pub block_wait: Duration,
+    /// The most connections held open to the agent at once over HTTP/1.1,
+    /// where each carries one request: Consul refuses a client address past
+    /// 200 (`http_max_conns_per_client`), and every other client on the host
+    /// shares that budget. Past it, service watches share catalog-wide
+    /// signals. HTTP/2 (HTTPS) multiplexes and is not bound by it.
+    pub max_connections: u32,
     /// Consul Enterprise namespace.
     pub namespace: Option<String>,
 }
@@ -203,6 +213,10 @@ pub enum ConfigError {
     /// A blocking wait Consul would not honour.
     #[error("-block-wait {0:?} is out of range: it must be more than 0 and at most 10m")]
     BlockWaitOutOfRange(Duration),
+    #[error(
+        "-consul-max-connections {0} is too few: at least {MIN_CONNECTIONS} (two catalog-wide watches and reads beside them)"
+    )]
+    TooFewConnections(u32),
     /// A command timeout that would kill every command at once.
     #[error("-command-timeout must be more than 0")]
     ZeroCommandTimeout,
@@ -269,6 +283,9 @@ impl Config {
         }
         if consul.block_wait.is_zero() || consul.block_wait > MAX_BLOCK_WAIT {
             return Err(ConfigError::BlockWaitOutOfRange(consul.block_wait));
+        }
+        if consul.max_connections < MIN_CONNECTIONS {
+            return Err(ConfigError::TooFewConnections(consul.max_connections));
         }
         Ok(())
     }
@@ -641,6 +658,7 @@ mod tests {
                 },
                 max_stale: None,
                 block_wait: secs(300),
+                max_connections: 32,
                 namespace: None,
             },
             templates: vec![TemplateConfig {
@@ -718,6 +736,10 @@ mod tests {
             (
                 |c| c.consul.retry.max_backoff = Duration::from_millis(100),
                 "-consul-retry-max-backoff 100ms is less than -consul-retry-backoff 250ms",
+            ),
+            (
+                |c| c.consul.max_connections = 3,
+                "-consul-max-connections 3 is too few: at least 4 (two catalog-wide watches and reads beside them)",
             ),
             (
                 |c| c.consul.block_wait = Duration::ZERO,

@@ -78,6 +78,9 @@ pub struct ConsulFile {
     pub ssl: SslFile,
     #[serde(deserialize_with = "last_block")]
     pub retry: RetryFile,
+    /// consul-render's own: the most connections held to the agent over
+    /// HTTP/1.1 (`-consul-max-connections`).
+    pub max_connections: Option<u32>,
 }
 
 /// The `consul.ssl` block.
@@ -461,7 +464,9 @@ impl ConsulFile {
             auth,
             ssl,
             retry,
+            max_connections,
         } = later;
+        override_with(&mut self.max_connections, max_connections);
         override_with(&mut self.address, address);
         override_with(&mut self.token, token);
         override_with(&mut self.token_file, token_file);
@@ -976,6 +981,7 @@ template {
                     backoff: Some(Duration::from_millis(250)),
                     max_backoff: Some(secs(60)),
                 },
+                max_connections: None,
             },
             max_stale: Some(secs(2)),
             block_wait: Some(secs(300)),

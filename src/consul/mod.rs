@@ -1,14 +1,18 @@
 //! Everything about talking to Consul: what can be asked
 //! ([`dependency`]), what comes back ([`model`], raw; [`data`], validated),
-//! the shared HTTP client ([`transport`]) with its outage gate ([`gate`]),
-//! the blocking-query loops ([`watcher`]), and offline catalog files
+//! the shared HTTP client ([`transport`]) with its outage gate ([`gate`])
+//! and connection limits ([`connections`]),
+//! the blocking-query loops ([`watcher`]) and, past the connection budget,
+//! catalog-wide signals ([`signal`]), and offline catalog files
 //! ([`catalog_file`]). It knows nothing about templates.
 
 pub mod catalog_file;
+pub mod connections;
 pub mod data;
 pub mod dependency;
 pub mod gate;
 pub mod model;
+pub mod signal;
 pub mod transport;
 pub mod watcher;
 

@@ -71,6 +71,19 @@ pub struct Check {
     pub service_id: String,
 }
 
+/// One entry of `GET /v1/health/state/any`: a check, with the service it
+/// belongs to (empty for node checks) and the index it last changed at.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StateCheck {
+    pub node: String,
+    #[serde(rename = "CheckID")]
+    pub check_id: String,
+    pub service_name: String,
+    pub status: String,
+    pub modify_index: u64,
+}
+
 /// One entry of `GET /v1/kv/:prefix?recurse` (and of a single-key read).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
+use super::connections::{Connections, MakeClient};
 use super::dependency::{Dependency, encode_component};
 use super::gate::{Backoff, Gate, GaveUp};
 use crate::config::{ConsulAddress, ConsulConfig};
@@ -93,7 +94,7 @@ pub enum TransportError {
 
 /// The shared Consul client.
 pub struct Transport {
-    client: reqwest::Client,
+    connections: Connections,
     base: String,
     token: Option<String>,
     auth: Option<(String, Option<String>)>,
@@ -112,25 +113,32 @@ impl fmt::Debug for Transport {
     }
 }
 
+/// One read: where, whether it blocks, and whether a 404 is an answer.
+struct Read<'a> {
+    path_and_query: &'a str,
+    index: Option<ConsulIndex>,
+    /// A missing KV key is a 404 that still carries an index to block on.
+    not_found_is_data: bool,
+}
+
+/// A filter no instance matches: the reply is `[]`, yet its
+/// `X-Consul-Index` is the service's own index. A cheap "has it changed?".
+const PROBE_FILTER: &str = "filter=Service.ID%20%3D%3D%20%22~consul-render-probe~%22";
+
 impl Transport {
     pub fn new(config: &ConsulConfig) -> Result<Arc<Transport>, TransportError> {
         // reqwest is built without a default crypto provider (we pick ring
         // for a small static binary); installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
 
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("consul-render/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_keepalive(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .no_proxy();
         let tls = &config.tls;
+        let mut settings = ClientSettings::default();
         let (scheme, host_port) = match &config.address {
             ConsulAddress::Http(hp) if tls.enabled => ("https", hp.clone()),
             ConsulAddress::Http(hp) => ("http", hp.clone()),
             ConsulAddress::Https(hp) => ("https", hp.clone()),
             ConsulAddress::Unix(path) => {
-                builder = builder.unix_socket(path.clone());
+                settings.unix_socket = Some(path.clone());
                 (
                     if tls.enabled { "https" } else { "http" },
                     "localhost".to_owned(),
@@ -138,20 +146,21 @@ impl Transport {
             }
         };
         let mut base = format!("{scheme}://{host_port}");
-        if scheme == "https" {
-            builder = configure_tls(builder, config)?;
-            if let (Some(name), false) = (
-                &tls.server_name,
-                matches!(config.address, ConsulAddress::Unix(_)),
-            ) {
+        let https = scheme == "https";
+        if https {
+            settings.tls = Some(TlsMaterial::load(config)?);
+            if let (Some(name), None) = (&tls.server_name, &settings.unix_socket) {
                 // Verify (and send SNI) for the configured name while
                 // connecting to the configured address.
                 let addr = resolve(&host_port)?;
-                builder = builder.resolve(name, addr);
+                settings.resolve = Some((name.clone(), addr));
                 base = format!("https://{name}:{}", addr.port());
             }
         }
-        let client = builder.build().map_err(TransportError::Client)?;
+        let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
+        let make: MakeClient = Box::new(move || settings.build());
+        let connections =
+            Connections::new(make, https, max_connections).map_err(TransportError::Client)?;
         let retry = &config.retry;
         let give_up_after = if retry.enabled {
             retry.attempts
@@ -163,7 +172,7 @@ impl Transport {
             max: retry.max_backoff,
         };
         Ok(Arc::new(Transport {
-            client,
+            connections,
             base,
             token: config.token.as_ref().map(|t| t.expose().to_owned()),
             auth: config
@@ -184,29 +193,82 @@ impl Transport {
         self.backoff
     }
 
+    /// How many blocking queries may be held at once; `None` when they are
+    /// multiplexed (HTTP/2) and practically unlimited.
+    pub fn long_poll_capacity(&self) -> Option<usize> {
+        self.connections.long_poll_capacity()
+    }
+
+    /// How many reads to send side by side for a batch.
+    pub fn read_concurrency(&self) -> usize {
+        self.connections.read_concurrency()
+    }
+
     /// Reads `dependency`. With an index, blocks until Consul's index for it
-    /// exceeds that one (or the wait passes). With stale reads allowed, a
-    /// reply from a server more than `-max-stale` behind the leader is
-    /// re-read from the leader at once.
+    /// exceeds that one (or the wait passes).
     pub async fn get(
         &self,
         dependency: &Dependency,
         index: Option<ConsulIndex>,
     ) -> Result<Reply, FetchError> {
-        let blocking = index.filter(|_| dependency.is_blocking());
-        let Some(max_stale) = self.max_stale else {
-            return self
-                .send(dependency, blocking, false)
-                .await
-                .map(|(reply, _)| reply);
+        let path_and_query = dependency.path_and_query();
+        let read = Read {
+            path_and_query: &path_and_query,
+            index: index.filter(|_| dependency.is_blocking()),
+            not_found_is_data: is_kv(dependency),
         };
-        let (reply, last_contact) = self.send(dependency, blocking, true).await?;
+        self.read(read).await
+    }
+
+    /// Reads an endpoint templates cannot ask for (the catalog-wide
+    /// signals), blocking on `index` if given.
+    pub async fn get_path(
+        &self,
+        path_and_query: &str,
+        index: Option<ConsulIndex>,
+    ) -> Result<Reply, FetchError> {
+        self.read(Read {
+            path_and_query,
+            index,
+            not_found_is_data: false,
+        })
+        .await
+    }
+
+    /// The current index of a health dependency, without its body.
+    pub async fn index_of(
+        &self,
+        dependency: &Dependency,
+    ) -> Result<Option<ConsulIndex>, FetchError> {
+        let path = dependency.path_and_query();
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let probe = format!("{path}{sep}{PROBE_FILTER}");
+        let reply = self
+            .read(Read {
+                path_and_query: &probe,
+                index: None,
+                not_found_is_data: false,
+            })
+            .await?;
+        Ok(reply.index)
+    }
+
+    /// With stale reads allowed, a reply from a server more than
+    /// `-max-stale` behind the leader is re-read from the leader at once.
+    async fn read(&self, read: Read<'_>) -> Result<Reply, FetchError> {
+        let Some(max_stale) = self.max_stale else {
+            return self.send(&read, false).await.map(|(reply, _)| reply);
+        };
+        let (reply, last_contact) = self.send(&read, true).await?;
         match last_contact {
             Some(lag) if lag > max_stale => {
-                tracing::debug!(%dependency, ?lag, ?max_stale, "stale reply too old; re-reading from the leader");
-                self.send(dependency, blocking, false)
-                    .await
-                    .map(|(reply, _)| reply)
+                tracing::debug!(
+                    path = read.path_and_query,
+                    ?lag,
+                    ?max_stale,
+                    "stale reply too old; re-reading from the leader"
+                );
+                self.send(&read, false).await.map(|(reply, _)| reply)
             }
             _ => Ok(reply),
         }
@@ -214,12 +276,11 @@ impl Transport {
 
     async fn send(
         &self,
-        dependency: &Dependency,
-        index: Option<ConsulIndex>,
+        read: &Read<'_>,
         stale: bool,
     ) -> Result<(Reply, Option<Duration>), FetchError> {
-        let url = self.url(dependency, index, stale);
-        let timeout = match index {
+        let url = self.url(read, stale);
+        let timeout = match read.index {
             Some(_) => self.block_wait + self.block_wait / 16 + BLOCKING_SLACK,
             None => PLAIN_READ_TIMEOUT,
         };
@@ -232,9 +293,7 @@ impl Transport {
             }
             Ok((status, headers, body)) => {
                 self.gate.succeeded(ticket);
-                // A missing KV key is a 404 that still carries an index to block on.
-                let is_data = status == 200 || (status == 404 && is_kv(dependency));
-                if !is_data {
+                if !(status == 200 || (status == 404 && read.not_found_is_data)) {
                     return Err(FetchError::Rejected {
                         status,
                         body: body_excerpt(&body),
@@ -267,7 +326,8 @@ impl Transport {
         url: &str,
         timeout: Duration,
     ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
-        let mut request = self.client.get(url).timeout(timeout);
+        let lease = self.connections.lease().await;
+        let mut request = lease.client.get(url).timeout(timeout);
         if let Some(token) = &self.token {
             request = request.header("X-Consul-Token", token);
         }
@@ -275,6 +335,7 @@ impl Transport {
             request = request.basic_auth(user, password.as_ref());
         }
         let mut response = request.send().await.map_err(describe)?;
+        self.connections.saw(response.version());
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();
@@ -287,15 +348,15 @@ impl Transport {
         Ok((status, headers, body))
     }
 
-    fn url(&self, dependency: &Dependency, index: Option<ConsulIndex>, stale: bool) -> String {
-        let mut url = format!("{}{}", self.base, dependency.path_and_query());
+    fn url(&self, read: &Read<'_>, stale: bool) -> String {
+        let mut url = format!("{}{}", self.base, read.path_and_query);
         let mut sep = if url.contains('?') { '&' } else { '?' };
         let mut add = |param: &str| {
             url.push(sep);
             url.push_str(param);
             sep = '&';
         };
-        if let Some(index) = index {
+        if let Some(index) = read.index {
             add(&format!(
                 "index={index}&wait={}ms",
                 self.block_wait.as_millis()
@@ -308,6 +369,121 @@ impl Transport {
             add(&format!("ns={}", encode_component(ns)));
         }
         url
+    }
+}
+
+/// Everything needed to build one more client with the same settings.
+#[derive(Clone, Default)]
+struct ClientSettings {
+    unix_socket: Option<std::path::PathBuf>,
+    tls: Option<TlsMaterial>,
+    /// `-consul-ssl-server-name`: connect to this address for that name.
+    resolve: Option<(String, std::net::SocketAddr)>,
+}
+
+impl ClientSettings {
+    fn build(&self) -> reqwest::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("consul-render/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .no_proxy();
+        if let Some(path) = &self.unix_socket {
+            builder = builder.unix_socket(path.clone());
+        }
+        if let Some((name, addr)) = &self.resolve {
+            builder = builder.resolve(name, *addr);
+        }
+        if let Some(tls) = &self.tls {
+            if !tls.roots.is_empty() {
+                builder = builder.tls_certs_only(tls.roots.clone());
+            }
+            if let Some(identity) = &tls.identity {
+                builder = builder.identity(identity.clone());
+            }
+            if !tls.verify {
+                builder = builder.tls_danger_accept_invalid_certs(true);
+            }
+        }
+        builder.build()
+    }
+}
+
+/// TLS files, read once.
+#[derive(Clone)]
+struct TlsMaterial {
+    roots: Vec<reqwest::Certificate>,
+    identity: Option<reqwest::Identity>,
+    verify: bool,
+}
+
+impl TlsMaterial {
+    fn load(config: &ConsulConfig) -> Result<TlsMaterial, TransportError> {
+        let tls = &config.tls;
+        let read = |what: &'static str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| TransportError::ReadFile {
+                what,
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let mut ca_files = Vec::new();
+        if let Some(ca) = &tls.ca_cert {
+            ca_files.push(ca.clone());
+        }
+        if let Some(dir) = &tls.ca_path {
+            let entries = std::fs::read_dir(dir).map_err(|source| TransportError::ReadFile {
+                what: "CA directory",
+                path: dir.display().to_string(),
+                source,
+            })?;
+            let mut files: Vec<_> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            ca_files.extend(files);
+        }
+        let mut roots = Vec::new();
+        for file in &ca_files {
+            let pem = read("CA certificate", file)?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                TransportError::Tls {
+                    what: "CA certificate",
+                    path: file.display().to_string(),
+                    source,
+                }
+            })?;
+            roots.extend(certs);
+        }
+        let identity = match &tls.cert {
+            None => None,
+            Some(cert) => {
+                // Without -consul-ssl-key, the certificate file holds the
+                // key too (consul-template's rule).
+                let mut pem = read("client certificate", cert)?;
+                let mut path = cert.display().to_string();
+                if let Some(key) = &tls.key {
+                    pem.push(b'\n');
+                    pem.extend(read("client key", key)?);
+                    path = format!("{path} / {}", key.display());
+                }
+                let identity =
+                    reqwest::Identity::from_pem(&pem).map_err(|source| TransportError::Tls {
+                        what: "client certificate or key",
+                        path,
+                        source,
+                    })?;
+                Some(identity)
+            }
+        };
+        Ok(TlsMaterial {
+            roots,
+            identity,
+            verify: tls.verify,
+        })
     }
 }
 
@@ -349,73 +525,6 @@ fn describe(error: reqwest::Error) -> String {
 fn body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn configure_tls(
-    mut builder: reqwest::ClientBuilder,
-    config: &ConsulConfig,
-) -> Result<reqwest::ClientBuilder, TransportError> {
-    let tls = &config.tls;
-    let read = |what: &'static str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|source| TransportError::ReadFile {
-            what,
-            path: path.display().to_string(),
-            source,
-        })
-    };
-    let mut roots = Vec::new();
-    let mut ca_files = Vec::new();
-    if let Some(ca) = &tls.ca_cert {
-        ca_files.push(ca.clone());
-    }
-    if let Some(dir) = &tls.ca_path {
-        let entries = std::fs::read_dir(dir).map_err(|source| TransportError::ReadFile {
-            what: "CA directory",
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let mut files: Vec<_> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
-        ca_files.extend(files);
-    }
-    for file in &ca_files {
-        let pem = read("CA certificate", file)?;
-        let certs =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| TransportError::Tls {
-                what: "CA certificate",
-                path: file.display().to_string(),
-                source,
-            })?;
-        roots.extend(certs);
-    }
-    if !roots.is_empty() {
-        builder = builder.tls_certs_only(roots);
-    }
-    if let Some(cert) = &tls.cert {
-        // Without -consul-ssl-key, the certificate file holds the key too
-        // (consul-template's rule).
-        let mut pem = read("client certificate", cert)?;
-        let mut path = cert.display().to_string();
-        if let Some(key) = &tls.key {
-            pem.push(b'\n');
-            pem.extend(read("client key", key)?);
-            path = format!("{path} / {}", key.display());
-        }
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|source| TransportError::Tls {
-            what: "client certificate or key",
-            path,
-            source,
-        })?;
-        builder = builder.identity(identity);
-    }
-    if !tls.verify {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
-    Ok(builder)
 }
 
 fn resolve(host_port: &str) -> Result<std::net::SocketAddr, TransportError> {

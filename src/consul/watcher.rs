@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use super::data::{self, Data, Rejection, Rejections};
 use super::dependency::Dependency;
 use super::model::{HealthEntry, KvPair, Node};
+use super::signal::Signal;
 use super::transport::{ConsulIndex, FetchError, Reply, Transport};
 
 /// How often a dependency without blocking support is re-read.
@@ -57,11 +58,14 @@ pub struct Change {
     pub rejected: usize,
 }
 
-/// The running watch tasks, keyed by dependency.
+/// The running watch tasks, keyed by dependency, and the signal task that
+/// takes over the local service watches when they would not fit the
+/// connection budget (see [`signal`](super::signal)).
 pub struct Watchers {
     transport: Arc<Transport>,
     events: mpsc::UnboundedSender<Event>,
     running: HashMap<Dependency, JoinHandle<()>>,
+    signal: Option<Signal>,
 }
 
 impl Watchers {
@@ -70,21 +74,58 @@ impl Watchers {
             transport,
             events,
             running: HashMap::new(),
+            signal: None,
         }
     }
 
-    /// Makes the running set equal `wanted`: starts watchers for new
-    /// dependencies and stops those no template uses any more.
+    /// Makes the watched set equal `wanted`: starts watchers for new
+    /// dependencies, stops those no template uses any more, and moves the
+    /// local service watches into or out of signal mode as their number
+    /// crosses the connection budget.
     pub fn set(&mut self, wanted: &BTreeSet<Dependency>) {
+        let signal_mode = self.signal_mode(wanted);
+        let (signalled, direct): (BTreeSet<Dependency>, BTreeSet<Dependency>) = if signal_mode {
+            wanted
+                .iter()
+                .cloned()
+                .partition(|d| matches!(d, Dependency::Health(q) if q.dc.is_none()))
+        } else {
+            (BTreeSet::new(), wanted.clone())
+        };
+        match (signal_mode, self.signal.is_some()) {
+            (true, false) => {
+                tracing::info!(
+                    services = signalled.len(),
+                    capacity = ?self.transport.long_poll_capacity(),
+                    "watching services through catalog-wide signals: one query per service would exceed the connection budget"
+                );
+                self.signal = Some(Signal::start(self.transport.clone(), self.events.clone()));
+            }
+            (false, true) => {
+                tracing::info!("watching each service with its own query again");
+                self.signal = None;
+            }
+            _ => {}
+        }
+        if let Some(signal) = &self.signal {
+            let queries = signalled
+                .into_iter()
+                .filter_map(|d| match d {
+                    Dependency::Health(q) => Some(q),
+                    _ => None,
+                })
+                .collect();
+            signal.set(queries);
+        }
         self.running.retain(|dependency, task| {
-            let keep = wanted.contains(dependency);
+            let keep = direct.contains(dependency);
             if !keep {
-                tracing::debug!(%dependency, "stopping watch: no template uses it");
+                tracing::debug!(%dependency, "stopping watch");
                 task.abort();
             }
             keep
         });
-        for dependency in wanted {
+        for dependency in &direct {
             if !self.running.contains_key(dependency) {
                 tracing::debug!(%dependency, "starting watch");
                 let task = tokio::spawn(watch(
@@ -94,6 +135,32 @@ impl Watchers {
                 ));
                 self.running.insert(dependency.clone(), task);
             }
+        }
+        if let Some(capacity) = self.transport.long_poll_capacity() {
+            let direct_blocking = direct.iter().filter(|d| d.is_blocking()).count();
+            let held = direct_blocking + if self.signal.is_some() { 2 } else { 0 };
+            if held > capacity {
+                tracing::warn!(
+                    watches = held,
+                    capacity,
+                    "more key, catalog and other-datacenter watches than the connection budget; some wait for a connection (raise -consul-max-connections)"
+                );
+            }
+        }
+    }
+
+    /// Whether the blocking watches exceed what the connections can hold.
+    /// Once in signal mode, it stays there until they fall well below the
+    /// budget, so a set hovering at the limit does not flap.
+    fn signal_mode(&self, wanted: &BTreeSet<Dependency>) -> bool {
+        let Some(capacity) = self.transport.long_poll_capacity() else {
+            return false;
+        };
+        let blocking = wanted.iter().filter(|d| d.is_blocking()).count();
+        if self.signal.is_some() {
+            blocking > capacity / 2
+        } else {
+            blocking > capacity
         }
     }
 }

@@ -11,6 +11,7 @@ mod faults;
 mod hostile;
 mod image;
 mod offline;
+mod scale;
 mod seed;
 mod support;
 mod watching;
