@@ -900,41 +900,7 @@ mod tests {
 
     /// The configuration `-template=in.tpl:out.conf` alone gives.
     fn defaults() -> Config {
-        Config {
-            consul: ConsulConfig {
-                address: ConsulAddress::Http("127.0.0.1:8500".to_owned()),
-                token: None,
-                auth: None,
-                tls: TlsConfig {
-                    enabled: false,
-                    verify: true,
-                    ca_cert: None,
-                    ca_path: None,
-                    cert: None,
-                    key: None,
-                    server_name: None,
-                },
-                retry: RetryConfig {
-                    enabled: true,
-                    attempts: None,
-                    backoff: Duration::from_millis(250),
-                    max_backoff: Duration::from_secs(1),
-                },
-                max_stale: Some(Duration::from_secs(2)),
-                block_wait: Duration::from_secs(300),
-                max_connections: 32,
-                namespace: None,
-            },
-            templates: vec![template("in.tpl", "out.conf", None)],
-            wait: None,
-            reset_grace: Duration::from_secs(60),
-            once: false,
-            dry: false,
-            log_level: LogLevel::Info,
-            pid_file: None,
-            catalog_file: None,
-            save_catalog: None,
-        }
+        crate::config::sample()
     }
 
     fn http(host_port: &str) -> ConsulAddress {

@@ -473,6 +473,56 @@ impl From<LogLevel> for tracing::Level {
     }
 }
 
+/// What `-template=in.tpl:out.conf` alone gives: every default. Tests of
+/// the parser compare against it, tests of validation start from it.
+#[cfg(test)]
+pub(crate) fn sample() -> Config {
+    Config {
+        consul: ConsulConfig {
+            address: ConsulAddress::Http("127.0.0.1:8500".to_owned()),
+            token: None,
+            auth: None,
+            tls: TlsConfig {
+                enabled: false,
+                verify: true,
+                ca_cert: None,
+                ca_path: None,
+                cert: None,
+                key: None,
+                server_name: None,
+            },
+            retry: RetryConfig {
+                enabled: true,
+                attempts: None,
+                backoff: Duration::from_millis(250),
+                max_backoff: Duration::from_secs(1),
+            },
+            max_stale: Some(Duration::from_secs(2)),
+            block_wait: Duration::from_secs(300),
+            max_connections: 32,
+            namespace: None,
+        },
+        templates: vec![TemplateConfig {
+            source: "in.tpl".into(),
+            destination: "out.conf".into(),
+            command: None,
+            check: None,
+            command_timeout: Duration::from_secs(30),
+            perms: None,
+            backup: false,
+            wait: None,
+        }],
+        wait: None,
+        reset_grace: Duration::from_secs(60),
+        once: false,
+        dry: false,
+        log_level: LogLevel::Info,
+        pid_file: None,
+        catalog_file: None,
+        save_catalog: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,50 +686,7 @@ mod tests {
     type Change = fn(&mut Config);
 
     fn valid() -> Config {
-        Config {
-            consul: ConsulConfig {
-                address: ConsulAddress::Http("127.0.0.1:8500".to_owned()),
-                token: None,
-                auth: None,
-                tls: TlsConfig {
-                    enabled: false,
-                    verify: true,
-                    ca_cert: None,
-                    ca_path: None,
-                    cert: None,
-                    key: None,
-                    server_name: None,
-                },
-                retry: RetryConfig {
-                    enabled: true,
-                    attempts: None,
-                    backoff: Duration::from_millis(250),
-                    max_backoff: secs(1),
-                },
-                max_stale: None,
-                block_wait: secs(300),
-                max_connections: 32,
-                namespace: None,
-            },
-            templates: vec![TemplateConfig {
-                source: "in.tpl".into(),
-                destination: "out.conf".into(),
-                command: None,
-                check: None,
-                command_timeout: secs(30),
-                perms: None,
-                backup: false,
-                wait: None,
-            }],
-            wait: None,
-            reset_grace: Duration::from_secs(60),
-            once: false,
-            dry: false,
-            log_level: LogLevel::Info,
-            pid_file: None,
-            catalog_file: None,
-            save_catalog: None,
-        }
+        super::sample()
     }
 
     #[test]

@@ -34,3 +34,37 @@ fn a_refused_consul_http_auth_variable_does_not_print_its_password() {
     let message = error.to_string();
     assert!(!message.contains(PASSWORD), "password printed: {message}");
 }
+
+/// `-once false` is the mistake the error message itself explains: Go stops
+/// reading flags at `false`, so everything after it is refused as stray
+/// arguments, and was echoed whole, secrets included. The fuzzer's minimal
+/// input was an empty argument followed by `-consul-auth=:srd-lose`.
+#[test]
+fn stray_arguments_are_refused_without_printing_a_secret() {
+    const TOKEN: &str = "s3cr3t-t0ken-value";
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["-once", "false", "-consul-token=s3cr3t-t0ken-value"],
+            TOKEN,
+        ),
+        (&["-once", "false", "--consul-token", TOKEN], TOKEN),
+        (
+            &["-dry", "no", "-consul-auth=user:hunter2-password"],
+            PASSWORD,
+        ),
+        (&["", "-consul-auth=:hunter2-password"], PASSWORD),
+    ];
+    for (args, secret) in cases {
+        let argv = ["consul-render", "-template=in:out"].iter().chain(args);
+        let error = parse(argv, &env(&[])).expect_err("stray arguments are refused");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("unexpected arguments"),
+            "{args:?}: {message}"
+        );
+        assert!(
+            !message.contains(secret),
+            "{args:?}: secret printed: {message}"
+        );
+    }
+}

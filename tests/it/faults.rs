@@ -4,7 +4,7 @@
 //! templates and deleted directories. In every case the process keeps
 //! running and the destination never changes for the worse.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use testbed::{
@@ -12,7 +12,7 @@ use testbed::{
     wait_until,
 };
 
-use crate::support::{Daemon, FileHistory, run, wait_for_file, write};
+use crate::support::{Daemon, FileHistory, Render, wait_for_file, write};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -25,23 +25,8 @@ fn endpoints(text: &str) -> Vec<String> {
     crate::support::upstream_servers(text)
 }
 
-/// A daemon rendering the `web` upstream (from `addr`) into `dir/out`,
-/// with `extra` flags.
-fn web_upstream(addr: &str, dir: &Path, extra: &[&str]) -> (Daemon, PathBuf) {
-    let src = dir.join("t.tera");
-    write(
-        &src,
-        "upstream web {\n{% for i in service(name=\"web\") %}    server {{ i.endpoint }};\n{% else %}    server 127.0.0.1:1 down;\n{% endfor %}}\n",
-    );
-    let out = dir.join("out");
-    let mut args = vec![
-        format!("-consul-addr={addr}"),
-        format!("-template={}:{}", src.display(), out.display()),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    (Daemon::start(&args, &[]), out)
-}
+/// The `web` upstream, with a `down` placeholder when it has no instance.
+const WEB_UPSTREAM: &str = "upstream web {\n{% for i in service(name=\"web\") %}    server {{ i.endpoint }};\n{% else %}    server 127.0.0.1:1 down;\n{% endfor %}}\n";
 
 /// Nginx plus a daemon rendering a server block whose extra directives come
 /// from the KV key `lb/extra` (operator-controlled, so unvalidated), checked
@@ -133,18 +118,10 @@ fn a_failing_check_keeps_the_last_good_file_and_the_next_change_is_tried_again()
 fn a_staged_check_judges_the_new_text_before_anything_is_swapped() {
     let consul = ConsulAgent::dev();
     consul.kv_put("v", "good");
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("t.tera");
-    write(&src, "value={{ key(path=\"v\") }}\n");
-    let out = dir.path().join("out");
-    let mut daemon = Daemon::start(
-        &[
-            &format!("-consul-addr={}", consul.http_addr()),
-            &format!("-template={}:{}", src.display(), out.display()),
-            "-check=! grep -q bad {{staged}}",
-        ],
-        &[],
-    );
+    let render = Render::new(&consul.http_addr(), "value={{ key(path=\"v\") }}\n")
+        .flag("-check=! grep -q bad {{staged}}");
+    let out = render.out();
+    let mut daemon = render.start();
     wait_for_file(&out, "good", T, |c| c == "value=good\n");
     let history = FileHistory::record(&out);
     consul.kv_put("v", "bad");
@@ -158,7 +135,7 @@ fn a_staged_check_judges_the_new_text_before_anything_is_swapped() {
     );
     // The pass that wrote "better" drops its way back just after the swap.
     wait_until("no staged or previous-contents file left behind", T, || {
-        std::fs::read_dir(dir.path()).unwrap().all(|e| {
+        std::fs::read_dir(render.dir()).unwrap().all(|e| {
             !e.unwrap()
                 .file_name()
                 .to_string_lossy()
@@ -170,27 +147,13 @@ fn a_staged_check_judges_the_new_text_before_anything_is_swapped() {
 #[test]
 fn once_mode_fails_with_the_checks_output() {
     let consul = ConsulAgent::dev();
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("t.tera");
-    write(&src, "x\n");
-    let done = run(
-        &[
-            "-once",
-            &format!("-consul-addr={}", consul.http_addr()),
-            &format!(
-                "-template={}:{}",
-                src.display(),
-                dir.path().join("out").display()
-            ),
-            "-check=echo the check said no >&2; exit 3",
-        ],
-        &[],
-        T,
-    );
+    let render =
+        Render::new(&consul.http_addr(), "x\n").flag("-check=echo the check said no >&2; exit 3");
+    let done = render.once(&[]);
     assert_eq!(done.code, 14, "{done:?}");
     assert!(done.stderr.contains("the check said no"), "{done:?}");
     assert!(
-        !dir.path().join("out").exists(),
+        !render.out().exists(),
         "a file that failed its check is not left in place"
     );
 }
@@ -199,29 +162,23 @@ fn once_mode_fails_with_the_checks_output() {
 fn a_failing_reload_is_retried_on_the_next_change_and_never_stops_the_process() {
     let consul = ConsulAgent::dev();
     consul.kv_put("v", "1");
-    let dir = tempfile::tempdir().unwrap();
-    let (fail, runs) = (dir.path().join("FAIL"), dir.path().join("runs"));
-    write(&fail, "");
-    let src = dir.path().join("t.tera");
     // `noise` changes data without changing the text.
-    write(
-        &src,
+    let render = Render::new(
+        &consul.http_addr(),
         "v={{ key(path=\"v\") }}{% set n = key_or_default(path=\"noise\", default=\"\") %}\n",
     );
-    let out = dir.path().join("out");
-    let mut daemon = Daemon::start(
-        &[
-            &format!("-consul-addr={}", consul.http_addr()),
-            &format!(
-                "-template={}:{}:test ! -e {} && echo ran >> {}",
-                src.display(),
-                out.display(),
-                fail.display(),
-                runs.display()
-            ),
-        ],
-        &[],
+    let (fail, runs, out) = (
+        render.dir().join("FAIL"),
+        render.dir().join("runs"),
+        render.out(),
     );
+    write(&fail, "");
+    let render = render.command(&format!(
+        "test ! -e {} && echo ran >> {}",
+        fail.display(),
+        runs.display()
+    ));
+    let mut daemon = render.start();
     wait_for_file(&out, "v=1", T, |c| c == "v=1\n");
     daemon.wait_for_log("command failed", 1, T);
     daemon.assert_running();
@@ -250,24 +207,14 @@ fn a_failing_reload_is_retried_on_the_next_change_and_never_stops_the_process() 
 fn a_hanging_reload_is_killed_at_its_timeout_and_the_next_change_still_works() {
     let consul = ConsulAgent::dev();
     consul.kv_put("v", "1");
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("t.tera");
-    write(&src, "v={{ key(path=\"v\") }}\n");
-    let out = dir.path().join("out");
-    let pid_file = dir.path().join("sleeper");
-    let mut daemon = Daemon::start(
-        &[
-            &format!("-consul-addr={}", consul.http_addr()),
-            &format!(
-                "-template={}:{}:sleep 300 & echo $! > {}; wait",
-                src.display(),
-                out.display(),
-                pid_file.display()
-            ),
-            "-command-timeout=1s",
-        ],
-        &[],
-    );
+    let render =
+        Render::new(&consul.http_addr(), "v={{ key(path=\"v\") }}\n").flag("-command-timeout=1s");
+    let (out, pid_file) = (render.out(), render.dir().join("sleeper"));
+    let render = render.command(&format!(
+        "sleep 300 & echo $! > {}; wait",
+        pid_file.display()
+    ));
+    let mut daemon = render.start();
     wait_for_file(&out, "v=1", T, |c| c == "v=1\n");
     daemon.wait_for_log("timed out after 1s and was killed", 1, T);
     let sleeper: i32 = std::fs::read_to_string(&pid_file)
@@ -292,8 +239,9 @@ fn a_restarted_empty_agent_does_not_drain_the_upstream_while_services_come_back(
     let mut consul = ConsulAgent::dev();
     consul.register(&web("w1", 81));
     consul.register(&web("w2", 82));
-    let dir = tempfile::tempdir().unwrap();
-    let (mut daemon, out) = web_upstream(&consul.http_addr(), dir.path(), &["-reset-grace=60s"]);
+    let render = Render::new(&consul.http_addr(), WEB_UPSTREAM).flag("-reset-grace=60s");
+    let mut daemon = render.start();
+    let out = render.out();
     let both = wait_for_file(&out, "both", T, |c| endpoints(c).len() == 2);
     let history = FileHistory::record(&out);
 
@@ -319,8 +267,9 @@ fn a_restarted_empty_agent_does_not_drain_the_upstream_while_services_come_back(
 fn an_agent_that_stays_empty_is_believed_after_the_grace_period() {
     let mut consul = ConsulAgent::dev();
     consul.register(&web("w1", 81));
-    let dir = tempfile::tempdir().unwrap();
-    let (mut daemon, out) = web_upstream(&consul.http_addr(), dir.path(), &["-reset-grace=2s"]);
+    let render = Render::new(&consul.http_addr(), WEB_UPSTREAM).flag("-reset-grace=2s");
+    let mut daemon = render.start();
+    let out = render.out();
     wait_for_file(&out, "w1", T, |c| endpoints(c).len() == 1);
     consul.restart();
     daemon.wait_for_log("keeping the last good data", 1, T);
@@ -339,8 +288,9 @@ fn consul_answering_errors_or_garbage_never_stops_the_process_nor_changes_the_fi
     let consul = ConsulAgent::dev();
     consul.register(&web("w1", 81));
     let proxy = HttpFaultProxy::start(&consul.http_addr());
-    let dir = tempfile::tempdir().unwrap();
-    let (mut daemon, out) = web_upstream(proxy.addr(), dir.path(), &[]);
+    let render = Render::new(proxy.addr(), WEB_UPSTREAM);
+    let mut daemon = render.start();
+    let out = render.out();
     wait_for_file(&out, "w1", T, |c| endpoints(c).len() == 1);
     let history = FileHistory::record(&out);
     let faults = [
@@ -475,8 +425,9 @@ fn losing_the_cluster_leader_changes_nothing_for_the_worse() {
     let survivor = (leader + 2) % 3;
     let member = cluster.member(follower);
     member.register(&web("w1", 81));
-    let dir = tempfile::tempdir().unwrap();
-    let (mut daemon, out) = web_upstream(&member.http_addr(), dir.path(), &[]);
+    let render = Render::new(&member.http_addr(), WEB_UPSTREAM);
+    let mut daemon = render.start();
+    let out = render.out();
     wait_for_file(&out, "w1", T, |c| endpoints(c) == ["10.0.0.1:81"]);
     let history = FileHistory::record(&out);
     cluster.kill(leader);
@@ -496,8 +447,9 @@ fn slow_and_broken_connections_delay_changes_but_lose_none() {
     let consul = ConsulAgent::dev();
     consul.register(&web("w1", 81));
     let toxi = FaultProxy::start(&consul.http_addr());
-    let dir = tempfile::tempdir().unwrap();
-    let (mut daemon, out) = web_upstream(&toxi.listen_addr(), dir.path(), &["-block-wait=2s"]);
+    let render = Render::new(&toxi.listen_addr(), WEB_UPSTREAM).flag("-block-wait=2s");
+    let mut daemon = render.start();
+    let out = render.out();
     wait_for_file(&out, "w1", T, |c| endpoints(c).len() == 1);
     let history = FileHistory::record(&out);
 
@@ -546,21 +498,13 @@ fn slow_and_broken_connections_delay_changes_but_lose_none() {
 fn an_edited_template_is_reread_and_a_broken_edit_keeps_the_last_good_one() {
     let consul = ConsulAgent::dev();
     consul.kv_put("v", "1");
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("t.tera");
-    write(&src, "first {{ key(path=\"v\") }}\n");
-    let out = dir.path().join("out");
-    let mut daemon = Daemon::start(
-        &[
-            &format!("-consul-addr={}", consul.http_addr()),
-            &format!("-template={}:{}", src.display(), out.display()),
-        ],
-        &[],
-    );
+    let render = Render::new(&consul.http_addr(), "first {{ key(path=\"v\") }}\n");
+    let (src, out) = (render.source(), render.out());
+    let mut daemon = render.start();
     wait_for_file(&out, "first", T, |c| c == "first 1\n");
     // Editors replace files: write a new one and rename it over.
     let replace = |text: &str| {
-        let tmp = dir.path().join(".t.tera.swp");
+        let tmp = render.dir().join(".t.tera.swp");
         write(&tmp, text);
         std::fs::rename(&tmp, &src).unwrap();
     };
@@ -586,19 +530,18 @@ fn an_edited_template_is_reread_and_a_broken_edit_keeps_the_last_good_one() {
 fn a_deleted_destination_directory_is_recreated_on_the_next_change() {
     let consul = ConsulAgent::dev();
     consul.kv_put("v", "1");
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("t.tera");
-    write(&src, "{{ key(path=\"v\") }}\n");
-    let out = dir.path().join("conf.d/deep/out");
+    let render = Render::new(&consul.http_addr(), "{{ key(path=\"v\") }}\n");
+    let dir = render.dir().join("conf.d");
+    let out = dir.join("deep/out");
     let mut daemon = Daemon::start(
         &[
             &format!("-consul-addr={}", consul.http_addr()),
-            &format!("-template={}:{}", src.display(), out.display()),
+            &format!("-template={}:{}", render.source().display(), out.display()),
         ],
         &[],
     );
     wait_for_file(&out, "1", T, |c| c == "1\n");
-    std::fs::remove_dir_all(dir.path().join("conf.d")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
     consul.kv_put("v", "2");
     wait_for_file(&out, "2 in a recreated directory", T, |c| c == "2\n");
     daemon.assert_running();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use testbed::{AgentOptions, ConsulAgent, Instance, TlsFiles, wait_until};
 
-use crate::support::{Daemon, wait_for_file, write};
+use crate::support::{Render, wait_for_file};
 
 const T: Duration = Duration::from_secs(60);
 const SERVICES: usize = 250;
@@ -98,21 +98,8 @@ fn another_client_holds(addr: &str, n: usize) -> Vec<u16> {
     })
 }
 
-fn start(addr: &str, dir: &std::path::Path, extra: &[String]) -> (Daemon, std::path::PathBuf) {
-    let src = dir.join("t.tera");
-    write(
-        &src,
-        "{% for s in services() %}{% for i in service(name=s.name) %}{{ i.id }}\n{% endfor %}{% endfor %}",
-    );
-    let out = dir.join("out");
-    let mut args = vec![
-        format!("-consul-addr={addr}"),
-        format!("-template={}:{}", src.display(), out.display()),
-    ];
-    args.extend(extra.iter().cloned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    (Daemon::start(&args, &[]), out)
-}
+/// Every instance id of every service.
+const ALL_INSTANCES: &str = "{% for s in services() %}{% for i in service(name=s.name) %}{{ i.id }}\n{% endfor %}{% endfor %}";
 
 /// The changes every mode must deliver: a new checked instance, a failed
 /// check, a removal, and an instance without a check (which only the index
@@ -147,12 +134,8 @@ fn changes_reach_the_file(consul: &ConsulAgent, out: &std::path::Path) {
 fn more_services_than_the_connection_limit_over_plain_http() {
     let consul = ConsulAgent::dev();
     register_many(&consul);
-    let dir = tempfile::tempdir().unwrap();
-    let (mut daemon, out) = start(
-        &consul.http_addr(),
-        dir.path(),
-        &["-log-level=debug".into()],
-    );
+    let render = Render::new(&consul.http_addr(), ALL_INSTANCES).flag("-log-level=debug");
+    let (mut daemon, out) = (render.start(), render.out());
     wait_for_file(&out, "all services", T, |c| ids(c).len() == SERVICES);
     daemon.wait_for_log("catalog-wide signals", 1, T);
     let port: u16 = consul
@@ -181,12 +164,9 @@ fn more_services_than_the_connection_limit_over_https_share_a_few_connections() 
     let consul = ConsulAgent::dev_with(AgentOptions::new().https(&tls));
     register_many(&consul);
     let https = consul.https_port().expect("https port");
-    let dir = tempfile::tempdir().unwrap();
-    let (mut daemon, out) = start(
-        &format!("https://127.0.0.1:{https}"),
-        dir.path(),
-        &[format!("-consul-ssl-ca-cert={}", tls.ca_file().display())],
-    );
+    let render = Render::new(&format!("https://127.0.0.1:{https}"), ALL_INSTANCES)
+        .flag(&format!("-consul-ssl-ca-cert={}", tls.ca_file().display()));
+    let (mut daemon, out) = (render.start(), render.out());
     wait_for_file(&out, "all services", T, |c| ids(c).len() == SERVICES);
     // One long-poll per service, multiplexed: 250 queries on 2 connections.
     wait_until("the connections to settle", T, || {

@@ -214,3 +214,79 @@ impl Drop for FileHistory {
         }
     }
 }
+
+/// consul-render set up the way most tests want it: `template` written to
+/// `t.tera` in a fresh directory and rendered to `out` there, from the
+/// agent at `consul_addr`, plus whatever flags and command a test adds.
+pub struct Render {
+    dir: tempfile::TempDir,
+    consul_addr: String,
+    command: Option<String>,
+    flags: Vec<String>,
+}
+
+impl Render {
+    pub fn new(consul_addr: &str, template: &str) -> Render {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(&dir.path().join("t.tera"), template);
+        Render {
+            dir,
+            consul_addr: consul_addr.to_owned(),
+            command: None,
+            flags: Vec::new(),
+        }
+    }
+
+    /// The template's command (run after each write).
+    pub fn command(mut self, command: &str) -> Render {
+        self.command = Some(command.to_owned());
+        self
+    }
+
+    pub fn flag(mut self, flag: &str) -> Render {
+        self.flags.push(flag.to_owned());
+        self
+    }
+
+    /// The directory holding the template, the output and anything the
+    /// test puts next to them.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn source(&self) -> PathBuf {
+        self.dir().join("t.tera")
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.dir().join("out")
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut spec = format!("{}:{}", self.source().display(), self.out().display());
+        if let Some(command) = &self.command {
+            spec = format!("{spec}:{command}");
+        }
+        let mut args = vec![
+            format!("-consul-addr={}", self.consul_addr),
+            format!("-template={spec}"),
+        ];
+        args.extend(self.flags.iter().cloned());
+        args
+    }
+
+    /// Starts it as a daemon.
+    pub fn start(&self) -> Daemon {
+        let args = self.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Daemon::start(&args, &[])
+    }
+
+    /// Runs it with `-once` and `env` to completion.
+    pub fn once(&self, env: &[(&str, &str)]) -> Finished {
+        let mut args = self.args();
+        args.push("-once".to_owned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args, env, Duration::from_secs(30))
+    }
+}

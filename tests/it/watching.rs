@@ -5,62 +5,46 @@
 //! "Nothing else happened" is asserted with a barrier: a later change whose
 //! effect is awaited, after which the counts must have moved by exactly one.
 
-use std::path::Path;
 use std::time::Duration;
 
 use testbed::{ConsulAgent, Instance};
 
-use crate::support::{Daemon, run, wait_for_file, write};
+use crate::support::{Daemon, Render, run, wait_for_file, write};
 
 const T: Duration = Duration::from_secs(20);
 
-/// Starts consul-render on one template whose command appends a line to
-/// `runs` (so tests can count command runs).
-fn watch(consul: &ConsulAgent, dir: &Path, template: &str, extra: &[&str]) -> Daemon {
-    let src = dir.join("t.tera");
-    write(&src, template);
-    let out = dir.join("out.conf");
-    let runs = dir.join("runs");
-    let mut args = vec![
-        format!("-consul-addr={}", consul.http_addr()),
-        format!(
-            "-template={}:{}:echo run >> {}",
-            src.display(),
-            out.display(),
-            runs.display()
-        ),
-        "-log-level=debug".to_owned(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Daemon::start(&args, &[])
+/// consul-render on one template whose command appends a line to `runs`
+/// next to it, so tests can count command runs.
+fn watch(consul: &ConsulAgent, template: &str, extra: &[&str]) -> (Render, Daemon) {
+    let mut render = Render::new(&consul.http_addr(), template).flag("-log-level=debug");
+    let runs = render.dir().join("runs");
+    render = render.command(&format!("echo run >> {}", runs.display()));
+    for flag in extra {
+        render = render.flag(flag);
+    }
+    let daemon = render.start();
+    (render, daemon)
 }
 
-fn runs(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("runs"))
+fn runs(render: &Render) -> usize {
+    std::fs::read_to_string(render.dir().join("runs"))
         .unwrap_or_default()
         .lines()
         .count()
 }
 
-fn out(dir: &Path) -> std::path::PathBuf {
-    dir.join("out.conf")
-}
-
 #[test]
 fn kv_functions_follow_puts_and_deletes() {
     let consul = ConsulAgent::dev();
-    let dir = tempfile::tempdir().unwrap();
     consul.kv_put("app/name", "shop");
-    let _daemon = watch(
+    let (r, _daemon) = watch(
         &consul,
-        dir.path(),
         "name={{ key(path=\"app/name\") }} size={{ key_or_default(path=\"app/size\", default=\"small\") }}\n\
          {% for e in tree(prefix=\"app/upstreams\") %}{{ e.key }}={{ e.value }};{% endfor %}\n\
          keys={{ keys(prefix=\"app/upstreams/\") | join(sep=\",\") }}\n",
         &[],
     );
-    let f = out(dir.path());
+    let f = r.out();
     wait_for_file(&f, "the first render", T, |c| {
         c.starts_with("name=shop size=small\n\nkeys=\n")
     });
@@ -80,24 +64,21 @@ fn kv_functions_follow_puts_and_deletes() {
 #[test]
 fn a_missing_key_holds_the_render_back_until_it_exists() {
     let consul = ConsulAgent::dev();
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = watch(&consul, dir.path(), "v={{ key(path=\"late\") }}\n", &[]);
+    let (r, mut daemon) = watch(&consul, "v={{ key(path=\"late\") }}\n", &[]);
     daemon.wait_for_log("waiting for data", 1, T);
     assert!(
-        !out(dir.path()).exists(),
+        !r.out().exists(),
         "nothing is written while a key is missing"
     );
     consul.kv_put("late", "here");
-    wait_for_file(&out(dir.path()), "the key", T, |c| c == "v=here\n");
+    wait_for_file(&r.out(), "the key", T, |c| c == "v=here\n");
 }
 
 #[test]
 fn tag_and_status_filters_choose_the_instances() {
     let consul = ConsulAgent::dev();
-    let dir = tempfile::tempdir().unwrap();
-    let _daemon = watch(
+    let (r, _daemon) = watch(
         &consul,
-        dir.path(),
         "passing:{% for i in service(name=\"web\") %} {{ i.id }}{% endfor %}\n\
          v1:{% for i in service(name=\"web\", tag=\"v1\") %} {{ i.id }}{% endfor %}\n\
          ok:{% for i in service(name=\"web\", status=[\"passing\", \"warning\"]) %} {{ i.id }}{% endfor %}\n\
@@ -115,11 +96,11 @@ fn tag_and_status_filters_choose_the_instances() {
     }
     consul.warn(&Instance::new("web", "w3").check_id());
     consul.fail(&Instance::new("web", "w4").check_id());
-    wait_for_file(&out(dir.path()), "filtered lists", T, |c| {
+    wait_for_file(&r.out(), "filtered lists", T, |c| {
         c == "passing: w1 w2\nv1: w1\nok: w1 w2 w3\nany: w1=passing w2=passing w3=warning w4=critical\ndc1: w1 w2\n"
     });
     consul.maintenance("w1", true);
-    wait_for_file(&out(dir.path()), "w1 in maintenance", T, |c| {
+    wait_for_file(&r.out(), "w1 in maintenance", T, |c| {
         c.starts_with("passing: w2\n") && c.contains("w1=maintenance")
     });
 }
@@ -127,22 +108,20 @@ fn tag_and_status_filters_choose_the_instances() {
 #[test]
 fn templates_discover_their_dependencies_as_data_arrives() {
     let consul = ConsulAgent::dev();
-    let dir = tempfile::tempdir().unwrap();
-    let _daemon = watch(
+    let (r, _daemon) = watch(
         &consul,
-        dir.path(),
         "{% for s in services() %}{% if s.name != \"consul\" %}{{ s.name }}:{% for i in service(name=s.name) %} {{ i.endpoint }}{% endfor %}\n{% endif %}{% endfor %}",
         &[],
     );
     consul.register(&Instance::new("api", "api-1").address("10.0.0.1").port(81));
-    wait_for_file(&out(dir.path()), "api", T, |c| c == "api: 10.0.0.1:81\n");
+    wait_for_file(&r.out(), "api", T, |c| c == "api: 10.0.0.1:81\n");
     consul.register(&Instance::new("db", "db-1").address("10.0.0.2").port(5432));
     consul.register(&Instance::new("api", "api-2").address("10.0.0.3").port(81));
-    wait_for_file(&out(dir.path()), "api and db", T, |c| {
+    wait_for_file(&r.out(), "api and db", T, |c| {
         c == "api: 10.0.0.1:81 10.0.0.3:81\ndb: 10.0.0.2:5432\n"
     });
     consul.deregister("db-1");
-    wait_for_file(&out(dir.path()), "db gone", T, |c| {
+    wait_for_file(&r.out(), "db gone", T, |c| {
         c == "api: 10.0.0.1:81 10.0.0.3:81\n"
     });
 }
@@ -150,15 +129,13 @@ fn templates_discover_their_dependencies_as_data_arrives() {
 #[test]
 fn quiescence_turns_a_burst_of_changes_into_one_write_and_one_command() {
     let consul = ConsulAgent::dev();
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = watch(
+    let (r, mut daemon) = watch(
         &consul,
-        dir.path(),
         "{% for i in service(name=\"web\") %}{{ i.id }} {% endfor %}\n",
         &["-wait=700ms:10s"],
     );
-    wait_for_file(&out(dir.path()), "the empty list", T, |c| c == "\n");
-    testbed::wait_until("the first command run", T, || runs(dir.path()) == 1);
+    wait_for_file(&r.out(), "the empty list", T, |c| c == "\n");
+    testbed::wait_until("the first command run", T, || runs(&r) == 1);
     for i in 1..=6 {
         consul.register(
             &Instance::new("web", &format!("w{i}"))
@@ -166,15 +143,13 @@ fn quiescence_turns_a_burst_of_changes_into_one_write_and_one_command() {
                 .port(80),
         );
     }
-    wait_for_file(&out(dir.path()), "all six", T, |c| {
-        c == "w1 w2 w3 w4 w5 w6 \n"
-    });
-    testbed::wait_until("the second command run", T, || runs(dir.path()) == 2);
+    wait_for_file(&r.out(), "all six", T, |c| c == "w1 w2 w3 w4 w5 w6 \n");
+    testbed::wait_until("the second command run", T, || runs(&r) == 2);
     // Barrier: one more change, one more run; nothing in between.
     consul.deregister("w6");
-    wait_for_file(&out(dir.path()), "five", T, |c| c == "w1 w2 w3 w4 w5 \n");
-    testbed::wait_until("the third command run", T, || runs(dir.path()) >= 3);
-    assert_eq!(runs(dir.path()), 3, "{}", daemon.log());
+    wait_for_file(&r.out(), "five", T, |c| c == "w1 w2 w3 w4 w5 \n");
+    testbed::wait_until("the third command run", T, || runs(&r) >= 3);
+    assert_eq!(runs(&r), 3, "{}", daemon.log());
     assert_eq!(
         daemon.log().matches("rendered; written").count(),
         3,
@@ -187,24 +162,22 @@ fn quiescence_turns_a_burst_of_changes_into_one_write_and_one_command() {
 #[test]
 fn unchanged_output_writes_nothing_and_runs_nothing() {
     let consul = ConsulAgent::dev();
-    let dir = tempfile::tempdir().unwrap();
     consul.register(&Instance::new("web", "w1").address("10.0.0.1").port(80));
-    let mut daemon = watch(
+    let (r, mut daemon) = watch(
         &consul,
-        dir.path(),
         "{% for i in service(name=\"web\", status=\"any\") %}{{ i.id }} {% endfor %}\n",
         &[],
     );
-    wait_for_file(&out(dir.path()), "w1", T, |c| c == "w1 \n");
-    testbed::wait_until("the first run", T, || runs(dir.path()) == 1);
+    wait_for_file(&r.out(), "w1", T, |c| c == "w1 \n");
+    testbed::wait_until("the first run", T, || runs(&r) == 1);
     // The data changes (w1's status), the text does not.
     consul.warn(&Instance::new("web", "w1").check_id());
     daemon.wait_for_log("rendered; unchanged", 1, T);
     consul.register(&Instance::new("web", "w2").address("10.0.0.1").port(81));
-    wait_for_file(&out(dir.path()), "w2", T, |c| c == "w1 w2 \n");
-    testbed::wait_until("the second run", T, || runs(dir.path()) >= 2);
+    wait_for_file(&r.out(), "w2", T, |c| c == "w1 w2 \n");
+    testbed::wait_until("the second run", T, || runs(&r) >= 2);
     assert_eq!(
-        runs(dir.path()),
+        runs(&r),
         2,
         "the unchanged render ran nothing:\n{}",
         daemon.log()
@@ -281,15 +254,14 @@ fn dry_prints_the_destination_and_text_and_writes_nothing() {
 fn sigint_and_sigterm_both_stop_cleanly_with_exit_12() {
     let consul = ConsulAgent::dev();
     for signal in [libc::SIGINT, libc::SIGTERM] {
-        let dir = tempfile::tempdir().unwrap();
-        let pid_file = dir.path().join("pid");
-        let mut daemon = watch(
+        let pid_dir = tempfile::tempdir().unwrap();
+        let pid_file = pid_dir.path().join("pid");
+        let (r, mut daemon) = watch(
             &consul,
-            dir.path(),
             "x\n",
             &[&format!("-pid-file={}", pid_file.display())],
         );
-        wait_for_file(&out(dir.path()), "the render", T, |c| c == "x\n");
+        wait_for_file(&r.out(), "the render", T, |c| c == "x\n");
         assert_eq!(
             std::fs::read_to_string(&pid_file).unwrap().trim(),
             daemon.pid().to_string()
