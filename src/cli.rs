@@ -53,6 +53,10 @@ pub enum CliError {
     /// The arguments parse, but the configuration they describe is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Either of the above, whose message quoted a secret given on the
+    /// command line; rendered with the secret left out.
+    #[error("{message}")]
+    Redacted { message: String, exit_code: u8 },
 }
 
 impl CliError {
@@ -61,6 +65,7 @@ impl CliError {
         match self {
             CliError::Flag(_) => exit::FLAG_ERROR,
             CliError::Config(_) => exit::CONFIG_ERROR,
+            CliError::Redacted { exit_code, .. } => *exit_code,
         }
     }
 }
@@ -223,7 +228,31 @@ where
                 .ok_or_else(|| FlagError::NotUnicode(arg.to_string_lossy().into_owned()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // A secret can surface in a message about another argument (a stray
+    // argument, a value meant for another flag): keep every secret given
+    // out of every error.
+    let secrets = secrets_in(&args);
+    parse_args(program, args, env).map_err(|error| {
+        let message = error.to_string();
+        if secrets
+            .iter()
+            .any(|secret| message.contains(secret.as_str()))
+        {
+            CliError::Redacted {
+                message: scrub(&message, &secrets),
+                exit_code: error.exit_code(),
+            }
+        } else {
+            error
+        }
+    })
+}
 
+fn parse_args(
+    program: String,
+    args: Vec<String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Invocation, CliError> {
     let mut command = RawFlags::command();
     let normalised = go_style(args, |name| takes_value(&command, name))?;
     let matches = command
@@ -246,6 +275,45 @@ where
     let config = resolve(raw, env)?;
     config.validate()?;
     Ok(Invocation::Run(config))
+}
+
+/// Flags whose values are secrets.
+const SECRET_FLAGS: [&str; 2] = ["consul-token", "consul-auth"];
+
+/// The values given to secret flags in `args`, in every form Go accepts:
+/// one or two dashes, `=value` or the next argument.
+fn secrets_in(args: &[String]) -> Vec<String> {
+    let mut secrets = Vec::new();
+    let mut iter = args.iter().peekable();
+    while let Some(arg) = iter.next() {
+        let name = arg.trim_start_matches('-');
+        if name.len() == arg.len() {
+            continue;
+        }
+        let (name, value) = match name.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_owned())),
+            None => (name, None),
+        };
+        if !SECRET_FLAGS.contains(&name) {
+            continue;
+        }
+        let value = value.or_else(|| iter.peek().map(|next| next.to_string()));
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            // The parts of user:password too, which messages may split.
+            secrets.extend(value.split(':').filter(|p| p.len() >= 4).map(str::to_owned));
+            secrets.push(value);
+        }
+    }
+    // Longest first, so a whole value is replaced before its parts.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
+}
+
+/// `text` with every secret replaced by `<redacted>`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_owned(), |text, secret| {
+        text.replace(secret.as_str(), "<redacted>")
+    })
 }
 
 /// Rewrites Go-style arguments into the shape clap reads: `-name` becomes

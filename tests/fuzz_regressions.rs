@@ -68,3 +68,37 @@ fn stray_arguments_are_refused_without_printing_a_secret() {
         );
     }
 }
+
+/// A value-taking flag whose value went missing takes the next argument as
+/// its value, as in Go: `-template $T -consul-token=...` with `$T` empty
+/// and unquoted. The secret flag then became that flag's value and was
+/// echoed in its error. The fuzzer's input was `-consul-addr` followed by
+/// `-consul-token=caDtac:99077-`.
+#[test]
+fn a_secret_flag_taken_as_another_flags_value_is_not_printed() {
+    const TOKEN: &str = "s3cr3t-t0ken-value";
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["-consul-addr", "-consul-token=s3cr3t:t0ken-value"],
+            "s3cr3t:t0ken-value",
+        ),
+        (&["-template", "-consul-token=s3cr3t-t0ken-value"], TOKEN),
+        (
+            &[
+                "-template=a:b",
+                "-wait",
+                "-consul-auth=user:hunter2-password",
+            ],
+            PASSWORD,
+        ),
+    ];
+    for (args, secret) in cases {
+        let argv = std::iter::once(&"consul-render").chain(args);
+        let error = parse(argv, &env(&[])).expect_err("the value is refused");
+        let message = error.to_string();
+        assert!(
+            !message.contains(secret),
+            "{args:?}: secret printed: {message}"
+        );
+    }
+}
