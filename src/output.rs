@@ -156,6 +156,20 @@ impl Staged {
     /// (a bind-mounted file), the destination is rewritten in place instead
     /// and [`Swap::InPlace`] says so.
     pub fn commit(self) -> Result<(Committed, Swap), OutputError> {
+        let dest = self.dest.clone();
+        let (previous, swap) = self.swap(true)?;
+        Ok((Committed { dest, previous }, swap))
+    }
+
+    /// Replaces the destination for good: what a write without a check
+    /// needs. Unlike [`Staged::commit`] it keeps no way back, which saves
+    /// linking and unlinking the old file on every write.
+    pub fn replace(self) -> Result<Swap, OutputError> {
+        // A previous-contents file made for an in-place write goes away here.
+        self.swap(false).map(|(_, swap)| swap)
+    }
+
+    fn swap(self, keep_way_back: bool) -> Result<(Option<Previous>, Swap), OutputError> {
         let Staged { dest, file, backup } = self;
         let swap_error = |source| OutputError::Swap {
             path: dest.clone(),
@@ -163,36 +177,39 @@ impl Staged {
         };
         let (dir, name) = split(&dest).map_err(swap_error)?;
         let existing = existing(&dest).map_err(swap_error)?;
-        let previous = match &existing {
-            Some(meta) => Some(Previous::keep(&dest, dir, name, meta).map_err(swap_error)?),
-            None => None,
+        let previous = match (&existing, keep_way_back) {
+            (Some(meta), true) => Some(Previous::keep(&dest, dir, name, meta).map_err(swap_error)?),
+            _ => None,
         };
-        if backup && let Some(previous) = &previous {
+        if backup && let Some(meta) = &existing {
             let mut bak_name = name.to_owned();
             bak_name.push(".bak");
             let bak = dest.with_file_name(&bak_name);
-            write_copy(&previous.path, dir, &bak_name, &bak, &previous.meta)
+            let from = previous.as_ref().map_or(dest.as_path(), |p| &*p.path);
+            write_copy(from, dir, &bak_name, &bak, meta)
                 .map_err(|source| OutputError::Swap { path: bak, source })?;
         }
 
+        // The staged file was fsynced and rename is atomic: whatever
+        // happens next, the destination names the old file or the new one.
+        // The directory is not fsynced: after a power loss that could bring
+        // back the old file (which the next run rewrites), never a mix.
         let err = match file.persist(&dest) {
-            Ok(_) => {
-                sync_dir(dir);
-                let committed = Committed { dest, previous };
-                return Ok((committed, Swap::Renamed));
-            }
+            Ok(_) => return Ok((previous, Swap::Renamed)),
             Err(err) => err,
         };
         // Only an existing file can be a mount point, so without a previous
         // file there is no in-place fallback to try.
-        let Some(mut previous) = previous.filter(|_| crosses_mount(&err.error)) else {
+        let Some(meta) = existing.filter(|_| crosses_mount(&err.error)) else {
             return Err(swap_error(err.error));
         };
-        if previous.linked {
-            // The link shares the inode about to be rewritten, so it would
-            // change along with it.
-            previous = Previous::copy(&dest, dir, name, &previous.meta).map_err(swap_error)?;
-        }
+        // An in-place write needs the old contents to restore from if it
+        // fails. A link shares the inode about to be rewritten, so it would
+        // change along with it: only a copy will do.
+        let previous = match previous {
+            Some(previous) if !previous.linked => previous,
+            _ => Previous::copy(&dest, dir, name, &meta).map_err(swap_error)?,
+        };
         if let Err(source) = overwrite(&dest, err.file.path()) {
             // The destination may be half-written now; put the old contents
             // back the same way.
@@ -205,11 +222,7 @@ impl Staged {
             }
             return Err(swap_error(source));
         }
-        let committed = Committed {
-            dest,
-            previous: Some(previous),
-        };
-        Ok((committed, Swap::InPlace))
+        Ok((Some(previous), Swap::InPlace))
     }
 }
 
@@ -264,8 +277,6 @@ struct Previous {
     /// Whether `path` is a hard link to the old destination rather than a
     /// copy of it.
     linked: bool,
-    /// The old destination's, for giving copies its mode and owner.
-    meta: Metadata,
 }
 
 impl Previous {
@@ -281,7 +292,6 @@ impl Previous {
             Ok(link) => Ok(Previous {
                 path: link.into_temp_path(),
                 linked: true,
-                meta: meta.clone(),
             }),
             Err(_) => Previous::copy(dest, dir, name, meta),
         }
@@ -292,7 +302,6 @@ impl Previous {
         Ok(Previous {
             path: copy.into_temp_path(),
             linked: false,
-            meta: meta.clone(),
         })
     }
 }
@@ -849,6 +858,55 @@ mod tests {
         assert_eq!(fs::read(&source).unwrap(), b"old");
         assert_eq!(mode(&source), 0o640);
         assert_eq!(names(dir.path()), ["default.conf", "default.conf.bak"]);
+        assert_eq!(names(source_dir.path()), ["nginx.conf"]);
+    }
+
+    #[test]
+    fn replace_keeps_mode_owner_and_backup_and_leaves_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("secret.conf");
+        write(&dest, "old", 0o600);
+        std::os::unix::fs::chown(&dest, Some(4321), Some(4322)).unwrap();
+        let options = WriteOptions {
+            perms: Some(0o644),
+            backup: true,
+        };
+
+        let swap = Staged::stage(&dest, b"new", &options)
+            .unwrap()
+            .replace()
+            .unwrap();
+
+        assert_eq!(swap, Swap::Renamed);
+        let meta = fs::metadata(&dest).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"new");
+        assert_eq!(meta.mode() & 0o7777, 0o600);
+        assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
+        assert_eq!(
+            fs::read(dir.path().join("secret.conf.bak")).unwrap(),
+            b"old"
+        );
+        assert_eq!(names(dir.path()), ["secret.conf", "secret.conf.bak"]);
+    }
+
+    #[test]
+    fn a_bind_mounted_destination_is_replaced_in_place_without_leftovers() {
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = source_dir.path().join("nginx.conf");
+        write(&source, "old", 0o640);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("default.conf");
+        write(&dest, "", 0o644);
+        let Some(_bind) = Mount::bind(&source, &dest) else {
+            return;
+        };
+
+        let staged = Staged::stage(&dest, b"new", &WriteOptions::default()).unwrap();
+        assert_eq!(staged.replace().unwrap(), Swap::InPlace);
+
+        assert_eq!(fs::read(&source).unwrap(), b"new");
+        assert_eq!(mode(&source), 0o640);
+        assert_eq!(names(dir.path()), ["default.conf"]);
         assert_eq!(names(source_dir.path()), ["nginx.conf"]);
     }
 

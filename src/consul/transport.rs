@@ -388,6 +388,10 @@ impl ClientSettings {
             .connect_timeout(Duration::from_secs(5))
             .tcp_keepalive(Duration::from_secs(30))
             .tcp_nodelay(true)
+            // Long-polls never sit idle; what does is left over from a
+            // burst of reads. Let it go soon: it costs the agent a slot of
+            // its per-client connection limit and us memory.
+            .pool_idle_timeout(Duration::from_secs(10))
             .no_proxy();
         if let Some(path) = &self.unix_socket {
             builder = builder.unix_socket(path.clone());

@@ -10,9 +10,10 @@
 //!   whole `wait`;
 //! - a reply whose decoded data equals the last is not a change, whatever
 //!   its index says;
-//! - no fixed sleeps between queries, but a small token bucket per watcher,
-//!   so bursts of changes flow at once while a misbehaving endpoint cannot
-//!   make a watcher spin.
+//! - no fixed sleeps between queries: replies that bring changes are
+//!   followed at once, and a small token bucket per watcher paces only the
+//!   wake-ups that bring nothing new, so a misbehaving endpoint cannot make
+//!   a watcher spin (and one that sends no index is polled).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -30,6 +31,8 @@ use super::transport::{ConsulIndex, FetchError, Reply, Transport};
 
 /// How often a dependency without blocking support is re-read.
 const POLL_INTERVAL: Duration = Duration::from_secs(60);
+/// How often a blocking endpoint is re-read when its replies carry no index.
+const NO_INDEX_POLL: Duration = Duration::from_secs(5);
 /// How soon suspect data (entries lost right after a failure) is re-read.
 const RECHECK_DELAY: Duration = Duration::from_secs(1);
 /// Token bucket: burst size and refill period.
@@ -191,8 +194,14 @@ async fn watch(
     let mut last: Option<Data> = None;
     let mut bucket = TokenBucket::new();
     let mut refused = 0u32;
+    // The last reply brought nothing new: pace the next query. Replies that
+    // bring changes are paced by Consul's own writes and must flow at once.
+    let mut idle_wake = false;
+    let mut warned_no_index = false;
     loop {
-        bucket.take().await;
+        if idle_wake {
+            bucket.take().await;
+        }
         let reply = match transport.get(&dependency, block_on).await {
             Ok(reply) => reply,
             Err(FetchError::GaveUp(e)) => {
@@ -216,6 +225,7 @@ async fn watch(
             }
         };
         let went_back = matches!((last_index, reply.index), (Some(old), Some(new)) if new < old);
+        let reply_had_no_index = reply.index.is_none();
         match decode(&dependency, &reply) {
             Ok((data, rejections)) => {
                 refused = 0;
@@ -232,7 +242,8 @@ async fn watch(
                     && last
                         .as_ref()
                         .is_some_and(|before| data.lost_entries_since(before));
-                if last.as_ref() != Some(&data) {
+                idle_wake = last.as_ref() == Some(&data);
+                if !idle_wake {
                     for rejection in &rejections {
                         tracing::warn!(%dependency, "{rejection}");
                     }
@@ -270,6 +281,14 @@ async fn watch(
         }
         if !dependency.is_blocking() {
             tokio::time::sleep(POLL_INTERVAL).await;
+        } else if block_on.is_none() && reply_had_no_index {
+            // Without an index every query returns at once (something
+            // between us and Consul strips the header): poll instead of spin.
+            if !warned_no_index {
+                tracing::warn!(%dependency, every = ?NO_INDEX_POLL, "consul's reply has no X-Consul-Index; polling");
+                warned_no_index = true;
+            }
+            tokio::time::sleep(NO_INDEX_POLL).await;
         }
     }
 }

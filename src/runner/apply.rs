@@ -153,11 +153,9 @@ async fn write_checked(job: &Job) -> Outcome {
         Err(error) => return Outcome::WriteFailed(error.to_string()),
     };
     let Some(check) = &job.check else {
-        return match staged.commit() {
-            Ok((committed, swap)) => {
-                committed.finish();
-                written(job, swap)
-            }
+        // Nothing can fail after the swap, so no way back is kept.
+        return match staged.replace() {
+            Ok(swap) => written(job, swap),
             Err(error) => Outcome::WriteFailed(error.to_string()),
         };
     };

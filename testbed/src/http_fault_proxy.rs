@@ -29,6 +29,9 @@ pub enum Fault {
     Truncate,
     /// Close the connection without answering.
     Drop,
+    /// Ask Consul and pass its answer on without `X-Consul-Index` (as a
+    /// proxy that drops unknown headers would).
+    NoIndex,
 }
 
 #[derive(Default)]
@@ -126,6 +129,7 @@ fn serve(mut client: TcpStream, upstream: &str, shared: &Shared) {
                 Some(Fault::Status(status, body)) => Some(plain_response(status, &body)),
                 Some(Fault::Body(body)) => Some(replace_body(&raw, body.as_bytes())),
                 Some(Fault::Truncate) => Some(truncate_body(&raw)),
+                Some(Fault::NoIndex) => Some(without_index(&raw)),
             },
         },
     };
@@ -233,6 +237,17 @@ fn replace_body(raw: &[u8], body: &[u8]) -> Vec<u8> {
     let (lines, _) = split(raw);
     let mut out = head_for(&lines, body.len());
     out.extend_from_slice(body);
+    out
+}
+
+fn without_index(raw: &[u8]) -> Vec<u8> {
+    let (lines, body) = split(raw);
+    let kept: Vec<String> = lines
+        .into_iter()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("x-consul-index:"))
+        .collect();
+    let mut out = head_for(&kept, body.len());
+    out.extend_from_slice(&body);
     out
 }
 

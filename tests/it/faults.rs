@@ -346,6 +346,30 @@ fn consul_answering_errors_or_garbage_never_stops_the_process_nor_changes_the_fi
 }
 
 #[test]
+fn replies_without_an_index_are_polled_not_spun_on() {
+    let consul = ConsulAgent::dev();
+    consul.register(&web("w1", 81));
+    let proxy = HttpFaultProxy::start(&consul.http_addr());
+    proxy.set_fault(Some(Fault::NoIndex));
+    let render = Render::new(proxy.addr(), WEB_UPSTREAM);
+    let (mut daemon, out) = (render.start(), render.out());
+    wait_for_file(&out, "w1", T, |c| endpoints(c).len() == 1);
+    daemon.wait_for_log("no X-Consul-Index; polling", 1, T);
+    let start = proxy.requests();
+    let window = std::time::Instant::now();
+    wait_until("a 3 s window", Duration::from_secs(10), || {
+        window.elapsed() >= Duration::from_secs(3)
+    });
+    // Spinning would be thousands; the token bucket alone, 60.
+    let during = proxy.requests() - start;
+    assert!(during <= 3, "{during} requests in 3 s without an index");
+    // Changes still arrive, by polling.
+    consul.register(&web("w2", 82));
+    wait_for_file(&out, "w2", T, |c| endpoints(c).len() == 2);
+    daemon.assert_running();
+}
+
+#[test]
 fn a_dead_agent_sees_about_one_request_per_backoff_interval_however_many_watches() {
     let mut consul = ConsulAgent::dev();
     let services: Vec<String> = (0..20).map(|i| format!("svc{i}")).collect();
