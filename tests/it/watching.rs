@@ -271,3 +271,15 @@ fn sigint_and_sigterm_both_stop_cleanly_with_exit_12() {
         assert!(!pid_file.exists(), "the pid file is removed on exit");
     }
 }
+
+#[test]
+fn sighup_rereads_every_template() {
+    let consul = ConsulAgent::dev();
+    let (r, mut daemon) = watch(&consul, "before\n", &[]);
+    wait_for_file(&r.out(), "the first render", T, |c| c == "before\n");
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_for_log("template reloaded", 1, T);
+    // A reload re-renders; the text is the same, so nothing is written.
+    daemon.wait_for_log("rendered; unchanged", 1, T);
+    daemon.assert_running();
+}
