@@ -271,7 +271,9 @@ impl SignalLoop {
             })
             .collect();
         let changed: BTreeSet<String> = match &self.checks {
-            None => BTreeSet::new(),
+            // The first reply is the baseline. A service read before it may
+            // have changed since: its checks say so.
+            None => changed_after_read(&checks, &self.service_index),
             Some(before) => changed_services(before, &checks),
         };
         self.checks = Some(checks);
@@ -320,7 +322,17 @@ impl SignalLoop {
         let went_back = index_went_back(self.catalog_index, reply.index);
         let moved = self.catalog_index.is_some() && reply.index != self.catalog_index;
         let changed = match &self.catalog {
-            None => BTreeSet::new(),
+            None => {
+                // The first reply is the baseline: anything without checks
+                // that changed since the services were read shows only in
+                // their indexes.
+                if !self.tracked.is_empty()
+                    && let Some(index) = reply.index
+                {
+                    self.pending_sweep = Some((Instant::now() + EXPLAIN_GRACE, index));
+                }
+                BTreeSet::new()
+            }
             Some(before) => changed_entries(before, &catalog),
         };
         self.catalog = Some(catalog);
@@ -539,6 +551,20 @@ fn changed_services(before: &Checks, now: &Checks) -> BTreeSet<String> {
     changed
 }
 
+/// Services with a check that changed after the index their data was read
+/// at.
+fn changed_after_read(checks: &Checks, read_at: &HashMap<String, ConsulIndex>) -> BTreeSet<String> {
+    checks
+        .values()
+        .filter(|(service, _, modified)| {
+            read_at
+                .get(service)
+                .is_some_and(|index| *modified > index.get())
+        })
+        .map(|(service, _, _)| service.clone())
+        .collect()
+}
+
 /// Services added, removed, or with changed tags.
 fn changed_entries(
     before: &BTreeMap<String, Vec<String>>,
@@ -598,6 +624,22 @@ mod tests {
         ]);
         let changed: Vec<String> = changed_services(&before, &now).into_iter().collect();
         assert_eq!(changed, ["db", "new", "web"]);
+    }
+
+    #[test]
+    fn the_first_state_names_services_whose_checks_moved_after_they_were_read() {
+        let now = checks(&[
+            ("n1", "c:web-1", "web", "passing", 30),
+            ("n1", "c:api-1", "api", "passing", 12),
+            ("n1", "c:db-1", "db", "critical", 40),
+        ]);
+        let read_at = HashMap::from([
+            ("web".to_owned(), ConsulIndex::new(25)),
+            ("api".to_owned(), ConsulIndex::new(20)),
+        ]);
+        let changed: Vec<String> = changed_after_read(&now, &read_at).into_iter().collect();
+        // db is not watched; api has not moved since it was read.
+        assert_eq!(changed, ["web"]);
     }
 
     #[test]

@@ -38,6 +38,15 @@ impl ConsulIndex {
         let value: u64 = headers.get("x-consul-index")?.to_str().ok()?.parse().ok()?;
         Some(ConsulIndex(value.max(1)))
     }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    #[cfg(test)]
+    pub(crate) fn new(value: u64) -> ConsulIndex {
+        ConsulIndex(value.max(1))
+    }
 }
 
 impl fmt::Display for ConsulIndex {
