@@ -234,12 +234,10 @@ where
     let secrets = secrets_in(&args);
     parse_args(program, args, env).map_err(|error| {
         let message = error.to_string();
-        if secrets
-            .iter()
-            .any(|secret| message.contains(secret.as_str()))
-        {
+        let scrubbed = scrub(&message, &secrets);
+        if scrubbed != message {
             CliError::Redacted {
-                message: scrub(&message, &secrets),
+                message: scrubbed,
                 exit_code: error.exit_code(),
             }
         } else {
@@ -309,10 +307,14 @@ fn secrets_in(args: &[String]) -> Vec<String> {
     secrets
 }
 
-/// `text` with every secret replaced by `<redacted>`.
+/// `text` with every secret replaced by `<redacted>`, also where a message
+/// quoted it escaped (`{:?}` turns `"`, `\` and control characters into
+/// escapes).
 fn scrub(text: &str, secrets: &[String]) -> String {
     secrets.iter().fold(text.to_owned(), |text, secret| {
-        text.replace(secret.as_str(), "<redacted>")
+        let escaped: String = secret.escape_debug().collect();
+        text.replace(escaped.as_str(), "<redacted>")
+            .replace(secret.as_str(), "<redacted>")
     })
 }
 

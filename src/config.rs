@@ -370,6 +370,11 @@ fn host_port(text: &str, default_port: u16) -> Result<String, ValueError> {
     if host.is_empty() {
         return Err(ValueError::Address("missing host"));
     }
+    // No host name starts with a dash; an argument that does is another
+    // flag taken as this one's value (`-consul-addr -consul-token=…`).
+    if host.starts_with('-') || host.contains(['=', '"', '\\']) {
+        return Err(ValueError::Address("not a host name or address"));
+    }
     let port = match port {
         None => default_port,
         Some(port) => {

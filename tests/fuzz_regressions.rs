@@ -77,10 +77,20 @@ fn stray_arguments_are_refused_without_printing_a_secret() {
 #[test]
 fn a_secret_flag_taken_as_another_flags_value_is_not_printed() {
     const TOKEN: &str = "s3cr3t-t0ken-value";
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (
             &["-consul-addr", "-consul-token=s3cr3t:t0ken-value"],
             "s3cr3t:t0ken-value",
+        ),
+        // Without a colon the token once passed for a host name, and the
+        // address it became is logged: it is refused as one now.
+        (
+            &[
+                "-template=a:b",
+                "-consul-addr",
+                "-consul-token=4a1c6f0e-7d2b-4c39",
+            ],
+            "4a1c6f0e-7d2b-4c39",
         ),
         (&["-template", "-consul-token=s3cr3t-t0ken-value"], TOKEN),
         (
@@ -99,6 +109,30 @@ fn a_secret_flag_taken_as_another_flags_value_is_not_printed() {
         assert!(
             !message.contains(secret),
             "{args:?}: secret printed: {message}"
+        );
+    }
+}
+
+/// Error messages quote arguments with `{:?}`, which escapes quotes,
+/// backslashes and control characters, so a secret holding one no longer
+/// matched the text being scrubbed and was printed, escaped. The fuzzer's
+/// input had a control character in a `-consul-auth` value after a stray
+/// argument.
+#[test]
+fn a_secret_with_quotes_or_backslashes_is_not_printed_escaped() {
+    let cases: [(&str, &str); 3] = [
+        ("-consul-auth=user:pa\"ss-word-long", "pa\"ss-word-long"),
+        ("-consul-token=to\\ken-secret-value", "to\\ken-secret-value"),
+        ("-consul-token=tab\tin-secret-value", "tab\tin-secret-value"),
+    ];
+    for (arg, secret) in cases {
+        let argv = ["consul-render", "-template=in:out", "-once", "false", arg];
+        let error = parse(argv, &env(&[])).expect_err("stray arguments are refused");
+        let message = error.to_string();
+        let escaped = secret.escape_debug().to_string();
+        assert!(
+            !message.contains(secret) && !message.contains(&escaped),
+            "{arg:?}: secret printed: {message}"
         );
     }
 }
