@@ -187,6 +187,12 @@ impl Catalog {
     pub fn next_change(&mut self) -> Change {
         let index = self.next;
         self.next = (self.next + 1) % self.services.len();
+        self.next_change_of(index)
+    }
+
+    /// The next change of service `index` alone (its own cycle of fail,
+    /// pass, deregister, register), applied to the model.
+    pub fn next_change_of(&mut self, index: usize) -> Change {
         let service = &mut self.services[index];
         let step = service.changes;
         service.changes += 1;
@@ -213,6 +219,90 @@ impl Catalog {
         (0..service.instances.len())
             .map(|i| set(service, i, kind))
             .collect()
+    }
+
+    /// The first instance of service `service` that is registered and
+    /// passing.
+    pub fn healthy_instance_of(&self, service: usize) -> Option<usize> {
+        self.services[service]
+            .instances
+            .iter()
+            .position(|i| i.registered && i.passing)
+    }
+
+    /// A change that wakes service `service`'s blocking queries without
+    /// changing what the templates render: instance `instance`, which must
+    /// be failing, is deregistered if registered, else registered again
+    /// (failing). The service must keep another registered instance.
+    pub fn no_news_change(&mut self, service: usize, instance: usize) -> Change {
+        let service = &mut self.services[service];
+        let state = &service.instances[instance];
+        assert!(
+            !state.passing,
+            "instance {instance} of {} must be failing",
+            service.name
+        );
+        assert!(
+            service
+                .instances
+                .iter()
+                .enumerate()
+                .any(|(i, x)| i != instance && x.registered),
+            "{} needs another registered instance",
+            service.name
+        );
+        if state.registered {
+            set(service, instance, ChangeKind::Deregister)
+        } else {
+            let state = &mut service.instances[instance];
+            state.registered = true;
+            register(&service.name, state)
+        }
+    }
+
+    /// The changes that take service `index` to the end of its current
+    /// cycle (every instance registered and passing again), applied to the
+    /// model.
+    pub fn complete_cycle(&mut self, index: usize) -> Vec<Change> {
+        let mut out = Vec::new();
+        while !self.services[index].changes.is_multiple_of(4) {
+            out.push(self.next_change_of(index));
+        }
+        out
+    }
+
+    /// Whether instance `instance` of service `service` is registered and
+    /// passing.
+    pub fn is_passing(&self, service: usize, instance: usize) -> bool {
+        let i = &self.services[service].instances[instance];
+        i.registered && i.passing
+    }
+
+    /// How many services the model holds (listed in Consul or not).
+    pub fn service_total(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Makes instance `instance` of service `service` fail (`passing`
+    /// false) or pass again, applied to the model. It must be registered.
+    pub fn set_instance_passing(
+        &mut self,
+        service: usize,
+        instance: usize,
+        passing: bool,
+    ) -> Change {
+        let kind = if passing {
+            ChangeKind::Pass
+        } else {
+            ChangeKind::Fail
+        };
+        let service = &mut self.services[service];
+        assert!(
+            service.instances[instance].registered,
+            "instance {instance} of {} is not registered",
+            service.name
+        );
+        set(service, instance, kind)
     }
 
     fn instances(&self) -> impl Iterator<Item = &InstanceState> {
@@ -260,8 +350,14 @@ fn set(service: &mut Service, i: usize, kind: ChangeKind) -> Change {
     }
 }
 
-/// The registration of `instance` of `service`, with a passing TTL check.
+/// The registration of `instance` of `service`, with a TTL check in the
+/// state the model gives it.
 fn register(service: &str, instance: &InstanceState) -> Change {
+    let status = if instance.passing {
+        "passing"
+    } else {
+        "critical"
+    };
     let body = serde_json::json!({
         "ID": instance.id,
         "Name": service,
@@ -271,7 +367,7 @@ fn register(service: &str, instance: &InstanceState) -> Change {
             "CheckID": instance.check_id(),
             "Name": format!("TTL check of {}", instance.id),
             "TTL": CHECK_TTL,
-            "Status": "passing",
+            "Status": status,
         },
     });
     Change {
@@ -354,6 +450,50 @@ mod tests {
                 before = after;
             }
         }
+    }
+
+    #[test]
+    fn one_service_cycles_through_every_kind_and_back() {
+        let mut catalog = Catalog::new(3, 3);
+        let start = catalog.render();
+        let kinds: Vec<ChangeKind> = (0..12).map(|_| catalog.next_change_of(1).kind).collect();
+        assert_eq!(
+            &kinds[..4],
+            &[
+                ChangeKind::Fail,
+                ChangeKind::Pass,
+                ChangeKind::Deregister,
+                ChangeKind::Register
+            ]
+        );
+        assert_eq!(catalog.render(), start);
+    }
+
+    #[test]
+    fn a_change_without_news_leaves_the_rendering_alone() {
+        let mut catalog = Catalog::new(2, 2);
+        catalog.set_instance_passing(0, 1, false);
+        let before = catalog.render();
+        let out = catalog.no_news_change(0, 1);
+        assert_eq!(out.kind, ChangeKind::Deregister);
+        assert_eq!(catalog.render(), before);
+        let back = catalog.no_news_change(0, 1);
+        assert_eq!(back.kind, ChangeKind::Register);
+        assert!(back.body.as_deref().is_some_and(|b| b.contains("critical")));
+        assert_eq!(catalog.render(), before);
+    }
+
+    #[test]
+    fn a_healthy_instance_fails_and_passes() {
+        let mut catalog = Catalog::new(2, 2);
+        let i = catalog.healthy_instance_of(1).expect("all healthy");
+        assert_eq!(i, 0);
+        let change = catalog.set_instance_passing(1, i, false);
+        assert_eq!(change.kind, ChangeKind::Fail);
+        assert_eq!(catalog.healthy_instance_of(1), Some(1));
+        catalog.set_instance_passing(1, i, true);
+        assert_eq!(catalog.passing_count(), 4);
+        assert_eq!(catalog.service_total(), 2);
     }
 
     #[test]

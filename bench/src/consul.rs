@@ -7,12 +7,15 @@
 use crate::catalog::{Catalog, Change};
 use crate::http::{self, Pending, Response};
 use crate::requests::{METRICS_PATH, RequestCounts};
+use crate::tls::TlsFiles;
+use crate::tools::Endpoint;
 use std::io;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
-use testbed::{AgentOptions, ConsulAgent, wait_until};
+use testbed::{AgentOptions, ConsulAgent, free_port, wait_until};
 
 /// Cumulative request counters need Prometheus retention; the hostname is
 /// left out of gauge names so they read the same on every machine.
@@ -28,6 +31,9 @@ const COUNTERS_PATIENCE: Duration = Duration::from_secs(10);
 /// Deadline for an ordinary (non-blocking) request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long [`BenchAgent::flush_parked`] lets the queries it woke return.
+const FLUSH_PAUSE: Duration = Duration::from_millis(500);
+
 /// How long the catalog gets to show what the bench registered.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -35,13 +41,106 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct BenchAgent {
     agent: ConsulAgent,
     handle: AgentHandle,
+    /// The HTTPS API's port and the CA that signed its certificate, if it
+    /// has one.
+    https: Option<(u16, PathBuf)>,
 }
 
 /// What another thread needs to make counted requests to a [`BenchAgent`].
 #[derive(Clone)]
 pub struct AgentHandle {
     addr: String,
-    own: Arc<Mutex<RequestCounts>>,
+    own: Arc<Tally>,
+}
+
+/// The bench's own requests to one agent: counted when answered, and
+/// tracked while in flight, so that a snapshot of both counters can wait
+/// until none is (a request the agent has counted but the bench has not
+/// read yet would otherwise fall on different sides of the snapshot in the
+/// two counts).
+#[derive(Default)]
+struct Tally {
+    state: Mutex<TallyState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct TallyState {
+    counts: RequestCounts,
+    in_flight: usize,
+    pausing: bool,
+}
+
+/// How long a snapshot waits for the bench's requests in flight to end, and
+/// a new request for a snapshot to end.
+const SNAPSHOT_PATIENCE: Duration = Duration::from_secs(15);
+
+impl Tally {
+    fn lock(&self) -> MutexGuard<'_, TallyState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A request is about to go out: waits out a snapshot in progress.
+    fn begin(&self) {
+        let mut state = self.lock();
+        let deadline = Instant::now() + SNAPSHOT_PATIENCE;
+        while state.pausing && Instant::now() < deadline {
+            state = self
+                .changed
+                .wait_timeout(state, deadline - Instant::now())
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        state.in_flight += 1;
+    }
+
+    /// A request begun with [`Tally::begin`] ended; `counted` if the agent
+    /// counted it.
+    fn end(&self, counted: Option<(&'static str, &'static str)>) {
+        let mut state = self.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        if let Some((method, label)) = counted {
+            state.counts.add(method, label);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Counts an ungated request (the counters' own reads).
+    fn add(&self, method: &'static str, label: &'static str) {
+        self.lock().counts.add(method, label);
+    }
+
+    fn counts(&self) -> RequestCounts {
+        self.lock().counts.clone()
+    }
+
+    /// Runs `f` while no gated request is in flight and none starts.
+    fn paused<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut state = self.lock();
+            state.pausing = true;
+            let deadline = Instant::now() + SNAPSHOT_PATIENCE;
+            while state.in_flight > 0 && Instant::now() < deadline {
+                state = self
+                    .changed
+                    .wait_timeout(state, deadline - Instant::now())
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0;
+            }
+            if state.in_flight > 0 {
+                eprintln!(
+                    "bench: {} of the bench's requests still in flight at a counter snapshot",
+                    state.in_flight
+                );
+            }
+        }
+        let out = f();
+        self.lock().pausing = false;
+        self.changed.notify_all();
+        out
+    }
 }
 
 /// The source address of the bench's metrics reads: to Consul's
@@ -60,26 +159,37 @@ impl AgentHandle {
         body: Option<&str>,
         timeout: Duration,
     ) -> io::Result<CountedPending> {
-        self.send_from(None, method, path, label, body, timeout)
+        self.own.begin();
+        match http::send(&self.addr, None, method, path, body, timeout) {
+            Ok(pending) => Ok(CountedPending {
+                pending: Some(pending),
+                method,
+                label,
+                own: Arc::clone(&self.own),
+            }),
+            Err(e) => {
+                self.own.end(None);
+                Err(e)
+            }
+        }
     }
 
-    /// Like [`AgentHandle::send`], from loopback address `source`.
-    fn send_from(
-        &self,
-        source: Option<Ipv4Addr>,
-        method: &'static str,
-        path: &str,
-        label: &'static str,
-        body: Option<&str>,
-        timeout: Duration,
-    ) -> io::Result<CountedPending> {
-        let pending = http::send(&self.addr, source, method, path, body, timeout)?;
-        Ok(CountedPending {
-            pending,
-            method,
-            label,
-            own: Arc::clone(&self.own),
-        })
+    /// A read of the agent's counters, from [`METRICS_SOURCE`], outside the
+    /// in-flight tracking (it runs inside snapshots).
+    fn metrics(&self) -> io::Result<Response> {
+        let response = http::send(
+            &self.addr,
+            Some(METRICS_SOURCE),
+            "GET",
+            METRICS,
+            None,
+            REQUEST_TIMEOUT,
+        )?
+        .receive()?;
+        if response.status != 429 {
+            self.own.add("GET", METRICS_PATH);
+        }
+        Ok(response)
     }
 
     /// One counted request without a body.
@@ -97,17 +207,72 @@ impl AgentHandle {
 impl BenchAgent {
     /// Starts a dev agent on free ports and waits until it is ready.
     pub fn start() -> BenchAgent {
-        let agent = ConsulAgent::dev_with(AgentOptions::new().hcl(TELEMETRY));
+        BenchAgent::start_with(None)
+    }
+
+    /// Like [`BenchAgent::start`], also serving the API over HTTPS (HTTP/2)
+    /// on another free port with `tls`'s certificate. `tls` must outlive
+    /// the agent.
+    pub fn start_with(tls: Option<&TlsFiles>) -> BenchAgent {
+        let mut options = AgentOptions::new().hcl(TELEMETRY);
+        let mut https = None;
+        if let Some(tls) = tls {
+            let port = free_port();
+            for fragment in tls.agent_hcl(port) {
+                options = options.hcl(&fragment);
+            }
+            https = Some((port, tls.ca_file()));
+        }
+        let agent = ConsulAgent::dev_with(options);
         let handle = AgentHandle {
             addr: agent.http_addr(),
             own: Arc::default(),
         };
-        BenchAgent { agent, handle }
+        BenchAgent {
+            agent,
+            handle,
+            https,
+        }
     }
 
     /// "127.0.0.1:PORT" of its HTTP API.
     pub fn http_addr(&self) -> String {
         self.agent.http_addr()
+    }
+
+    /// Its plain HTTP API, as a tool is pointed at it.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::Http(self.http_addr())
+    }
+
+    /// Its HTTPS API, if it has one.
+    pub fn https_endpoint(&self) -> Option<Endpoint> {
+        self.https.as_ref().map(|(port, ca)| Endpoint::Https {
+            addr: format!("127.0.0.1:{port}"),
+            ca: ca.clone(),
+        })
+    }
+
+    /// The port a tool using `endpoint` connects to.
+    pub fn port_of(endpoint: &Endpoint) -> u16 {
+        let addr = match endpoint {
+            Endpoint::Http(addr) | Endpoint::Https { addr, .. } => addr,
+        };
+        addr.rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or_else(|| panic!("{addr} is not HOST:PORT"))
+    }
+
+    /// How long its log is now: a mark for [`BenchAgent::log_since`].
+    pub fn log_mark(&self) -> usize {
+        self.agent.log().len()
+    }
+
+    /// Its log from `mark` on (the dev agent logs every HTTP request it
+    /// answers at DEBUG level; see `agentlog`).
+    pub fn log_since(&self, mark: usize) -> String {
+        let log = self.agent.log();
+        log.get(mark..).unwrap_or_default().to_string()
     }
 
     /// The port of its HTTP API.
@@ -169,6 +334,54 @@ impl BenchAgent {
         response
     }
 
+    /// Makes every blocking query parked on this agent return: the node
+    /// goes into maintenance (a critical check on every service, which
+    /// wakes every health query) and out again, and a service nobody
+    /// watches is registered and deregistered (which wakes the service
+    /// list); then the catalog is back to `catalog`. A killed client's
+    /// parked queries stay open in the agent until they are answered (the
+    /// service-list endpoint does not notice the closed connection), and the
+    /// agent counts each when it is; flushing them keeps them out of the
+    /// next window. Only while no tool is running: the tools would render
+    /// the maintenance.
+    pub fn flush_parked(&self, catalog: &Catalog) {
+        let body = r#"{"ID":"bench-flush","Name":"bench-flush","Port":1}"#;
+        for (path, label, body) in [
+            (
+                "/v1/agent/maintenance?enable=true&reason=bench",
+                "v1_agent_maintenance",
+                None,
+            ),
+            (
+                "/v1/agent/maintenance?enable=false",
+                "v1_agent_maintenance",
+                None,
+            ),
+            (
+                "/v1/agent/service/register",
+                "v1_agent_service_register",
+                Some(body),
+            ),
+            (
+                "/v1/agent/service/deregister/bench-flush",
+                "v1_agent_service_deregister_",
+                None,
+            ),
+        ] {
+            let response = self
+                .request("PUT", path, label, body)
+                .unwrap_or_else(|e| panic!("PUT {path} failed: {e}"));
+            assert_eq!(
+                response.status, 200,
+                "PUT {path} answered {}: {}",
+                response.status, response.body
+            );
+            thread::sleep(FLUSH_PAUSE);
+        }
+        self.wait_for_passing(catalog);
+        thread::sleep(FLUSH_PAUSE);
+    }
+
     /// A GET that must succeed with 200.
     pub fn get(&self, path: &str, label: &'static str) -> Response {
         let response = self
@@ -209,33 +422,12 @@ impl BenchAgent {
         self.handle.send(method, path, label, body, timeout)
     }
 
-    /// The agent's cumulative request counters; panics if it will not say.
-    pub fn counters(&self) -> RequestCounts {
-        self.try_counters().unwrap_or_else(|| {
-            panic!(
-                "the agent at {} did not answer GET {METRICS} within {COUNTERS_PATIENCE:?}",
-                self.http_addr()
-            )
-        })
-    }
-
     /// The agent's cumulative request counters, asking again for a while
     /// if it refuses (a greedy client can keep it answering 429).
     pub fn try_counters(&self) -> Option<RequestCounts> {
         let deadline = Instant::now() + COUNTERS_PATIENCE;
         loop {
-            let response = self
-                .handle
-                .send_from(
-                    Some(METRICS_SOURCE),
-                    "GET",
-                    METRICS,
-                    METRICS_PATH,
-                    None,
-                    REQUEST_TIMEOUT,
-                )
-                .and_then(CountedPending::receive);
-            match response {
+            match self.handle.metrics() {
                 Ok(r) if r.status == 200 => return Some(RequestCounts::from_prometheus(&r.body)),
                 _ if Instant::now() >= deadline => return None,
                 _ => thread::sleep(Duration::from_millis(100)),
@@ -246,24 +438,32 @@ impl BenchAgent {
     /// The requests the bench has made to this agent so far (as the agent
     /// counts them: answered by a handler, so not 429s).
     pub fn own_requests(&self) -> RequestCounts {
-        lock(&self.handle.own).clone()
+        self.handle.own.counts()
     }
 
-    /// Both counters at one moment, for [`RequestWindow::close`].
+    /// The agent's counters and the bench's own, at one moment with none of
+    /// the bench's requests in flight.
+    fn snapshot(&self) -> Option<(RequestCounts, RequestCounts)> {
+        self.handle
+            .own
+            .paused(|| Some((self.try_counters()?, self.own_requests())))
+    }
+
+    /// Both counters at one moment, for [`RequestWindow::try_close`].
     pub fn open_window(&self) -> RequestWindow {
-        RequestWindow {
-            agent: self.counters(),
-            own: self.own_requests(),
-        }
+        self.try_open_window().unwrap_or_else(|| {
+            panic!(
+                "the agent at {} did not answer GET {METRICS} within {COUNTERS_PATIENCE:?}",
+                self.http_addr()
+            )
+        })
     }
 
     /// Like [`BenchAgent::open_window`], `None` if the counters cannot be
     /// read.
     pub fn try_open_window(&self) -> Option<RequestWindow> {
-        Some(RequestWindow {
-            agent: self.try_counters()?,
-            own: self.own_requests(),
-        })
+        let (agent, own) = self.snapshot()?;
+        Some(RequestWindow { agent, own })
     }
 }
 
@@ -275,48 +475,48 @@ pub struct RequestWindow {
 
 impl RequestWindow {
     /// The requests someone other than the bench made to `agent` since the
-    /// window opened: the tool's.
-    pub fn close(&self, agent: &BenchAgent) -> RequestCounts {
-        self.tally(agent.counters(), agent)
-    }
-
-    /// Like [`RequestWindow::close`], `None` if the counters cannot be read.
+    /// window opened (the tool's); `None` if the counters cannot be read.
     pub fn try_close(&self, agent: &BenchAgent) -> Option<RequestCounts> {
-        Some(self.tally(agent.try_counters()?, agent))
-    }
-
-    fn tally(&self, now: RequestCounts, agent: &BenchAgent) -> RequestCounts {
+        let (now, own) = agent.snapshot()?;
         let all = now.since(&self.agent);
-        let own = agent.own_requests().since(&self.own);
-        all.without(&own)
+        Some(all.without(&own.since(&self.own)))
     }
 }
 
 /// A request in flight, counted as the bench's once answered.
 pub struct CountedPending {
-    pending: Pending,
+    /// Taken by [`CountedPending::receive`].
+    pending: Option<Pending>,
     method: &'static str,
     label: &'static str,
-    own: Arc<Mutex<RequestCounts>>,
+    own: Arc<Tally>,
 }
 
 impl CountedPending {
     /// Reads the answer. A 429 from the connection limit or a transport
     /// error is not counted: Consul's handler never saw it.
-    pub fn receive(self) -> io::Result<Response> {
-        let response = self.pending.receive()?;
-        if response.status != 429 {
-            lock(&self.own).add(self.method, self.label);
-        }
-        Ok(response)
+    pub fn receive(mut self) -> io::Result<Response> {
+        let pending = self
+            .pending
+            .take()
+            .expect("a pending request is received once");
+        let response = pending.receive();
+        let counted = match &response {
+            Ok(r) if r.status != 429 => Some((self.method, self.label)),
+            _ => None,
+        };
+        self.own.end(counted);
+        response
     }
 }
 
-/// Locks the tally; a panic elsewhere cannot leave a count half-written.
-fn lock(counts: &Mutex<RequestCounts>) -> MutexGuard<'_, RequestCounts> {
-    counts
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+impl Drop for CountedPending {
+    fn drop(&mut self) {
+        // Never received: it no longer holds up snapshots.
+        if self.pending.take().is_some() {
+            self.own.end(None);
+        }
+    }
 }
 
 /// The length of a JSON array or object body.

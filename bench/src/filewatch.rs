@@ -91,6 +91,32 @@ impl DirWatch {
         }
     }
 
+    /// Waits until `file` holds one of `wanted`, or `deadline` passes;
+    /// returns when and which.
+    pub fn wait_for_any(
+        &self,
+        file: &Path,
+        wanted: &[&str],
+        deadline: Instant,
+    ) -> Option<(Instant, usize)> {
+        debug_assert_eq!(file.parent(), Some(self.dir.as_path()));
+        loop {
+            self.drain();
+            let content = fs::read(file).ok();
+            let now = Instant::now();
+            if let Some(which) = content
+                .as_ref()
+                .and_then(|c| wanted.iter().position(|w| w.as_bytes() == c.as_slice()))
+            {
+                return Some((now, which));
+            }
+            if now >= deadline {
+                return None;
+            }
+            self.poll(deadline - now);
+        }
+    }
+
     /// Sleeps until an event arrives or `timeout` passes.
     fn poll(&self, timeout: std::time::Duration) {
         let mut pfd = libc::pollfd {

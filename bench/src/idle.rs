@@ -36,11 +36,12 @@ impl Idle {
     }
 }
 
-/// Measures every `(run, agent)` pair over the same `window`.
-pub fn measure(subjects: &mut [(&mut ToolRun, &BenchAgent)], window: Duration) -> Vec<Idle> {
+/// Measures every `(run, agent, port)` over the same `window`; `port` is
+/// the agent's port the tool connects to.
+pub fn measure(subjects: &mut [(&mut ToolRun, &BenchAgent, u16)], window: Duration) -> Vec<Idle> {
     let starts: Vec<_> = subjects
         .iter()
-        .map(|(run, agent)| (ProcSample::read(run.pid()).ok(), agent.try_open_window()))
+        .map(|(run, agent, _)| (ProcSample::read(run.pid()).ok(), agent.try_open_window()))
         .collect();
     let began = Instant::now();
     thread::sleep(window);
@@ -48,7 +49,7 @@ pub fn measure(subjects: &mut [(&mut ToolRun, &BenchAgent)], window: Duration) -
     subjects
         .iter_mut()
         .zip(starts)
-        .map(|((run, agent), (start, requests))| {
+        .map(|((run, agent, port), (start, requests))| {
             let end = ProcSample::read(run.pid()).ok();
             let cpu = match (start, end) {
                 (Some(s), Some(e)) => Some(CpuSpent::between(&s, &e)),
@@ -60,7 +61,7 @@ pub fn measure(subjects: &mut [(&mut ToolRun, &BenchAgent)], window: Duration) -
                 end,
                 cpu,
                 requests: requests.and_then(|w| w.try_close(agent)),
-                connections: connections_to(run.pid(), agent.http_port()).ok(),
+                connections: connections_to(run.pid(), *port).ok(),
                 exit: run.exit(),
             }
         })

@@ -8,12 +8,12 @@
 //! been read in full. (b) is the floor: no Consul client can learn of the
 //! change sooner than a blocking query does.
 
-use crate::catalog::{Catalog, ChangeKind};
+use crate::catalog::{Catalog, Change, ChangeKind};
 use crate::consul::BenchAgent;
 use crate::filewatch::DirWatch;
 use crate::tools::{Tool, ToolSetup};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Consul's metric label for `/v1/health/service/`.
 const HEALTH_SERVICE: &str = "v1_health_service_";
@@ -29,6 +29,35 @@ const FLOOR_WAIT: &str = "20s";
 /// to wait/16, plus slack).
 const FLOOR_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Which service each change goes to.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Round-robin over every service.
+    RoundRobin,
+    /// Always service `index`.
+    One(usize),
+    /// Round-robin over the listed services.
+    Among { services: Vec<usize>, next: usize },
+    /// Instance `instance` of service `service` fails, passes, fails…;
+    /// instance `spare`, failing, is there for changes without news.
+    Flip {
+        service: usize,
+        instance: usize,
+        spare: usize,
+    },
+}
+
+impl Plan {
+    /// `count` services spread evenly over a catalog of `total`.
+    pub fn spread(count: usize, total: usize) -> Plan {
+        let count = count.clamp(1, total);
+        Plan::Among {
+            services: (0..count).map(|k| k * total / count).collect(),
+            next: 0,
+        }
+    }
+}
+
 /// One tool with everything a change needs: its agent, the model of that
 /// agent's catalog, a watch on its destination and the content it holds.
 pub struct Subject<'a> {
@@ -38,6 +67,42 @@ pub struct Subject<'a> {
     pub watch: DirWatch,
     /// The destination's content before the next change.
     pub current: String,
+    pub plan: Plan,
+    /// When the destination last reached a change's content.
+    pub last_arrival: Option<Instant>,
+}
+
+impl Subject<'_> {
+    /// The next change its plan calls for, applied to the model.
+    fn next_change(&mut self) -> Change {
+        match &mut self.plan {
+            Plan::RoundRobin => self.catalog.next_change(),
+            Plan::One(index) => self.catalog.next_change_of(*index),
+            Plan::Among { services, next } => {
+                let index = services[*next % services.len()];
+                *next += 1;
+                self.catalog.next_change_of(index)
+            }
+            Plan::Flip {
+                service, instance, ..
+            } => {
+                let (service, instance) = (*service, *instance);
+                let passing = self.catalog.is_passing(service, instance);
+                self.catalog
+                    .set_instance_passing(service, instance, !passing)
+            }
+        }
+    }
+
+    /// Sends a change that wakes the plan's service without news (see
+    /// [`Catalog::no_news_change`]); only for [`Plan::Flip`].
+    pub fn no_news(&mut self) {
+        let Plan::Flip { service, spare, .. } = self.plan else {
+            panic!("changes without news need a Flip plan");
+        };
+        let change = self.catalog.no_news_change(service, spare);
+        self.agent.apply(&change);
+    }
 }
 
 /// One measured change.
@@ -55,6 +120,12 @@ pub struct Sample {
     pub floor: Option<Duration>,
     /// How long the agent took to answer the change request itself.
     pub request: Duration,
+    /// Wall-clock time of the change request's start, to match it with
+    /// the agent's log.
+    pub at: SystemTime,
+    /// From this tool's previous change reaching its file to this change's
+    /// start.
+    pub since_previous: Option<Duration>,
     /// Reads of the destination that were neither the old nor the new config.
     pub other_contents: u32,
 }
@@ -62,7 +133,7 @@ pub struct Sample {
 /// Makes the next change of `subject`'s catalog and measures it.
 pub fn measure_change(subject: &mut Subject<'_>, seq: usize, deadline: Duration) -> Sample {
     let agent = subject.agent;
-    let change = subject.catalog.next_change();
+    let change = subject.next_change();
     let expected = subject.catalog.render();
 
     let path = format!("/v1/health/service/{}", change.service);
@@ -87,6 +158,7 @@ pub fn measure_change(subject: &mut Subject<'_>, seq: usize, deadline: Duration)
     thread::sleep(FLOOR_ARM);
 
     let start = Instant::now();
+    let at = SystemTime::now();
     agent.apply(&change);
     let request = start.elapsed();
     let dest = subject.setup.destination();
@@ -113,6 +185,8 @@ pub fn measure_change(subject: &mut Subject<'_>, seq: usize, deadline: Duration)
         Some(_) => expected,
         None => std::fs::read_to_string(&dest).unwrap_or_default(),
     };
+    let since_previous = subject.last_arrival.map(|last| start - last);
+    subject.last_arrival = arrival.at;
     Sample {
         tool: subject.setup.tool,
         seq,
@@ -121,6 +195,8 @@ pub fn measure_change(subject: &mut Subject<'_>, seq: usize, deadline: Duration)
         file: arrival.at.map(|at| at - start),
         floor: woke.then(|| floor_at - start),
         request,
+        at,
+        since_previous,
         other_contents: arrival.other_contents,
     }
 }

@@ -5,12 +5,16 @@
 //! (`consul`, `catalog`), and the bench checks that both write the same nginx
 //! config (`equivalence`). It then measures, alternating between the tools:
 //! start-up (`startup`), change-to-file latency next to the blocking-query
-//! floor (`latency`, `filewatch`), CPU and Consul requests over those
-//! changes (`resources`, `requests`), a quiet window (`idle`), and 1,000
-//! services (`scale`). `run` sets the order; `report` writes the results.
-//! Every wait has a deadline, and every process is stopped on the way out
-//! (testbed's process guards).
+//! floor in two scenarios, spread and back-to-back (`series`, `latency`,
+//! `filewatch`), CPU and Consul requests over those changes (`resources`,
+//! `requests`, and `agentlog` for which change each request followed), a
+//! quiet window (`idle`), recovery after outages through a proxy of its own
+//! (`recovery`, `proxy`), and 1,000 services over HTTP and HTTPS (`scale`,
+//! `tls`). `run` sets the order; `report` writes the results. Every wait has
+//! a deadline, and every process is stopped on the way out (testbed's
+//! process guards).
 
+mod agentlog;
 mod catalog;
 mod consul;
 mod equivalence;
@@ -20,12 +24,16 @@ mod idle;
 mod latency;
 mod machine;
 mod options;
+mod proxy;
+mod recovery;
 mod report;
 mod requests;
 mod resources;
 mod run;
 mod scale;
+mod series;
 mod startup;
+mod tls;
 mod tools;
 
 use options::{NoRun, Options, USAGE};

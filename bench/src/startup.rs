@@ -5,7 +5,7 @@
 
 use crate::consul::BenchAgent;
 use crate::filewatch::DirWatch;
-use crate::tools::{ToolRun, ToolSetup};
+use crate::tools::{Endpoint, ToolRun, ToolSetup};
 use std::time::{Duration, Instant};
 
 /// How often the wait looks up from the file to see if the tool has died.
@@ -18,12 +18,12 @@ pub struct Startup {
     pub times: Vec<Option<Duration>>,
 }
 
-/// Starts `setup`'s tool against `agent` and waits up to `deadline` for
+/// Starts `setup`'s tool against `endpoint` and waits up to `deadline` for
 /// `expected` in its destination. Returns the running tool (or the dead
 /// one: see [`ToolRun::exit`]) and the time to the first complete file.
 pub fn first_file(
     setup: &mut ToolSetup,
-    agent: &BenchAgent,
+    endpoint: &Endpoint,
     expected: &str,
     deadline: Duration,
 ) -> (ToolRun, Option<Duration>) {
@@ -31,7 +31,7 @@ pub fn first_file(
     let dir = setup.destination_dir();
     let watch = DirWatch::new(&dir).unwrap_or_else(|e| panic!("watching {}: {e}", dir.display()));
     let dest = setup.destination();
-    let mut run = setup.spawn(&agent.http_addr());
+    let mut run = setup.spawn(endpoint);
     let end = run.started + deadline;
     loop {
         let slice_end = (Instant::now() + EXIT_CHECK).min(end);
@@ -58,7 +58,7 @@ pub fn measure(
     let mut results = [(); 2].map(|()| Startup { times: Vec::new() });
     for round in 0..starts {
         for ((setup, agent), result) in setups.iter_mut().zip(agents).zip(&mut results) {
-            let (run, took) = first_file(setup, agent, expected, deadline);
+            let (run, took) = first_file(setup, &agent.endpoint(), expected, deadline);
             eprintln!(
                 "bench: start {}/{starts} of {}: {}",
                 round + 1,

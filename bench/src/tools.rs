@@ -34,6 +34,25 @@ const TEMPLATE_TEMPLATE: &str = r#"{{- range services }}{{ if ne .Name "consul" 
 {{ end }}{{ end -}}
 "#;
 
+/// Where and how a tool reaches its Consul agent.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// Plain HTTP to "127.0.0.1:PORT".
+    Http(String),
+    /// HTTPS to "127.0.0.1:PORT", trusting the CA certificate `ca`.
+    Https { addr: String, ca: PathBuf },
+}
+
+impl Endpoint {
+    /// The transport's name in the report.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Endpoint::Http(_) => "HTTP",
+            Endpoint::Https { .. } => "HTTPS",
+        }
+    }
+}
+
 /// One of the two programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
@@ -112,26 +131,35 @@ impl ToolSetup {
         self.dir.path().join(self.tool.template().0)
     }
 
-    /// The arguments for a tool watching the agent at `consul_addr`.
-    pub fn args(&self, consul_addr: &str) -> Vec<String> {
-        vec![
-            format!("-consul-addr={consul_addr}"),
-            format!(
-                "-template={}:{}",
-                self.source().display(),
-                self.destination().display()
-            ),
-        ]
+    /// The arguments for a tool watching the agent at `endpoint`. Over
+    /// HTTPS consul-render takes an `https://` address (its documented
+    /// way); consul-template takes the bare address and `-consul-ssl`.
+    pub fn args(&self, endpoint: &Endpoint) -> Vec<String> {
+        let mut args = match (endpoint, self.tool) {
+            (Endpoint::Http(addr), _) => vec![format!("-consul-addr={addr}")],
+            (Endpoint::Https { addr, ca }, Tool::ConsulRender) => vec![
+                format!("-consul-addr=https://{addr}"),
+                format!("-consul-ssl-ca-cert={}", ca.display()),
+            ],
+            (Endpoint::Https { addr, ca }, Tool::ConsulTemplate) => vec![
+                format!("-consul-addr={addr}"),
+                "-consul-ssl".to_string(),
+                format!("-consul-ssl-ca-cert={}", ca.display()),
+            ],
+        };
+        args.push(format!(
+            "-template={}:{}",
+            self.source().display(),
+            self.destination().display()
+        ));
+        args
     }
 
     /// The command line as the report shows it: binary name and arguments,
     /// with temp paths shortened to `<dir>`.
-    pub fn command_line(&self) -> String {
+    pub fn command_line(&self, endpoint: &Endpoint) -> String {
         let dir = self.dir.path().display().to_string();
-        let args = self
-            .args("127.0.0.1:<port>")
-            .join(" ")
-            .replace(&dir, "<dir>");
+        let args = self.args(endpoint).join(" ").replace(&dir, "<dir>");
         format!("{} {args}", self.tool.name())
     }
 
@@ -145,15 +173,15 @@ impl ToolSetup {
         }
     }
 
-    /// Starts the tool against `consul_addr`; each run logs to its own file.
-    pub fn spawn(&mut self, consul_addr: &str) -> ToolRun {
+    /// Starts the tool against `endpoint`; each run logs to its own file.
+    pub fn spawn(&mut self, endpoint: &Endpoint) -> ToolRun {
         self.runs += 1;
         let log = self
             .dir
             .path()
             .join(format!("{}-{}.log", self.tool.name(), self.runs));
         let mut cmd = Command::new(&self.binary);
-        cmd.args(self.args(consul_addr));
+        cmd.args(self.args(endpoint));
         let started = Instant::now();
         let process = Process::spawn(self.tool.name(), cmd, &log);
         ToolRun {
