@@ -335,7 +335,7 @@ impl Transport {
         url: &str,
         timeout: Duration,
     ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
-        let lease = self.connections.lease().await;
+        let mut lease = self.connections.lease().await;
         let mut request = lease.client.get(url).timeout(timeout);
         if let Some(token) = &self.token {
             request = request.header("X-Consul-Token", token);
@@ -345,6 +345,7 @@ impl Transport {
         }
         let mut response = request.send().await.map_err(describe)?;
         self.connections.saw(response.version());
+        lease.answered();
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();

@@ -167,7 +167,24 @@ fn more_services_than_the_connection_limit_over_https_share_a_few_connections() 
     let render = Render::new(&format!("https://127.0.0.1:{https}"), ALL_INSTANCES)
         .flag(&format!("-consul-ssl-ca-cert={}", tls.ca_file().display()));
     let (mut daemon, out) = (render.start(), render.out());
-    wait_for_file(&out, "all services", T, |c| ids(c).len() == SERVICES);
+    // While it starts (the moment a fresh HTTP/2 client could open a
+    // connection per request), count its connections and let another
+    // client keep asking Consul.
+    let mut peak = 0;
+    let mut refused = Vec::new();
+    wait_until("the first complete render", T, || {
+        peak = peak.max(connections_to(daemon.pid(), https));
+        match testbed::http_get(&format!("http://{}/v1/status/leader", consul.http_addr())) {
+            Ok((200, _)) => {}
+            other => refused.push(format!("{other:?}")),
+        }
+        std::fs::read_to_string(&out).is_ok_and(|c| ids(&c).len() == SERVICES)
+    });
+    assert!(peak <= 4, "{peak} connections at the start");
+    assert!(
+        refused.is_empty(),
+        "another client was refused during the start: {refused:?}"
+    );
     // One long-poll per service, multiplexed: 250 queries on 2 connections.
     wait_until("the connections to settle", T, || {
         connections_to(daemon.pid(), https) <= 4
