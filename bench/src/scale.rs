@@ -274,7 +274,7 @@ fn run_one(
     let log = run.log();
     let exit = run.exit();
     drop(run);
-    let log_429_lines = log.lines().filter(|l| l.contains("429")).count();
+    let log_429_lines = log.lines().filter(|l| mentions_429(l)).count();
     let problems: Vec<&str> = log.lines().filter(|l| is_problem(l)).collect();
     let mut evidence: Vec<String> = problems
         .iter()
@@ -310,7 +310,16 @@ fn run_one(
 /// `ERROR`, consul-template's `[WARN]` and `[ERR]`, or any mention of 429
 /// (Go's HTTP client logs unsolicited 429 answers without a level).
 pub fn is_problem(line: &str) -> bool {
-    ["WARN", "ERR", "429"].iter().any(|p| line.contains(p))
+    ["WARN", "ERR"].iter().any(|p| line.contains(p)) || mentions_429(line)
+}
+
+/// Whether a log line is about an HTTP 429 (not a timestamp or a byte
+/// count that happens to hold the digits): consul-render's `HTTP 429`,
+/// consul-template's `response code: 429`, Go's `HTTP/1.1 429`.
+fn mentions_429(line: &str) -> bool {
+    ["HTTP 429", "HTTP/1.1 429", "code: 429", "429 Too Many"]
+        .iter()
+        .any(|p| line.contains(p))
 }
 
 /// Holds idle connections from 127.0.0.1 to one of the agent's ports and
@@ -433,5 +442,24 @@ impl Probe {
         self.thread
             .join()
             .unwrap_or_else(|_| panic!("the probe thread panicked"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_429_is_an_http_status_not_digits_in_a_timestamp() {
+        for line in [
+            "WARN consul unreachable error=\"HTTP 429: Your IP is issuing too many\"",
+            "[WARN] (view) health.service(x): Unexpected response code: 429 (Your IP ...)",
+            "Unsolicited response received on idle HTTP channel starting with \"HTTP/1.1 429 Too Many Requests",
+        ] {
+            assert!(mentions_429(line), "{line}");
+        }
+        let info = "2026-11-26T02:33:16.124291Z  INFO rendered; written bytes=49950";
+        assert!(!mentions_429(info));
+        assert!(!is_problem(info));
     }
 }
