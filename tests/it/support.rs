@@ -169,6 +169,7 @@ pub fn upstream_servers(conf: &str) -> Vec<String> {
 /// every millisecond in the background. "Never changed for the worse" is
 /// asserted over all of them, not only the last.
 pub struct FileHistory {
+    path: PathBuf,
     versions: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     poller: Option<std::thread::JoinHandle<()>>,
@@ -183,26 +184,35 @@ impl FileHistory {
             let (versions, stop, path) = (versions.clone(), stop.clone(), path.to_path_buf());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    if let Ok(text) = std::fs::read_to_string(&path) {
-                        let mut seen = versions.lock().expect("history lock");
-                        if seen.last() != Some(&text) {
-                            seen.push(text);
-                        }
-                    }
+                    note_version(&path, &mut versions.lock().expect("history lock"));
                     std::thread::sleep(Duration::from_millis(1));
                 }
             })
         };
         FileHistory {
+            path: path.to_path_buf(),
             versions,
             stop,
             poller: Some(poller),
         }
     }
 
-    /// The versions seen so far, oldest first.
+    /// The versions seen so far, oldest first, ending with what is on disk
+    /// now: a test that has just seen a new version must find it here even
+    /// if the poller has not woken since.
     pub fn versions(&self) -> Vec<String> {
-        self.versions.lock().expect("history lock").clone()
+        let mut seen = self.versions.lock().expect("history lock");
+        note_version(&self.path, &mut seen);
+        seen.clone()
+    }
+}
+
+/// Appends the file's current text to `seen` unless it is the last one.
+fn note_version(path: &Path, seen: &mut Vec<String>) {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        if seen.last() != Some(&text) {
+            seen.push(text);
+        }
     }
 }
 
