@@ -209,10 +209,10 @@ impl FileHistory {
 
 /// Appends the file's current text to `seen` unless it is the last one.
 fn note_version(path: &Path, seen: &mut Vec<String>) {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        if seen.last() != Some(&text) {
-            seen.push(text);
-        }
+    if let Ok(text) = std::fs::read_to_string(path)
+        && seen.last() != Some(&text)
+    {
+        seen.push(text);
     }
 }
 
