@@ -57,6 +57,16 @@ impl Dependency {
         !matches!(self, Dependency::Datacenters)
     }
 
+    /// Whether the endpoint's index moves with every registration anywhere
+    /// in the datacenter, though what it lists (service or node names)
+    /// rarely changes: most of its wake-ups bring nothing new.
+    pub fn wakes_on_any_registration(&self) -> bool {
+        matches!(
+            self,
+            Dependency::CatalogServices { .. } | Dependency::CatalogNodes { .. }
+        )
+    }
+
     /// The request path and query string, without index, wait, consistency
     /// or namespace parameters (the transport adds those).
     pub fn path_and_query(&self) -> String {

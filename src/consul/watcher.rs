@@ -10,11 +10,13 @@
 //!   whole `wait`;
 //! - a reply whose decoded data equals the last is not a change, whatever
 //!   its index says;
-//! - no fixed sleeps between queries: replies that bring changes are
-//!   followed at once; after a wake-up that brought nothing new the watch
-//!   waits a moment before blocking again, so bursts of index bumps cost one
-//!   request and a misbehaving endpoint cannot make it spin (an endpoint
-//!   that sends no index at all is polled).
+//! - replies that bring changes are followed at once. After a wake-up that
+//!   brought nothing new, a watch of one service or key blocks again at
+//!   once too, paced only by a small token bucket so a misbehaving endpoint
+//!   cannot make it spin; a catalog-wide list, which wakes for every
+//!   registration in the datacenter, first lets the catalog settle, so a
+//!   burst of registrations costs one request (an endpoint that sends no
+//!   index at all is polled).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::data::{self, Data, Rejection, Rejections};
 use super::dependency::Dependency;
@@ -35,10 +38,15 @@ const POLL_INTERVAL: Duration = Duration::from_secs(60);
 const NO_INDEX_POLL: Duration = Duration::from_secs(5);
 /// How soon suspect data (entries lost right after a failure) is re-read.
 const RECHECK_DELAY: Duration = Duration::from_secs(1);
-/// How long a watch waits before blocking again after a reply that
-/// brought nothing new (consul-template waits up to 120 ms after any quick
-/// reply; changes themselves are followed at once).
-const IDLE_REPOLL_DELAY: Duration = Duration::from_millis(50);
+/// How long a catalog-wide watch waits before blocking again after a
+/// wake-up that brought nothing new: registrations that follow within it
+/// share one answer. (consul-template holds any quick answer back until
+/// 100–120 ms after its query was sent, whatever the endpoint.)
+const CATALOG_SETTLE: Duration = Duration::from_millis(120);
+/// Token bucket for wake-ups without news on one service or key: burst
+/// size and refill period.
+const BURST: u32 = 2;
+const REFILL: Duration = Duration::from_millis(50);
 
 /// What watchers tell the runner.
 #[derive(Debug)]
@@ -197,13 +205,15 @@ async fn watch(
     // The last reply brought nothing new: pace the next query. Replies that
     // bring changes are paced by Consul's own writes and must flow at once.
     let mut idle_wake = false;
+    let mut bucket = TokenBucket::new();
     let mut warned_no_index = false;
     loop {
         if idle_wake {
-            // Bursts of index bumps without news (a registration bumps the
-            // catalog's index more than once) then cost one request, and a
-            // misbehaving endpoint cannot make the watch spin.
-            tokio::time::sleep(IDLE_REPOLL_DELAY).await;
+            if dependency.wakes_on_any_registration() {
+                tokio::time::sleep(CATALOG_SETTLE).await;
+            } else {
+                bucket.take().await;
+            }
         }
         let reply = match transport.get(&dependency, block_on).await {
             Ok(reply) => reply,
@@ -349,9 +359,67 @@ pub fn decode(dependency: &Dependency, reply: &Reply) -> Result<(Data, Vec<Rejec
     Ok((data, rejections.0))
 }
 
+/// A small token bucket: `BURST` requests at once, then one per `REFILL`.
+struct TokenBucket {
+    tokens: u32,
+    refilled_at: Instant,
+}
+
+impl TokenBucket {
+    fn new() -> TokenBucket {
+        TokenBucket {
+            tokens: BURST,
+            refilled_at: Instant::now(),
+        }
+    }
+
+    async fn take(&mut self) {
+        let now = Instant::now();
+        let earned = (now - self.refilled_at).as_nanos() / REFILL.as_nanos();
+        if earned > 0 {
+            self.tokens = (self.tokens + u32::try_from(earned).unwrap_or(BURST)).min(BURST);
+            self.refilled_at = now;
+        }
+        if self.tokens == 0 {
+            tokio::time::sleep_until(self.refilled_at + REFILL).await;
+            self.refilled_at = Instant::now();
+            return;
+        }
+        self.tokens -= 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn token_bucket_allows_a_burst_then_paces() {
+        let mut bucket = TokenBucket::new();
+        let start = Instant::now();
+        for _ in 0..BURST {
+            bucket.take().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the burst passes at once");
+        for _ in 0..10 {
+            bucket.take().await;
+        }
+        assert!(
+            start.elapsed() >= REFILL * 10,
+            "then one per refill: {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(REFILL * 100).await;
+        let idle = Instant::now();
+        for _ in 0..BURST {
+            bucket.take().await;
+        }
+        assert_eq!(
+            idle.elapsed(),
+            Duration::ZERO,
+            "an idle watcher has its burst back"
+        );
+    }
 
     fn reply(status: u16, body: &str) -> Reply {
         Reply {
