@@ -98,7 +98,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             stop = stop_requested(&mut signals.interrupt, &mut signals.terminate) => Wake::Stop(stop),
             _ = signals.hangup.recv() => Wake::Reload,
             _ = signals.user1.recv() => Wake::Stats,
-            Some(path) = next_edit(&mut edits) => Wake::Edited(path),
+            path = next_edit(&mut edits) => Wake::Edited(path),
         };
         match wake {
             Wake::Event(Some(event)) => {
@@ -636,7 +636,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn next_edit(edits: &mut Option<TemplateFiles>) -> Option<std::path::PathBuf> {
+async fn next_edit(edits: &mut Option<TemplateFiles>) -> std::path::PathBuf {
     match edits {
         Some(edits) => edits.next().await,
         None => std::future::pending().await,
