@@ -8,17 +8,21 @@
 //!
 //! HTTPS speaks HTTP/2 (Consul's listener negotiates it), where one
 //! connection carries many requests, up to the 250 streams Consul allows.
-//! Past that, one reqwest client silently queues requests (measured: about
-//! a minute of delay with 300 long-polls). So requests are spread over
-//! *lanes*, each its own client and connection with at most
-//! [`STREAMS_PER_LANE`] in flight, opened as needed. If an HTTPS endpoint
-//! turns out not to speak HTTP/2 (a TLS proxy in front of Consul), the
-//! HTTP/1.1 cap applies from then on.
+//! Requests are spread over *lanes*, each one connection of our own
+//! ([`http2`](super::http2)) with at most [`STREAMS_PER_LANE`] in flight,
+//! opened as needed. The first request on a lane opens its connection and
+//! the others wait for it, so a thousand watches starting at once open a
+//! few connections, not a thousand. Reads that do not block are few at a
+//! time, so that a start does not hold a thousand answers in memory at
+//! once. If an HTTPS endpoint turns out not to speak HTTP/2 (a TLS proxy in
+//! front of Consul), the HTTP/1.1 cap applies from then on.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::http2::{ConnectError, Connector, Sender};
 
 /// Requests in flight per HTTP/2 connection before another is opened: well
 /// under Consul's 250 streams, leaving room for one-off reads.
@@ -30,11 +34,10 @@ const STREAMS_PER_LANE_HARD: usize = 220;
 /// Lanes are opened up to this many (4,800 requests in flight); past it,
 /// requests share the least busy lane.
 const MAX_LANES: usize = 32;
+/// Reads that do not block, in flight at once over HTTP/2.
+const PLAIN_READS: usize = 32;
 
-/// Builds one more client with the transport's settings.
-pub type MakeClient = Box<dyn Fn() -> reqwest::Result<reqwest::Client> + Send + Sync>;
-
-/// The clients requests go out on, and the limits that apply to them.
+/// The connections requests go out on, and the limits that apply to them.
 pub struct Connections {
     http2: Option<Lanes>,
     http1: reqwest::Client,
@@ -43,93 +46,123 @@ pub struct Connections {
     max_connections: usize,
     /// An HTTPS endpoint answered in HTTP/1.1: use the capped client.
     downgraded: AtomicBool,
+    plain_reads: Arc<Semaphore>,
 }
 
 struct Lanes {
     lanes: Mutex<Vec<Arc<Lane>>>,
-    make: MakeClient,
+    connector: Connector,
 }
 
+/// One HTTP/2 connection, opened by the first request that needs it.
 struct Lane {
-    client: reqwest::Client,
     in_flight: AtomicUsize,
-    /// Its connection has answered once: the protocol is known.
-    warm: AtomicBool,
-    /// A request is establishing its connection right now.
-    warming: AtomicBool,
-    warmed: Notify,
+    /// The connection and its generation; waiting on the lock is waiting
+    /// for whoever is opening it.
+    sender: tokio::sync::Mutex<Option<(u64, Sender)>>,
+    generations: AtomicU64,
 }
 
 impl Lane {
-    fn new(client: reqwest::Client) -> Arc<Lane> {
+    fn new() -> Arc<Lane> {
         Arc::new(Lane {
-            client,
             in_flight: AtomicUsize::new(0),
-            warm: AtomicBool::new(false),
-            warming: AtomicBool::new(false),
-            warmed: Notify::new(),
+            sender: tokio::sync::Mutex::new(None),
+            generations: AtomicU64::new(0),
         })
+    }
+
+    /// The lane's open connection, or a new one.
+    async fn sender(&self, connector: &Connector) -> Result<(u64, Sender), ConnectError> {
+        let mut current = self.sender.lock().await;
+        if let Some((generation, sender)) = current.as_ref()
+            && !sender.is_closed()
+        {
+            return Ok((*generation, sender.clone()));
+        }
+        // Boxed: opening a connection (TCP, TLS, HTTP/2 handshake) is a
+        // large future, and inline it would size every request's future,
+        // hence every watch task, for a step a lane takes once.
+        let sender = Box::pin(connector.connect()).await?;
+        let generation = self.generations.fetch_add(1, Ordering::SeqCst);
+        *current = Some((generation, sender.clone()));
+        Ok((generation, sender))
+    }
+
+    /// Forgets the connection of `generation`, if it is still the lane's.
+    fn forget(&self, generation: u64) {
+        if let Ok(mut current) = self.sender.try_lock()
+            && current.as_ref().is_some_and(|(g, _)| *g == generation)
+        {
+            *current = None;
+        }
     }
 }
 
-/// The right to send one request, and the client to send it with. Dropping
-/// it frees the slot.
+/// What one request goes out on.
+pub enum Via {
+    Http2(Sender),
+    Http1(reqwest::Client),
+}
+
+/// The right to send one request, and what to send it on. Dropping it
+/// frees the slot.
 pub struct Lease {
-    pub client: reqwest::Client,
+    pub via: Via,
     _permit: Option<OwnedSemaphorePermit>,
-    lane: Option<Arc<Lane>>,
-    /// This request is the one establishing its lane's connection.
-    warming: bool,
+    /// The lane and the generation of its connection.
+    lane: Option<(Arc<Lane>, u64)>,
 }
 
 impl Lease {
-    /// The request got an answer: its lane's connection is up and its
-    /// protocol known, so the requests waiting for it may go.
-    pub fn answered(&mut self) {
-        if let (Some(lane), true) = (&self.lane, self.warming) {
-            self.warming = false;
-            lane.warm.store(true, Ordering::SeqCst);
-            lane.warmed.notify_waiters();
+    /// The request failed on its connection: the next request on this lane
+    /// opens a new one rather than trusting it.
+    pub fn connection_failed(&self) {
+        if let Some((lane, generation)) = &self.lane {
+            lane.forget(*generation);
         }
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(lane) = &self.lane {
+        if let Some((lane, _)) = &self.lane {
             lane.in_flight.fetch_sub(1, Ordering::SeqCst);
-            if self.warming {
-                // It failed before an answer: let the next request try.
-                lane.warming.store(false, Ordering::SeqCst);
-                lane.warmed.notify_waiters();
-            }
+        }
+    }
+}
+
+/// Counts a request on a lane until dropped, also while its connection is
+/// being opened.
+struct Slot(Option<Arc<Lane>>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(lane) = &self.0 {
+            lane.in_flight.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
 
 impl Connections {
-    /// `make` builds a client with the transport's settings; `multiplexed`
-    /// says whether the scheme negotiates HTTP/2 (HTTPS).
+    /// `http1` carries plain HTTP and HTTPS without HTTP/2; `http2` opens
+    /// the HTTPS connections when the scheme is HTTPS.
     pub fn new(
-        make: MakeClient,
-        multiplexed: bool,
+        http1: reqwest::Client,
+        http2: Option<Connector>,
         max_connections: usize,
-    ) -> reqwest::Result<Connections> {
-        let http1 = make()?;
-        // The first lane reuses the client already built, so there is
-        // always one to fall back on.
-        let first = Lane::new(http1.clone());
-        let http2 = multiplexed.then(|| Lanes {
-            lanes: Mutex::new(vec![first]),
-            make,
-        });
-        Ok(Connections {
-            http2,
+    ) -> Connections {
+        Connections {
+            http2: http2.map(|connector| Lanes {
+                lanes: Mutex::new(Vec::new()),
+                connector,
+            }),
             http1,
             permits: Arc::new(Semaphore::new(max_connections)),
             max_connections,
             downgraded: AtomicBool::new(false),
-        })
+            plain_reads: Arc::new(Semaphore::new(PLAIN_READS)),
+        }
     }
 
     /// How many blocking queries may be held open at once without starving
@@ -146,7 +179,7 @@ impl Connections {
     /// How many requests may be sent side by side for a batch of reads.
     pub fn read_concurrency(&self) -> usize {
         if self.multiplexed() {
-            32
+            PLAIN_READS
         } else {
             (self.max_connections / 4).clamp(1, 8)
         }
@@ -156,74 +189,48 @@ impl Connections {
         self.http2.is_some() && !self.downgraded.load(Ordering::SeqCst)
     }
 
-    /// Waits for a slot and returns the client to use for one request.
-    ///
-    /// On a new lane, one request goes first and the others wait for its
-    /// answer: until a connection has negotiated HTTP/2, the client cannot
-    /// know that requests will share it, and each would open its own
-    /// (measured: some 850 connections at the start of 1,000 watches, and
-    /// Consul refusing them, and every other client on the host).
-    pub async fn lease(&self) -> Lease {
+    /// Waits for a slot and returns what to send one request on; `blocking`
+    /// says whether it is a long-poll. Fails when no connection could be
+    /// opened.
+    pub async fn lease(&self, blocking: bool) -> Result<Lease, String> {
         if let (Some(lanes), true) = (&self.http2, self.multiplexed()) {
+            // The semaphores are never closed, so acquiring cannot fail.
+            let permit = if blocking {
+                None
+            } else {
+                self.plain_reads.clone().acquire_owned().await.ok()
+            };
             let lane = lanes.pick();
             lane.in_flight.fetch_add(1, Ordering::SeqCst);
-            let warming = lane.wait_until_warm().await;
-            return Lease {
-                client: lane.client.clone(),
-                _permit: None,
-                lane: Some(lane),
-                warming,
-            };
+            let mut slot = Slot(Some(lane.clone()));
+            match lane.sender(&lanes.connector).await {
+                Ok((generation, sender)) => {
+                    slot.0 = None;
+                    return Ok(Lease {
+                        via: Via::Http2(sender),
+                        _permit: permit,
+                        lane: Some((lane, generation)),
+                    });
+                }
+                Err(ConnectError::Failed(error)) => return Err(error),
+                Err(ConnectError::NotHttp2) => self.downgrade(),
+            }
         }
-        // The semaphore is never closed, so acquiring cannot fail.
         let permit = self.permits.clone().acquire_owned().await.ok();
-        Lease {
-            client: self.http1.clone(),
+        Ok(Lease {
+            via: Via::Http1(self.http1.clone()),
             _permit: permit,
             lane: None,
-            warming: false,
-        }
+        })
     }
 
-    /// Notes the HTTP version a reply came in: HTTP/1.1 from an HTTPS
-    /// endpoint means its connections are not multiplexed after all.
-    pub fn saw(&self, version: reqwest::Version) {
-        if self.http2.is_some()
-            && version != reqwest::Version::HTTP_2
-            && !self.downgraded.swap(true, Ordering::SeqCst)
-        {
+    /// An HTTPS endpoint that does not speak HTTP/2 gets the HTTP/1.1 cap.
+    fn downgrade(&self) {
+        if !self.downgraded.swap(true, Ordering::SeqCst) {
             tracing::warn!(
-                ?version,
                 max_connections = self.max_connections,
                 "consul's HTTPS endpoint does not speak HTTP/2 (a proxy in front of it?); capping connections"
             );
-        }
-    }
-
-    /// How many HTTP/2 connections are open (for logs and tests).
-    pub fn lanes(&self) -> usize {
-        self.http2.as_ref().map_or(0, |l| {
-            l.lanes.lock().unwrap_or_else(|p| p.into_inner()).len()
-        })
-    }
-}
-
-impl Lane {
-    /// Returns at once on a warm lane. Otherwise makes the caller the one
-    /// to warm it (true), or waits until whoever does gets an answer.
-    async fn wait_until_warm(&self) -> bool {
-        loop {
-            let warmed = self.warmed.notified();
-            tokio::pin!(warmed);
-            // Registered before looking, so a wake-up in between is not lost.
-            warmed.as_mut().enable();
-            if self.warm.load(Ordering::SeqCst) {
-                return false;
-            }
-            if !self.warming.swap(true, Ordering::SeqCst) {
-                return true;
-            }
-            warmed.await;
         }
     }
 }
@@ -233,40 +240,28 @@ impl Lanes {
     /// or a new one, or (at the lane limit) the least busy.
     fn pick(&self) -> Arc<Lane> {
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(lane) = lanes
-            .iter()
-            .find(|l| l.in_flight.load(Ordering::SeqCst) < STREAMS_PER_LANE)
-        {
+        let in_flight = |l: &&Arc<Lane>| l.in_flight.load(Ordering::SeqCst);
+        if let Some(lane) = lanes.iter().find(|l| in_flight(l) < STREAMS_PER_LANE) {
             return lane.clone();
         }
-        let in_flight = |l: &&Arc<Lane>| l.in_flight.load(Ordering::SeqCst);
         if let Some(lane) = lanes.iter().find(|l| in_flight(l) < STREAMS_PER_LANE_HARD) {
             return lane.clone();
         }
         if lanes.len() < MAX_LANES {
-            match (self.make)() {
-                Ok(client) => {
-                    let lane = Lane::new(client);
-                    lanes.push(lane.clone());
-                    tracing::debug!(
-                        lanes = lanes.len(),
-                        "opened another HTTP/2 connection to consul"
-                    );
-                    return lane;
-                }
-                // The same settings built the first client; should another
-                // fail anyway, the lanes there are share the load.
-                Err(error) => {
-                    tracing::warn!("could not open another connection to consul: {error}")
-                }
+            let lane = Lane::new();
+            lanes.push(lane.clone());
+            if lanes.len() > 1 {
+                tracing::debug!(
+                    lanes = lanes.len(),
+                    "opening another HTTP/2 connection to consul"
+                );
             }
+            return lane;
         }
-        let least_busy = lanes
+        lanes
             .iter()
-            .min_by_key(|l| l.in_flight.load(Ordering::SeqCst));
-        // There is always the first lane.
-        least_busy
+            .min_by_key(in_flight)
             .cloned()
-            .expect("the first lane is never removed")
+            .expect("MAX_LANES lanes exist")
     }
 }

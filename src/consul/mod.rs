@@ -1,7 +1,8 @@
 //! Everything about talking to Consul: what can be asked
 //! ([`dependency`]), what comes back ([`model`], raw; [`data`], validated),
 //! the shared HTTP client ([`transport`]) with its outage gate ([`gate`])
-//! and connection limits ([`connections`]),
+//! and connection limits ([`connections`]) over HTTP/1.1 or HTTP/2
+//! connections of its own ([`http2`]),
 //! the blocking-query loops ([`watcher`]) and, past the connection budget,
 //! catalog-wide signals ([`signal`]), and offline catalog files
 //! ([`catalog_file`]). It knows nothing about templates.
@@ -11,6 +12,7 @@ pub mod connections;
 pub mod data;
 pub mod dependency;
 pub mod gate;
+pub mod http2;
 pub mod model;
 pub mod signal;
 pub mod transport;

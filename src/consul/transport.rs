@@ -13,14 +13,16 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
-use super::connections::{Connections, MakeClient};
+use super::connections::{Connections, Via};
 use super::dependency::{Dependency, encode_component};
 use super::gate::{Backoff, Gate, GaveUp};
+use super::http2::{self, Connector, Target, TlsFiles};
 use crate::config::{ConsulAddress, ConsulConfig};
 
 /// Largest response body accepted. The biggest legitimate ones (a catalog of
 /// thousands of instances) are a few MB; anything past this is garbage.
 const MAX_BODY: usize = 64 << 20;
+const USER_AGENT: &str = concat!("consul-render/", env!("CARGO_PKG_VERSION"));
 /// Timeout of a read that does not block (first reads, fresh reads after errors).
 const PLAIN_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Added to a blocking query's `wait + wait/16` (the server's own jitter)
@@ -99,6 +101,8 @@ pub enum TransportError {
     Resolve { address: String, reason: String },
     #[error("could not build the HTTP client: {0}")]
     Client(reqwest::Error),
+    #[error("invalid TLS settings: {0}")]
+    TlsSettings(String),
 }
 
 /// The shared Consul client.
@@ -167,9 +171,28 @@ impl Transport {
             }
         }
         let max_connections = usize::try_from(config.max_connections).unwrap_or(usize::MAX);
-        let make: MakeClient = Box::new(move || settings.build());
-        let connections =
-            Connections::new(make, https, max_connections).map_err(TransportError::Client)?;
+        let http2 = match &settings.tls {
+            Some(material) => {
+                let target = match (&settings.unix_socket, &settings.resolve) {
+                    (Some(path), _) => Target::Unix(path.clone()),
+                    (None, Some((_, addr))) => Target::Resolved(*addr),
+                    (None, None) => Target::Tcp(host_port.clone()),
+                };
+                let host = match &tls.server_name {
+                    Some(name) => name.clone(),
+                    None => host_of(&host_port),
+                };
+                let files = TlsFiles {
+                    roots: &material.root_pems,
+                    identity: material.identity_pem.as_deref(),
+                    verify: material.verify,
+                };
+                Some(Connector::new(&files, &host, target).map_err(TransportError::TlsSettings)?)
+            }
+            None => None,
+        };
+        let http1 = settings.build().map_err(TransportError::Client)?;
+        let connections = Connections::new(http1, http2, max_connections);
         let retry = &config.retry;
         let give_up_after = if retry.enabled {
             retry.attempts
@@ -294,7 +317,7 @@ impl Transport {
             None => PLAIN_READ_TIMEOUT,
         };
         let ticket = self.gate.admit().await;
-        match self.exchange(&url, timeout).await {
+        match self.exchange(&url, timeout, read.index.is_some()).await {
             Ok((status, _, body)) if is_agent_wide(status, &body) => {
                 let error = format!("HTTP {status}: {}", body_excerpt(&body));
                 self.gate.failed(ticket, &error)?;
@@ -334,9 +357,72 @@ impl Transport {
         &self,
         url: &str,
         timeout: Duration,
+        blocking: bool,
     ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
-        let mut lease = self.connections.lease().await;
-        let mut request = lease.client.get(url).timeout(timeout);
+        let lease = self.connections.lease(blocking).await?;
+        let result = match &lease.via {
+            Via::Http2(sender) => {
+                let exchange = self.exchange_http2(sender.clone(), url);
+                match tokio::time::timeout(timeout, exchange).await {
+                    Ok(result) => result,
+                    Err(_) => Err(format!("no answer within {}s", timeout.as_secs())),
+                }
+            }
+            Via::Http1(client) => self.exchange_http1(client, url, timeout).await,
+        };
+        if result.is_err() {
+            lease.connection_failed();
+        }
+        result
+    }
+
+    async fn exchange_http2(
+        &self,
+        mut sender: http2::Sender,
+        url: &str,
+    ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
+        let mut request = hyper::Request::get(url)
+            .header(hyper::header::USER_AGENT, USER_AGENT)
+            .body(http_body_util::Empty::new())
+            .map_err(|e| format!("invalid request for {url}: {e}"))?;
+        let headers = request.headers_mut();
+        if let Some(token) = &self.token {
+            let mut value = hyper::header::HeaderValue::from_str(token)
+                .map_err(|_| "the token is not a valid header value".to_owned())?;
+            value.set_sensitive(true);
+            headers.insert("x-consul-token", value);
+        }
+        if let Some((user, password)) = &self.auth {
+            use base64::Engine;
+            let credentials = format!("{user}:{}", password.as_deref().unwrap_or(""));
+            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+            let mut value = hyper::header::HeaderValue::from_str(&format!("Basic {encoded}"))
+                .map_err(|_| "the credentials are not a valid header value".to_owned())?;
+            value.set_sensitive(true);
+            headers.insert(hyper::header::AUTHORIZATION, value);
+        }
+        let describe = |e: hyper::Error| http2::describe(&e);
+        let response = sender.send_request(request).await.map_err(describe)?;
+        let (parts, mut incoming) = response.into_parts();
+        let mut body = Vec::new();
+        while let Some(frame) = http_body_util::BodyExt::frame(&mut incoming).await {
+            if let Ok(chunk) = frame.map_err(describe)?.into_data() {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+        Ok((parts.status.as_u16(), parts.headers, body))
+    }
+
+    async fn exchange_http1(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
+        let mut request = client.get(url).timeout(timeout);
         if let Some(token) = &self.token {
             request = request.header("X-Consul-Token", token);
         }
@@ -344,14 +430,12 @@ impl Transport {
             request = request.basic_auth(user, password.as_ref());
         }
         let mut response = request.send().await.map_err(describe)?;
-        self.connections.saw(response.version());
-        lease.answered();
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(describe)? {
             if body.len() + chunk.len() > MAX_BODY {
-                return Err(format!("response body larger than {} MiB", MAX_BODY >> 20));
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
@@ -394,7 +478,7 @@ struct ClientSettings {
 impl ClientSettings {
     fn build(&self) -> reqwest::Result<reqwest::Client> {
         let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("consul-render/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(5))
             .tcp_keepalive(Duration::from_secs(30))
             .tcp_nodelay(true)
@@ -429,6 +513,9 @@ impl ClientSettings {
 struct TlsMaterial {
     roots: Vec<reqwest::Certificate>,
     identity: Option<reqwest::Identity>,
+    /// The same files, for the HTTP/2 connections' rustls configuration.
+    root_pems: Vec<Vec<u8>>,
+    identity_pem: Option<Vec<u8>>,
     verify: bool,
 }
 
@@ -461,6 +548,7 @@ impl TlsMaterial {
             ca_files.extend(files);
         }
         let mut roots = Vec::new();
+        let mut root_pems = Vec::new();
         for file in &ca_files {
             let pem = read("CA certificate", file)?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
@@ -471,7 +559,9 @@ impl TlsMaterial {
                 }
             })?;
             roots.extend(certs);
+            root_pems.push(pem);
         }
+        let mut identity_pem = None;
         let identity = match &tls.cert {
             None => None,
             Some(cert) => {
@@ -490,12 +580,15 @@ impl TlsMaterial {
                         path,
                         source,
                     })?;
+                identity_pem = Some(pem);
                 Some(identity)
             }
         };
         Ok(TlsMaterial {
             roots,
             identity,
+            root_pems,
+            identity_pem,
             verify: tls.verify,
         })
     }
@@ -524,15 +617,23 @@ fn is_kv(dependency: &Dependency) -> bool {
 /// A reqwest error with its causes, which carry the useful part
 /// ("Connection refused", "operation timed out").
 fn describe(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    http2::describe(&error.without_url())
+}
+
+fn too_large() -> String {
+    format!("response body larger than {} MiB", MAX_BODY >> 20)
+}
+
+/// The host part of `host:port` (`[v6]:port` too): the TLS server name
+/// when none is configured.
+fn host_of(host_port: &str) -> String {
+    let host = host_port
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host_port, |(host, _)| host);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
 }
 
 /// The start of an error body, on one line.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use testbed::{AgentOptions, ConsulAgent, Instance, TlsFiles};
 
-use crate::support::{Daemon, run, write};
+use crate::support::{Daemon, Render, run, wait_for_file, write};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -94,6 +94,31 @@ fn https_with_a_ca_certificate_from_flags_or_environment() {
         &[("CONSUL_HTTP_ADDR", &env_https), ("CONSUL_CACERT", &ca)],
     );
     assert_eq!((code, out.as_str()), (0, "10.0.0.1:80\n"), "env: {log}");
+}
+
+#[test]
+fn an_https_agent_restarted_gets_a_new_http2_connection_and_changes_flow_again() {
+    let tls = TlsFiles::generate();
+    let mut agent = ConsulAgent::dev_with(AgentOptions::new().https(&tls));
+    web(&agent);
+    let https = format!(
+        "https://127.0.0.1:{}",
+        agent.https_port().expect("https port")
+    );
+    let render = Render::new(
+        &https,
+        "{% for i in service(name=\"web\") %}{{ i.endpoint }}\n{% endfor %}",
+    )
+    .flag(&format!("-consul-ssl-ca-cert={}", tls.ca_file().display()));
+    let mut daemon = render.start();
+    let out = render.out();
+    wait_for_file(&out, "w1", T, |c| c == "10.0.0.1:80\n");
+    agent.restart();
+    daemon.wait_for_log("consul unreachable", 1, T);
+    web(&agent);
+    agent.register(&Instance::new("web", "w2").address("10.0.0.2").port(80));
+    wait_for_file(&out, "w1 and w2", T, |c| c == "10.0.0.1:80\n10.0.0.2:80\n");
+    daemon.assert_running();
 }
 
 #[test]
