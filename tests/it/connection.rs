@@ -121,6 +121,69 @@ fn an_https_agent_restarted_gets_a_new_http2_connection_and_changes_flow_again()
     daemon.assert_running();
 }
 
+/// A TLS proxy in front of the agent's plain HTTP listener at `upstream`
+/// that offers only HTTP/1.1 in its handshake, as some TLS terminators do.
+/// Returns its port; it serves until the test process ends.
+fn http1_only_tls_proxy(tls: &TlsFiles, upstream: String) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(tls.cert_file())
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .expect("the agent's certificate");
+    let key = PrivateKeyDer::from_pem_file(tls.key_file()).expect("the agent's key");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_no_client_auth().with_single_cert(chain, key))
+        .expect("a TLS server configuration");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let port = listener.local_addr().expect("its address").port();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the proxy");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((client, _)) = listener.accept().await {
+                let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let Ok(mut client) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    let Ok(mut agent) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
+                });
+            }
+        });
+    });
+    port
+}
+
+#[test]
+fn an_https_endpoint_without_http2_is_read_over_http_1_1() {
+    let tls = TlsFiles::generate();
+    let agent = ConsulAgent::dev();
+    web(&agent);
+    let port = http1_only_tls_proxy(&tls, agent.http_addr());
+    let (code, out, log) = render_once(
+        &[
+            format!("-consul-addr=https://127.0.0.1:{port}"),
+            format!("-consul-ssl-ca-cert={}", tls.ca_file().display()),
+        ],
+        &[],
+    );
+    assert_eq!((code, out.as_str()), (0, "10.0.0.1:80\n"), "{log}");
+    assert!(log.contains("does not speak HTTP/2"), "{log}");
+}
+
 #[test]
 fn an_untrusted_certificate_is_refused_and_named_in_the_log() {
     let tls = TlsFiles::generate();
