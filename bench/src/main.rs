@@ -35,6 +35,7 @@ mod series;
 mod startup;
 mod tls;
 mod tools;
+mod writefloor;
 
 use options::{NoRun, Options, USAGE};
 use std::process::ExitCode;

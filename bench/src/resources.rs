@@ -77,6 +77,16 @@ fn cpu_clock(pid: u32) -> io::Result<Duration> {
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
+    read_clock(clock)
+}
+
+/// The CPU time the calling thread has used.
+pub fn thread_cpu_time() -> Duration {
+    read_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+        .unwrap_or_else(|e| panic!("reading this thread's CPU clock: {e}"))
+}
+
+fn read_clock(clock: libc::clockid_t) -> io::Result<Duration> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

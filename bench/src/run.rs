@@ -29,6 +29,7 @@ use crate::scale::{self, LimitScope, Scale, ScaleParams, SignalSize};
 use crate::series::{self, ChangeCost, Entrant, Pacing};
 use crate::startup::{self, Startup};
 use crate::tools::{Endpoint, Tool, ToolRun, ToolSetup};
+use crate::writefloor;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,13 @@ pub struct Results {
     pub scale: Vec<Scale>,
     pub limit: Option<LimitScope>,
     pub signal: Option<SignalSize>,
+    /// CPU per 1,000 safe writes of the 10-service file, by the bench
+    /// itself next to the tools' files (see `writefloor`).
+    pub write_floor: Option<Duration>,
 }
+
+/// Writes the bench makes to measure the write floor.
+const WRITE_FLOOR_WRITES: usize = 300;
 
 /// A latency series on the 10-service catalog.
 pub struct Scenario {
@@ -111,6 +118,7 @@ pub fn run(options: Options) -> Results {
     let mut nonews = None;
     let mut idle = Vec::new();
     let mut recovery = None;
+    let mut write_floor = None;
     if small {
         eprintln!(
             "bench: starting two Consul agents with {} services x {} instances",
@@ -144,6 +152,15 @@ pub fn run(options: Options) -> Results {
             .iter()
             .any(|&p| options.runs(p));
         if long_running {
+            if options.runs(Phase::Spread) || options.runs(Phase::BackToBack) {
+                let dir = setups[0].destination_dir().with_file_name("write-floor");
+                eprintln!("bench: the write floor: {WRITE_FLOOR_WRITES} safe writes");
+                write_floor = Some(writefloor::measure(
+                    &dir,
+                    expected.len(),
+                    WRITE_FLOOR_WRITES,
+                ));
+            }
             let mut runs = start_tools(&mut setups, &agents, &expected, &options);
             {
                 let [c0, c1] = &mut catalogs;
@@ -231,6 +248,7 @@ pub fn run(options: Options) -> Results {
         scale,
         limit,
         signal,
+        write_floor,
         options,
     }
 }
