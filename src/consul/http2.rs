@@ -30,6 +30,8 @@ pub type Sender = http2::SendRequest<Empty<Bytes>>;
 
 /// How long opening a connection (TCP and TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle time before TCP keepalive probes start.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Where the agent listens.
 #[derive(Clone, Debug)]
@@ -128,9 +130,14 @@ impl Connector {
     }
 }
 
+/// TCP settings as the HTTP/1.1 client's: no Nagle delay, and keepalive
+/// probes so that a peer gone without a word (a NAT that forgot the flow)
+/// is noticed before a long-poll's own timeout. Best effort: a failure
+/// only costs latency.
 fn tcp(stream: tokio::net::TcpStream) -> tokio::net::TcpStream {
-    // Best effort: a failure only costs latency.
     let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
     stream
 }
 
