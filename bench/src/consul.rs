@@ -7,7 +7,6 @@
 use crate::catalog::{Catalog, Change};
 use crate::http::{self, Pending, Response};
 use crate::requests::{METRICS_PATH, RequestCounts};
-use crate::tls::TlsFiles;
 use crate::tools::Endpoint;
 use std::io;
 use std::net::Ipv4Addr;
@@ -15,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
-use testbed::{AgentOptions, ConsulAgent, free_port, wait_until};
+use testbed::{AgentOptions, ConsulAgent, TlsFiles, wait_until};
 
 /// Cumulative request counters need Prometheus retention; the hostname is
 /// left out of gauge names so they read the same on every machine.
@@ -215,15 +214,11 @@ impl BenchAgent {
     /// the agent.
     pub fn start_with(tls: Option<&TlsFiles>) -> BenchAgent {
         let mut options = AgentOptions::new().hcl(TELEMETRY);
-        let mut https = None;
         if let Some(tls) = tls {
-            let port = free_port();
-            for fragment in tls.agent_hcl(port) {
-                options = options.hcl(&fragment);
-            }
-            https = Some((port, tls.ca_file()));
+            options = options.https(tls);
         }
         let agent = ConsulAgent::dev_with(options);
+        let https = agent.https_port().zip(tls.map(TlsFiles::ca_file));
         let handle = AgentHandle {
             addr: agent.http_addr(),
             own: Arc::default(),

@@ -33,7 +33,6 @@ mod run;
 mod scale;
 mod series;
 mod startup;
-mod tls;
 mod tools;
 mod writefloor;
 

@@ -1441,7 +1441,7 @@ instance, and that `nginx -t` accepts the result.
 - **1,000 services**: one tool at a time, each on a fresh agent with N
   services of one instance each, serving the API over HTTP and over HTTPS
   (certificates from `consul tls ca create` and `consul tls cert create
-  -server -dc dc1`, made by `bench/src/tls.rs`; the tools get the CA file).
+  -server -dc dc1`, made by the test bed's `TlsFiles`; the tools get the CA file).
   The tool runs over HTTP, then is stopped and runs over HTTPS; in between
   the bench puts the agent's node into maintenance and out again, which
   wakes every blocking query the stopped tool left parked in the agent (the

@@ -22,7 +22,6 @@ use crate::requests::RequestCounts;
 use crate::resources::connections_to;
 use crate::series::{self, ChangeCost, Entrant, Pacing};
 use crate::startup::first_file;
-use crate::tls::TlsFiles;
 use crate::tools::{Endpoint, Tool, ToolSetup};
 use std::net::TcpStream;
 use std::path::Path;
@@ -30,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+use testbed::TlsFiles;
 
 /// How often the bystander asks.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
