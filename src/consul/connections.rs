@@ -110,37 +110,34 @@ pub enum Via {
 pub struct Lease {
     pub via: Via,
     _permit: Option<OwnedSemaphorePermit>,
-    /// The lane and the generation of its connection.
-    lane: Option<(Arc<Lane>, u64)>,
+    /// The lane's slot and the generation of its connection.
+    lane: Option<(Slot, u64)>,
 }
 
 impl Lease {
     /// The request failed on its connection: the next request on this lane
     /// opens a new one rather than trusting it.
     pub fn connection_failed(&self) {
-        if let Some((lane, generation)) = &self.lane {
+        if let Some((Slot(lane), generation)) = &self.lane {
             lane.forget(*generation);
         }
     }
 }
 
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some((lane, _)) = &self.lane {
-            lane.in_flight.fetch_sub(1, Ordering::SeqCst);
-        }
+/// Counts one request on a lane from its pick until dropped, including
+/// while the lane's connection is being opened.
+struct Slot(Arc<Lane>);
+
+impl Slot {
+    fn take(lane: Arc<Lane>) -> Slot {
+        lane.in_flight.fetch_add(1, Ordering::SeqCst);
+        Slot(lane)
     }
 }
 
-/// Counts a request on a lane until dropped, also while its connection is
-/// being opened.
-struct Slot(Option<Arc<Lane>>);
-
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some(lane) = &self.0 {
-            lane.in_flight.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -200,16 +197,13 @@ impl Connections {
             } else {
                 self.plain_reads.clone().acquire_owned().await.ok()
             };
-            let lane = lanes.pick();
-            lane.in_flight.fetch_add(1, Ordering::SeqCst);
-            let mut slot = Slot(Some(lane.clone()));
-            match lane.sender(&lanes.connector).await {
+            let slot = Slot::take(lanes.pick());
+            match slot.0.sender(&lanes.connector).await {
                 Ok((generation, sender)) => {
-                    slot.0 = None;
                     return Ok(Lease {
                         via: Via::Http2(sender),
                         _permit: permit,
-                        lane: Some((lane, generation)),
+                        lane: Some((slot, generation)),
                     });
                 }
                 Err(ConnectError::Failed(error)) => return Err(error),

@@ -103,14 +103,16 @@ pub enum TransportError {
     Client(reqwest::Error),
     #[error("invalid TLS settings: {0}")]
     TlsSettings(String),
+    #[error("the {0} is not a valid HTTP header value")]
+    Header(&'static str),
 }
 
 /// The shared Consul client.
 pub struct Transport {
     connections: Connections,
     base: String,
-    token: Option<String>,
-    auth: Option<(String, Option<String>)>,
+    /// `X-Consul-Token` and basic auth, built once, marked sensitive.
+    credentials: HeaderMap,
     namespace: Option<String>,
     max_stale: Option<Duration>,
     block_wait: Duration,
@@ -206,11 +208,7 @@ impl Transport {
         Ok(Arc::new(Transport {
             connections,
             base,
-            token: config.token.as_ref().map(|t| t.expose().to_owned()),
-            auth: config
-                .auth
-                .as_ref()
-                .map(|a| (a.username.clone(), a.password.clone())),
+            credentials: credentials(config)?,
             namespace: config.namespace.clone(),
             max_stale: config.max_stale,
             block_wait: config.block_wait,
@@ -385,32 +383,14 @@ impl Transport {
             .header(hyper::header::USER_AGENT, USER_AGENT)
             .body(http_body_util::Empty::new())
             .map_err(|e| format!("invalid request for {url}: {e}"))?;
-        let headers = request.headers_mut();
-        if let Some(token) = &self.token {
-            let mut value = hyper::header::HeaderValue::from_str(token)
-                .map_err(|_| "the token is not a valid header value".to_owned())?;
-            value.set_sensitive(true);
-            headers.insert("x-consul-token", value);
-        }
-        if let Some((user, password)) = &self.auth {
-            use base64::Engine;
-            let credentials = format!("{user}:{}", password.as_deref().unwrap_or(""));
-            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
-            let mut value = hyper::header::HeaderValue::from_str(&format!("Basic {encoded}"))
-                .map_err(|_| "the credentials are not a valid header value".to_owned())?;
-            value.set_sensitive(true);
-            headers.insert(hyper::header::AUTHORIZATION, value);
-        }
+        request.headers_mut().extend(self.credentials.clone());
         let describe = |e: hyper::Error| http2::describe(&e);
         let response = sender.send_request(request).await.map_err(describe)?;
         let (parts, mut incoming) = response.into_parts();
         let mut body = Vec::new();
         while let Some(frame) = http_body_util::BodyExt::frame(&mut incoming).await {
             if let Ok(chunk) = frame.map_err(describe)?.into_data() {
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
+                append(&mut body, &chunk)?;
             }
         }
         Ok((parts.status.as_u16(), parts.headers, body))
@@ -422,22 +402,14 @@ impl Transport {
         url: &str,
         timeout: Duration,
     ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
-        let mut request = client.get(url).timeout(timeout);
-        if let Some(token) = &self.token {
-            request = request.header("X-Consul-Token", token);
-        }
-        if let Some((user, password)) = &self.auth {
-            request = request.basic_auth(user, password.as_ref());
-        }
+        let request = client.get(url).timeout(timeout);
+        let request = request.headers(self.credentials.clone());
         let mut response = request.send().await.map_err(describe)?;
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(describe)? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
+            append(&mut body, &chunk)?;
         }
         Ok((status, headers, body))
     }
@@ -620,8 +592,40 @@ fn describe(error: reqwest::Error) -> String {
     http2::describe(&error.without_url())
 }
 
-fn too_large() -> String {
-    format!("response body larger than {} MiB", MAX_BODY >> 20)
+/// Adds a chunk of a response body, refusing bodies past [`MAX_BODY`].
+fn append(body: &mut Vec<u8>, chunk: &[u8]) -> Result<(), String> {
+    if body.len() + chunk.len() > MAX_BODY {
+        return Err(format!("response body larger than {} MiB", MAX_BODY >> 20));
+    }
+    body.extend_from_slice(chunk);
+    Ok(())
+}
+
+/// The token and basic-auth headers every request carries, marked
+/// sensitive so that no debug output shows them.
+fn credentials(config: &ConsulConfig) -> Result<HeaderMap, TransportError> {
+    use base64::Engine;
+    let mut headers = HeaderMap::new();
+    let sensitive = |text: &str, what| {
+        let mut value = reqwest::header::HeaderValue::from_str(text)
+            .map_err(|_| TransportError::Header(what))?;
+        value.set_sensitive(true);
+        Ok::<_, TransportError>(value)
+    };
+    if let Some(token) = &config.token {
+        headers.insert("x-consul-token", sensitive(token.expose(), "token")?);
+    }
+    if let Some(auth) = &config.auth {
+        let pair = format!(
+            "{}:{}",
+            auth.username,
+            auth.password.as_deref().unwrap_or("")
+        );
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+        let value = sensitive(&format!("Basic {encoded}"), "basic auth")?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(headers)
 }
 
 /// The host part of `host:port` (`[v6]:port` too): the TLS server name
