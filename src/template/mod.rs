@@ -1,10 +1,15 @@
-//! Templates: parsing (Tera), the functions they call, and rendering a
-//! [`Snapshot`] into text plus a record of the dependencies the render
+//! Templates: parsing, the functions they call, and rendering a
+//! [`Snapshot`] into text plus a [`record`] of the dependencies the render
 //! used and the ones whose data is still missing. Rendering is pure: no I/O,
 //! no network; reading the source file is the caller's job.
+//!
+//! This module is engine-neutral: what a render looks up is Consul's
+//! [`Data`](crate::consul::Data), recorded in one place, and each engine
+//! converts it to its own values in its own module.
 
-mod functions;
+mod record;
 mod snapshot;
+mod tera;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -14,11 +19,14 @@ pub use snapshot::Snapshot;
 
 use crate::consul::Dependency;
 
-/// A parsed template.
+/// A parsed template, in the engine its source is written for.
 pub struct Template {
     name: String,
-    source: String,
-    tera: tera::Tera,
+    engine: Parsed,
+}
+
+enum Parsed {
+    Tera(tera::TeraTemplate),
 }
 
 /// The result of one render.
@@ -54,21 +62,46 @@ impl fmt::Display for TemplateError {
     }
 }
 
+impl TemplateError {
+    /// An error at `line` and `column` (both from 1) of `source`, with
+    /// that line shown and `width` carets under the position.
+    pub fn at(
+        name: &str,
+        source: &str,
+        line: usize,
+        column: usize,
+        width: usize,
+        message: String,
+    ) -> TemplateError {
+        let line_text = source
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or_default();
+        let gutter = line.to_string();
+        let pad = " ".repeat(gutter.len());
+        let indent: String = line_text
+            .chars()
+            .take(column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        TemplateError {
+            location: format!("{name}:{line}:{column}"),
+            message,
+            excerpt: Some(format!(
+                "{pad} |\n{gutter} | {line_text}\n{pad} | {indent}{}",
+                "^".repeat(width.max(1))
+            )),
+        }
+    }
+}
+
 impl Template {
     /// Parses `source`; `name` (usually the file's path) is how errors and
     /// logs refer to it.
     pub fn parse(name: &str, source: &str) -> Result<Template, TemplateError> {
-        let mut tera = tera::Tera::new();
-        // Output is configuration, not HTML: escaping would corrupt it.
-        // Safety of values from Consul is the data model's job.
-        tera.autoescape_on(Vec::<&'static str>::new());
-        functions::register(&mut tera);
-        tera.add_raw_template(name, source)
-            .map_err(|e| locate(name, source, &e))?;
         Ok(Template {
             name: name.to_owned(),
-            source: source.to_owned(),
-            tera,
+            engine: Parsed::Tera(tera::TeraTemplate::parse(name, source)?),
         })
     }
 
@@ -78,278 +111,8 @@ impl Template {
 
     /// Renders against `snapshot`.
     pub fn render(&self, snapshot: &Arc<Snapshot>) -> Result<Rendered, TemplateError> {
-        let (result, record) = functions::with_scope(snapshot, || {
-            self.tera.render(&self.name, &tera::Context::new())
-        });
-        let text = result.map_err(|e| locate(&self.name, &self.source, &e))?;
-        Ok(Rendered {
-            text,
-            used: record.used,
-            missing: record.missing,
-        })
-    }
-}
-
-/// Turns a Tera error into a [`TemplateError`] with `path:line:col`.
-fn locate(name: &str, source: &str, error: &tera::Error) -> TemplateError {
-    match error.kind() {
-        tera::ErrorKind::SyntaxError(report) | tera::ErrorKind::RenderingError(report) => {
-            let span = report.span();
-            let line_text = source
-                .lines()
-                .nth(span.start_line.saturating_sub(1))
-                .unwrap_or_default();
-            let width = if span.end_line == span.start_line && span.end_col > span.start_col {
-                span.end_col - span.start_col
-            } else {
-                1
-            };
-            let gutter = span.start_line.to_string();
-            let pad = " ".repeat(gutter.len());
-            let indent: String = line_text
-                .chars()
-                .take(span.start_col)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            TemplateError {
-                location: format!("{name}:{}:{}", span.start_line, span.start_col + 1),
-                message: report.message().to_owned(),
-                excerpt: Some(format!(
-                    "{pad} |\n{gutter} | {line_text}\n{pad} | {indent}{}",
-                    "^".repeat(width)
-                )),
-            }
+        match &self.engine {
+            Parsed::Tera(template) => template.render(snapshot),
         }
-        _ => TemplateError {
-            location: name.to_owned(),
-            message: error.to_string(),
-            excerpt: None,
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::consul::data::{Data, Instance, KvEntry, ServiceSummary, Status};
-    use crate::consul::model::Weights;
-    use crate::consul::{Dependency, HealthQuery};
-
-    fn instance(id: &str, address: &str, port: u16, status: Status) -> Instance {
-        Instance {
-            id: id.into(),
-            name: "web".into(),
-            address: address.into(),
-            port,
-            tags: vec!["v1".into()],
-            meta: [("weight".to_owned(), "3".to_owned())].into(),
-            node: "n1".into(),
-            node_address: "10.0.0.1".into(),
-            node_meta: Default::default(),
-            datacenter: "dc1".into(),
-            status,
-            weights: Weights {
-                passing: 1,
-                warning: 1,
-            },
-        }
-    }
-
-    fn health(name: &str, passing: bool) -> Dependency {
-        Dependency::Health(HealthQuery::new(name, &[], None, passing))
-    }
-
-    fn render(source: &str, snapshot: Snapshot) -> Rendered {
-        Template::parse("t.tera", source)
-            .unwrap()
-            .render(&Arc::new(snapshot))
-            .unwrap()
-    }
-
-    #[test]
-    fn renders_instances_with_every_field() {
-        let mut snapshot = Snapshot::default();
-        snapshot.insert(
-            health("web", true),
-            Data::Instances(vec![
-                instance("a", "10.0.0.2", 80, Status::Passing),
-                instance("b", "fe80::1", 81, Status::Passing),
-            ]),
-        );
-        let out = render(
-            "{% for i in service(name=\"web\") %}{{ i.id }} {{ i.name }} {{ i.endpoint }} {{ i.address }}:{{ i.port }} \
-             {{ i.tags | join(sep=\",\") }} {{ i.meta.weight }} {{ i.node }} {{ i.node_address }} {{ i.datacenter }} \
-             {{ i.status }} {{ i.weights.passing }}\n{% endfor %}",
-            snapshot,
-        );
-        assert_eq!(
-            out.text,
-            "a web 10.0.0.2:80 10.0.0.2:80 v1 3 n1 10.0.0.1 dc1 passing 1\n\
-             b web [fe80::1]:81 fe80::1:81 v1 3 n1 10.0.0.1 dc1 passing 1\n"
-        );
-        assert_eq!(out.used, BTreeSet::from([health("web", true)]));
-        assert!(out.missing.is_empty());
-    }
-
-    #[test]
-    fn a_lookup_without_data_is_recorded_as_missing() {
-        let out = render(
-            "{% for i in service(name=\"web\") %}x{% endfor %}{{ key(path=\"a\") }}",
-            Snapshot::default(),
-        );
-        let key = Dependency::Key {
-            path: "a".into(),
-            dc: None,
-        };
-        assert_eq!(
-            out.missing,
-            BTreeSet::from([health("web", true), key.clone()])
-        );
-        assert_eq!(out.used, out.missing);
-
-        // A key that exists nowhere keeps the render waiting, like consul-template's `key`.
-        let mut snapshot = Snapshot::default();
-        snapshot.insert(key.clone(), Data::Key(None));
-        let out = render("{{ key(path=\"a\") }}", snapshot);
-        assert_eq!(out.missing, BTreeSet::from([key]));
-    }
-
-    #[test]
-    fn status_filters_choose_the_query_and_filter_its_result() {
-        let all = vec![
-            instance("a", "10.0.0.2", 80, Status::Passing),
-            instance("b", "10.0.0.3", 80, Status::Warning),
-            instance("c", "10.0.0.4", 80, Status::Critical),
-        ];
-        let mut snapshot = Snapshot::default();
-        snapshot.insert(health("web", false), Data::Instances(all));
-        let ids = |filter: &str| {
-            let source = format!(
-                "{{% for i in service(name=\"web\", {filter}) %}}{{{{ i.id }}}}{{% endfor %}}"
-            );
-            render(&source, snapshot.clone()).text
-        };
-        assert_eq!(ids("status=\"any\""), "abc");
-        assert_eq!(ids("status=[\"passing\", \"warning\"]"), "ab");
-        assert_eq!(ids("status=\"critical\""), "c");
-    }
-
-    #[test]
-    fn kv_and_catalog_functions_read_their_dependencies() {
-        let mut snapshot = Snapshot::default();
-        snapshot.insert(
-            Dependency::Key {
-                path: "a".into(),
-                dc: None,
-            },
-            Data::Key(Some("1".into())),
-        );
-        snapshot.insert(
-            Dependency::Key {
-                path: "b".into(),
-                dc: None,
-            },
-            Data::Key(None),
-        );
-        snapshot.insert(
-            Dependency::Tree {
-                prefix: "t".into(),
-                dc: None,
-            },
-            Data::Tree(vec![KvEntry {
-                key: "x".into(),
-                value: "y".into(),
-            }]),
-        );
-        snapshot.insert(
-            Dependency::Keys {
-                prefix: "t".into(),
-                dc: None,
-            },
-            Data::Keys(vec!["t/x".into()]),
-        );
-        snapshot.insert(
-            Dependency::CatalogServices { dc: None },
-            Data::Services(vec![
-                ServiceSummary {
-                    name: "api".into(),
-                    tags: vec!["public".into()],
-                },
-                ServiceSummary {
-                    name: "db".into(),
-                    tags: vec![],
-                },
-            ]),
-        );
-        snapshot.insert(
-            Dependency::Datacenters,
-            Data::Datacenters(vec!["dc1".into()]),
-        );
-        let out = render(
-            "{{ key(path=\"a\") }} {{ key_or_default(path=\"b\", default=\"d\") }} \
-             {% for e in tree(prefix=\"t\") %}{{ e.key }}={{ e.value }}{% endfor %} {{ keys(prefix=\"t\") | join(sep=\",\") }} \
-             {% for s in services() %}{{ s.name }};{% endfor %} {% for s in services(tag=\"public\") %}{{ s.name }}{% endfor %} \
-             {{ datacenters() | join(sep=\",\") }}",
-            snapshot,
-        );
-        assert_eq!(out.text, "1 d x=y t/x api;db; api dc1");
-        assert!(out.missing.is_empty(), "{:?}", out.missing);
-    }
-
-    #[test]
-    fn env_reads_the_environment_with_an_optional_default() {
-        let out = render(
-            "{{ env(name=\"PATH\") != \"\" }} {{ env(name=\"CONSUL_RENDER_SURELY_UNSET\", default=\"d\") }}",
-            Snapshot::default(),
-        );
-        assert_eq!(out.text, "true d");
-        let err = Template::parse(
-            "t.tera",
-            "x\n{{ env(name=\"CONSUL_RENDER_SURELY_UNSET\") }}",
-        )
-        .unwrap()
-        .render(&Arc::new(Snapshot::default()))
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("CONSUL_RENDER_SURELY_UNSET is not set"),
-            "{err}"
-        );
-        assert!(err.location.starts_with("t.tera:2:"), "{}", err.location);
-    }
-
-    #[test]
-    fn syntax_errors_name_file_line_and_column_with_the_source_line() {
-        let err = match Template::parse(
-            "templates/x.tera",
-            "upstream a {\n  {% for i in service(name=\"web\") %}\n  {{ i.address }\n",
-        ) {
-            Err(e) => e,
-            Ok(_) => panic!("parsed a broken template"),
-        };
-        assert_eq!(err.location, "templates/x.tera:3:16");
-        assert!(err.to_string().contains("3 |   {{ i.address }"), "{err}");
-        assert!(err.to_string().contains('^'), "{err}");
-    }
-
-    #[test]
-    fn render_errors_name_file_line_and_column() {
-        let template = Template::parse("t.tera", "ok\n{{ service() }}").unwrap();
-        let err = template.render(&Arc::new(Snapshot::default())).unwrap_err();
-        assert!(err.location.starts_with("t.tera:2:"), "{err}");
-        assert!(err.message.contains("name"), "{err}");
-    }
-
-    #[test]
-    fn output_is_not_html_escaped() {
-        let mut snapshot = Snapshot::default();
-        snapshot.insert(
-            Dependency::Key {
-                path: "a".into(),
-                dc: None,
-            },
-            Data::Key(Some("<&>\"'".into())),
-        );
-        assert_eq!(render("{{ key(path=\"a\") }}", snapshot).text, "<&>\"'");
     }
 }

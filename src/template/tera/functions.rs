@@ -1,50 +1,52 @@
-//! The functions templates call, and the render scope they record into.
+//! The functions Tera templates call, and the render scope they read through.
 //!
-//! The template is the query: every lookup a render makes is recorded as a
-//! dependency, and a lookup whose data has not arrived yet returns an empty
-//! value and is recorded as *missing* (the runner then writes nothing until
-//! it arrives). Tera functions receive only their arguments, so the
-//! snapshot and the record live in a scope set up around each render on the
-//! rendering thread.
+//! Tera functions receive only their arguments, so the snapshot, the
+//! [`Record`] of what the render read, and the converted values live in a
+//! scope set up around each render on the rendering thread.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tera::{Kwargs, State, TeraResult, Value};
 
-use super::snapshot::Snapshot;
+use super::values::Values;
 use crate::consul::data::Status;
 use crate::consul::{Dependency, HealthQuery};
+use crate::template::record::Record;
+use crate::template::snapshot::Snapshot;
 
 thread_local! {
     static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
 }
 
-/// What one render read.
-#[derive(Default)]
-pub struct Record {
-    pub used: BTreeSet<Dependency>,
-    pub missing: BTreeSet<Dependency>,
-}
-
 struct Scope {
     snapshot: Arc<Snapshot>,
     record: Record,
+    values: Values,
 }
 
 /// Runs `render` with `snapshot` as the data source of every function it
-/// calls, and returns its result with the record of what it read.
-pub fn with_scope<T>(snapshot: &Arc<Snapshot>, render: impl FnOnce() -> T) -> (T, Record) {
+/// calls, converting through `values`; returns its result with the record
+/// of what it read, and `values` trimmed to what the render used.
+pub fn with_scope<T>(
+    snapshot: &Arc<Snapshot>,
+    values: &mut Values,
+    render: impl FnOnce() -> T,
+) -> (T, Record) {
     SCOPE.with(|s| {
         *s.borrow_mut() = Some(Scope {
             snapshot: snapshot.clone(),
             record: Record::default(),
+            values: std::mem::take(values),
         })
     });
     let result = render();
-    let scope = SCOPE.with(|s| s.borrow_mut().take());
-    (result, scope.map(|s| s.record).unwrap_or_default())
+    let Some(scope) = SCOPE.with(|s| s.borrow_mut().take()) else {
+        return (result, Record::default());
+    };
+    *values = scope.values;
+    values.retain(|d| scope.record.used.contains(d));
+    (result, scope.record)
 }
 
 /// Records `dependency` as used and returns its value, or `None` (recorded
@@ -52,13 +54,13 @@ pub fn with_scope<T>(snapshot: &Arc<Snapshot>, render: impl FnOnce() -> T) -> (T
 fn lookup(dependency: Dependency) -> Option<Value> {
     SCOPE.with(|s| {
         let mut borrowed = s.borrow_mut();
-        let scope = borrowed.as_mut()?;
-        let value = scope.snapshot.value(&dependency).cloned();
-        if value.is_none() {
-            scope.record.missing.insert(dependency.clone());
-        }
-        scope.record.used.insert(dependency);
-        value
+        let Scope {
+            snapshot,
+            record,
+            values,
+        } = borrowed.as_mut()?;
+        let data = record.lookup(snapshot, dependency.clone())?;
+        Some(values.get(&dependency, data))
     })
 }
 
@@ -199,7 +201,7 @@ fn key(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
         Some(_) => {
             SCOPE.with(|s| {
                 if let Some(scope) = s.borrow_mut().as_mut() {
-                    scope.record.missing.insert(dependency);
+                    scope.record.wait_for(dependency);
                 }
             });
             Ok(Value::from(""))

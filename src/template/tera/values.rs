@@ -1,0 +1,147 @@
+//! Consul data as Tera values: the field names Tera templates use
+//! (`address`, `node_meta`, …), and a cache that converts each version of
+//! a dependency's data once, however many renders read it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tera::Value;
+
+use crate::consul::data::{Instance, KvEntry, NodeInfo, ServiceSummary};
+use crate::consul::{Data, Dependency};
+
+/// Converted values by dependency, each with the data it was converted
+/// from: an entry is reused while the snapshot still holds that same data.
+#[derive(Default)]
+pub struct Values {
+    entries: HashMap<Dependency, (Arc<Data>, Value)>,
+}
+
+impl Values {
+    /// The Tera value of `data`, the snapshot's entry for `dependency`.
+    pub fn get(&mut self, dependency: &Dependency, data: &Arc<Data>) -> Value {
+        if let Some((from, value)) = self.entries.get(dependency)
+            && Arc::ptr_eq(from, data)
+        {
+            return value.clone();
+        }
+        let value = to_value(data);
+        self.entries
+            .insert(dependency.clone(), (data.clone(), value.clone()));
+        value
+    }
+
+    /// Drops conversions of dependencies the last render did not read.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Dependency) -> bool) {
+        self.entries.retain(|dependency, _| keep(dependency));
+    }
+}
+
+/// What templates see of an instance (see README "Instance fields").
+#[derive(Serialize)]
+struct InstanceView<'a> {
+    id: &'a str,
+    name: &'a str,
+    address: &'a str,
+    port: u16,
+    /// `address:port`, IPv6 in brackets: what nginx's `server` wants.
+    endpoint: String,
+    tags: &'a [String],
+    meta: &'a BTreeMap<String, String>,
+    node: &'a str,
+    node_address: &'a str,
+    node_meta: &'a BTreeMap<String, String>,
+    datacenter: &'a str,
+    status: &'static str,
+    weights: Weights,
+}
+
+#[derive(Serialize)]
+struct Weights {
+    passing: u32,
+    warning: u32,
+}
+
+impl<'a> From<&'a Instance> for InstanceView<'a> {
+    fn from(i: &'a Instance) -> Self {
+        InstanceView {
+            id: &i.id,
+            name: &i.name,
+            address: &i.address,
+            port: i.port,
+            endpoint: i.endpoint(),
+            tags: &i.tags,
+            meta: &i.meta,
+            node: &i.node,
+            node_address: &i.node_address,
+            node_meta: &i.node_meta,
+            datacenter: &i.datacenter,
+            status: i.status.as_str(),
+            weights: Weights {
+                passing: i.weights.passing,
+                warning: i.weights.warning,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ServiceView<'a> {
+    name: &'a str,
+    tags: &'a [String],
+}
+
+#[derive(Serialize)]
+struct NodeView<'a> {
+    name: &'a str,
+    address: &'a str,
+    datacenter: &'a str,
+    meta: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct KvView<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+fn to_value(data: &Data) -> Value {
+    match data {
+        Data::Instances(list) => {
+            Value::from_serializable(&list.iter().map(InstanceView::from).collect::<Vec<_>>())
+        }
+        Data::Services(list) => Value::from_serializable(
+            &list
+                .iter()
+                .map(|ServiceSummary { name, tags }| ServiceView { name, tags })
+                .collect::<Vec<_>>(),
+        ),
+        Data::Nodes(list) => Value::from_serializable(
+            &list
+                .iter()
+                .map(
+                    |NodeInfo {
+                         name,
+                         address,
+                         datacenter,
+                         meta,
+                     }| NodeView {
+                        name,
+                        address,
+                        datacenter,
+                        meta,
+                    },
+                )
+                .collect::<Vec<_>>(),
+        ),
+        Data::Datacenters(list) | Data::Keys(list) => Value::from_serializable(list),
+        Data::Key(value) => value.as_deref().map_or_else(Value::none, Value::from),
+        Data::Tree(list) => Value::from_serializable(
+            &list
+                .iter()
+                .map(|KvEntry { key, value }| KvView { key, value })
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
