@@ -44,6 +44,7 @@ fn instance(service: usize, n: usize) -> Instance {
             passing: 1,
             warning: 1,
         },
+        ..Instance::default()
     }
 }
 

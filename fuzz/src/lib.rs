@@ -163,7 +163,7 @@ impl HostileEntry {
                     Port::Any(port) => port,
                 },
                 meta: map(&self.meta),
-                weights: None,
+                ..model::Service::default()
             },
             checks: self
                 .checks
@@ -171,7 +171,7 @@ impl HostileEntry {
                 .map(|(id, status)| model::Check {
                     check_id: id.build(),
                     status: status.build(),
-                    service_id: String::new(),
+                    ..model::Check::default()
                 })
                 .collect(),
         }

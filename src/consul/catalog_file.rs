@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{self, Data, Instance, Rejection, Rejections, Status};
 use super::dependency::Dependency;
-use super::model::{Check, HealthEntry, KvPair, Node, Service};
+use super::model::{Check, HealthEntry, KvPair, Node, Service, ServiceAddress};
 
 /// A catalog snapshot.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -99,7 +99,7 @@ impl CatalogFile {
                     .filter(|e| q.tags.iter().all(|t| e.service.tags.contains(t)))
                     .cloned()
                     .collect();
-                let mut instances = data::instances(matching, &mut rejections);
+                let mut instances = data::instances(matching, false, &mut rejections);
                 if q.passing_only {
                     instances.retain(|i| i.status == Status::Passing);
                 }
@@ -204,7 +204,7 @@ impl CatalogFile {
                     if !self.kv.iter().any(|p| &p.key == key) {
                         self.kv.push(KvPair {
                             key: key.clone(),
-                            value: None,
+                            ..KvPair::default()
                         });
                     }
                 }
@@ -234,29 +234,53 @@ impl CatalogFile {
         self.kv.push(KvPair {
             key: key.to_owned(),
             value: Some(data::base64_encode(value.as_bytes())),
+            ..KvPair::default()
         });
         self.kv.sort_by(|a, b| a.key.cmp(&b.key));
     }
 }
 
-/// An instance back in Consul's health-entry shape, with one check carrying
-/// its aggregated status.
+/// An instance back in Consul's health-entry shape, with its checks (or,
+/// when those no longer add up to its status, one check carrying it).
 fn health_entry(instance: &Instance) -> HealthEntry {
-    let check_id = match instance.status {
-        Status::Maintenance => format!("_service_maintenance:{}", instance.id),
-        _ => format!("service:{}", instance.id),
-    };
-    let status = match instance.status {
-        Status::Maintenance => Status::Critical,
-        other => other,
-    };
+    let mut checks: Vec<Check> = instance
+        .checks
+        .iter()
+        .map(|c| Check {
+            node: c.node.clone(),
+            check_id: c.check_id.clone(),
+            name: c.name.clone(),
+            status: c.status.clone(),
+            service_id: c.service_id.clone(),
+            service_name: c.service_name.clone(),
+            service_tags: c.service_tags.clone(),
+            r#type: c.check_type.clone(),
+        })
+        .collect();
+    if Status::of_checks(&checks) != instance.status {
+        let check_id = match instance.status {
+            Status::Maintenance => format!("_service_maintenance:{}", instance.id),
+            _ => format!("service:{}", instance.id),
+        };
+        let status = match instance.status {
+            Status::Maintenance => Status::Critical,
+            other => other,
+        };
+        checks = vec![Check {
+            check_id,
+            status: status.as_str().to_owned(),
+            service_id: instance.id.clone(),
+            ..Check::default()
+        }];
+    }
     HealthEntry {
         node: Node {
+            id: instance.node_id.clone(),
             node: instance.node.clone(),
             address: instance.node_address.clone(),
             datacenter: instance.datacenter.clone(),
+            tagged_addresses: instance.node_tagged_addresses.clone(),
             meta: instance.node_meta.clone(),
-            ..Node::default()
         },
         service: Service {
             id: instance.id.clone(),
@@ -265,13 +289,22 @@ fn health_entry(instance: &Instance) -> HealthEntry {
             address: instance.address.clone(),
             port: i64::from(instance.port),
             meta: instance.meta.clone(),
+            tagged_addresses: instance
+                .tagged_addresses
+                .iter()
+                .map(|(name, a)| {
+                    (
+                        name.clone(),
+                        ServiceAddress {
+                            address: a.address.clone(),
+                            port: i64::from(a.port),
+                        },
+                    )
+                })
+                .collect(),
             weights: Some(instance.weights),
         },
-        checks: vec![Check {
-            check_id,
-            status: status.as_str().to_owned(),
-            service_id: instance.id.clone(),
-        }],
+        checks,
     }
 }
 
@@ -366,7 +399,9 @@ mod tests {
             tree,
             Data::Tree(vec![data::KvEntry {
                 key: "a".into(),
-                value: "1".into()
+                value: "1".into(),
+                path: "app/config/a".into(),
+                ..data::KvEntry::default()
             }])
         );
     }

@@ -74,7 +74,7 @@ impl Data {
 }
 
 /// One service instance, as templates see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Instance {
     pub id: String,
     pub name: String,
@@ -84,11 +84,43 @@ pub struct Instance {
     pub tags: Vec<String>,
     pub meta: BTreeMap<String, String>,
     pub node: String,
+    pub node_id: String,
     pub node_address: String,
     pub node_meta: BTreeMap<String, String>,
+    /// The node's addresses by name (`lan`, `wan_ipv4`, …).
+    pub node_tagged_addresses: BTreeMap<String, String>,
     pub datacenter: String,
+    /// The service's own addresses by name.
+    pub tagged_addresses: BTreeMap<String, TaggedAddress>,
     pub status: Status,
+    /// The node and service checks behind `status`.
+    pub checks: Vec<CheckInfo>,
     pub weights: model::Weights,
+}
+
+/// One of a service's tagged addresses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaggedAddress {
+    pub address: String,
+    pub port: u16,
+}
+
+/// One health check of an instance, as templates see it. Checks carry
+/// identifiers and a status; their free text (`Notes`, `Output`) is never
+/// read, and a `name` that is not a safe token (Consul's default names,
+/// such as `Service 'web' check`, have quotes and spaces) is left empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckInfo {
+    pub node: String,
+    pub check_id: String,
+    pub name: String,
+    /// As Consul reports it: `passing`, `warning` or `critical`.
+    pub status: String,
+    /// Empty for node checks such as `serfHealth`.
+    pub service_id: String,
+    pub service_name: String,
+    pub service_tags: Vec<String>,
+    pub check_type: String,
 }
 
 impl Instance {
@@ -104,8 +136,9 @@ impl Instance {
 
 /// Aggregated health of an instance: the worst of its node and service
 /// checks, with maintenance worst of all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
+    #[default]
     Passing,
     Warning,
     Critical,
@@ -133,7 +166,7 @@ impl Status {
         .find(|s| s.as_str() == name)
     }
 
-    fn of_checks(checks: &[model::Check]) -> Status {
+    pub(super) fn of_checks(checks: &[model::Check]) -> Status {
         checks
             .iter()
             .map(|c| {
@@ -171,11 +204,18 @@ pub struct NodeInfo {
     pub meta: BTreeMap<String, String>,
 }
 
-/// One KV entry under a prefix; `key` is relative to that prefix.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One KV entry under a prefix; `key` is relative to that prefix and
+/// `path` is the whole key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KvEntry {
     pub key: String,
     pub value: String,
+    pub path: String,
+    pub flags: u64,
+    pub create_index: u64,
+    pub modify_index: u64,
+    pub lock_index: u64,
+    pub session: String,
 }
 
 /// A value from Consul that was kept out of the data, and why.
@@ -281,13 +321,20 @@ pub fn quote_excerpt(value: &str) -> String {
 
 /// Instances from `/v1/health/service/:name`, validated and sorted by node
 /// then id (Consul's order is not stable; ours must be, or every poll would
-/// look like a change).
-pub fn instances(entries: Vec<HealthEntry>, rejections: &mut Rejections) -> Vec<Instance> {
+/// look like a change) unless `by_distance`: a `near` query's order is
+/// Consul's answer, nearest first.
+pub fn instances(
+    entries: Vec<HealthEntry>,
+    by_distance: bool,
+    rejections: &mut Rejections,
+) -> Vec<Instance> {
     let mut out: Vec<Instance> = entries
         .into_iter()
         .filter_map(|entry| instance(entry, rejections))
         .collect();
-    out.sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
+    if !by_distance {
+        out.sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
+    }
     out
 }
 
@@ -333,6 +380,24 @@ fn instance(entry: HealthEntry, rejections: &mut Rejections) -> Option<Instance>
     let tags = safe_tags(service.tags, &subject, rejections);
     let meta = safe_meta(service.meta, &format!("meta of {subject}"), rejections);
     let node_meta = safe_meta(node.meta, &format!("node meta of {subject}"), rejections);
+    let node_tagged_addresses = safe_addresses(
+        node.tagged_addresses,
+        &format!("node tagged addresses of {subject}"),
+        rejections,
+    );
+    let tagged_addresses = safe_service_addresses(
+        service.tagged_addresses,
+        &format!("tagged addresses of {subject}"),
+        rejections,
+    );
+    let node_id = match unsafe_token_reason(&node.id, true) {
+        None => node.id,
+        Some(reason) => {
+            rejections.push(format!("node id of {subject}"), reason);
+            String::new()
+        }
+    };
+    let checks = safe_checks(checks, &subject, rejections);
     Some(Instance {
         address: address.clone(),
         // Checked to be in 1..=65535 above.
@@ -342,15 +407,126 @@ fn instance(entry: HealthEntry, rejections: &mut Rejections) -> Option<Instance>
         tags,
         meta,
         node: node.node,
+        node_id,
         node_address: node.address,
         node_meta,
+        node_tagged_addresses,
         datacenter: node.datacenter,
+        tagged_addresses,
         status,
+        checks,
         weights: service.weights.unwrap_or(model::Weights {
             passing: 1,
             warning: 1,
         }),
     })
+}
+
+/// Tagged node addresses: names must be safe tokens, values addresses.
+fn safe_addresses(
+    addresses: BTreeMap<String, String>,
+    owner: &str,
+    rejections: &mut Rejections,
+) -> BTreeMap<String, String> {
+    addresses
+        .into_iter()
+        .filter(|(name, address)| {
+            let reason = unsafe_token_reason(name, false)
+                .map(|r| format!("name {r}"))
+                .or_else(|| invalid_address_reason(address));
+            match reason {
+                None => true,
+                Some(reason) => {
+                    rejections.push(owner.to_owned(), reason);
+                    false
+                }
+            }
+        })
+        .collect()
+}
+
+/// Tagged service addresses: as node ones, with a port of 0–65535.
+fn safe_service_addresses(
+    addresses: BTreeMap<String, model::ServiceAddress>,
+    owner: &str,
+    rejections: &mut Rejections,
+) -> BTreeMap<String, TaggedAddress> {
+    addresses
+        .into_iter()
+        .filter_map(|(name, tagged)| {
+            let port = u16::try_from(tagged.port).ok();
+            let reason = unsafe_token_reason(&name, false)
+                .map(|r| format!("name {r}"))
+                .or_else(|| invalid_address_reason(&tagged.address))
+                .or_else(|| {
+                    port.is_none()
+                        .then(|| format!("port {} is not 0-65535", tagged.port))
+                });
+            match (reason, port) {
+                (None, Some(port)) => Some((
+                    name,
+                    TaggedAddress {
+                        address: tagged.address,
+                        port,
+                    },
+                )),
+                (reason, _) => {
+                    rejections.push(owner.to_owned(), reason.unwrap_or_default());
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Checks keep their identifiers and status; a check with an unsafe one is
+/// dropped (it still counted towards the instance's status). Names that
+/// are not safe tokens are left empty without a report: Consul's default
+/// names all have spaces and quotes.
+fn safe_checks(
+    checks: Vec<model::Check>,
+    owner: &str,
+    rejections: &mut Rejections,
+) -> Vec<CheckInfo> {
+    checks
+        .into_iter()
+        .filter_map(|check| {
+            let identifiers = [
+                ("node", &check.node),
+                ("id", &check.check_id),
+                ("status", &check.status),
+                ("service id", &check.service_id),
+                ("service name", &check.service_name),
+                ("type", &check.r#type),
+            ];
+            let problem = identifiers.iter().find_map(|(what, value)| {
+                unsafe_token_reason(value, true).map(|r| format!("{what} {r}"))
+            });
+            if let Some(reason) = problem {
+                rejections.push(format!("check of {owner}"), reason);
+                return None;
+            }
+            let name = if unsafe_token_reason(&check.name, true).is_none() {
+                check.name
+            } else {
+                String::new()
+            };
+            Some(CheckInfo {
+                service_tags: safe_tags(
+                    check.service_tags,
+                    &format!("check of {owner}"),
+                    rejections,
+                ),
+                node: check.node,
+                check_id: check.check_id,
+                name,
+                status: check.status,
+                service_id: check.service_id,
+                service_name: check.service_name,
+                check_type: check.r#type,
+            })
+        })
+        .collect()
 }
 
 fn safe_tags(tags: Vec<String>, owner: &str, rejections: &mut Rejections) -> Vec<String> {
@@ -481,6 +657,12 @@ pub fn tree(pairs: Vec<KvPair>, prefix: &str) -> Result<Vec<KvEntry>, String> {
         out.push(KvEntry {
             key: relative.to_owned(),
             value: decode_value(pair.value.as_deref())?,
+            path: pair.key.clone(),
+            flags: pair.flags,
+            create_index: pair.create_index,
+            modify_index: pair.modify_index,
+            lock_index: pair.lock_index,
+            session: pair.session,
         });
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -566,7 +748,7 @@ mod tests {
 
     fn one(entry: HealthEntry) -> (Vec<Instance>, Vec<Rejection>) {
         let mut rejections = Rejections::default();
-        (instances(vec![entry], &mut rejections), rejections.0)
+        (instances(vec![entry], false, &mut rejections), rejections.0)
     }
 
     #[test]
@@ -656,7 +838,7 @@ mod tests {
         let check = |id: &str, status: &str| model::Check {
             check_id: id.into(),
             status: status.into(),
-            service_id: String::new(),
+            ..model::Check::default()
         };
         let cases = [
             (vec![], Status::Passing),
@@ -697,7 +879,7 @@ mod tests {
         a.node.node = "n2".into();
         let mut c = entry("c", "10.0.0.4", 80);
         c.node.node = "n1".into();
-        let ids: Vec<String> = instances(vec![a, c, b], &mut rejections)
+        let ids: Vec<String> = instances(vec![a, c, b], false, &mut rejections)
             .into_iter()
             .map(|i| i.id)
             .collect();
@@ -733,7 +915,7 @@ mod tests {
         assert!(!Data::Key(Some("y".into())).lost_entries_since(&Data::Key(Some("x".into()))));
         let entry = |k: &str| KvEntry {
             key: k.into(),
-            value: String::new(),
+            ..KvEntry::default()
         };
         assert!(
             Data::Tree(vec![entry("a")])
@@ -773,6 +955,7 @@ mod tests {
         let pair = |k: &str, v: Option<&str>| KvPair {
             key: k.into(),
             value: v.map(str::to_owned),
+            ..KvPair::default()
         };
         let got = tree(
             vec![
@@ -788,11 +971,14 @@ mod tests {
             [
                 KvEntry {
                     key: "a/x".into(),
-                    value: String::new()
+                    path: "app/a/x".into(),
+                    ..KvEntry::default()
                 },
                 KvEntry {
                     key: "b".into(),
-                    value: "b".into()
+                    value: "b".into(),
+                    path: "app/b".into(),
+                    ..KvEntry::default()
                 }
             ]
         );

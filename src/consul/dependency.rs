@@ -35,6 +35,9 @@ pub struct HealthQuery {
     /// Ask Consul for passing instances only (`?passing`); otherwise every
     /// instance comes back and status filtering happens in the template layer.
     pub passing_only: bool,
+    /// Sort by round-trip time from this node (`?near`; `_agent` is the
+    /// local agent's node) instead of by node and id.
+    pub near: Option<String>,
 }
 
 impl HealthQuery {
@@ -47,7 +50,14 @@ impl HealthQuery {
             tags,
             dc: dc.map(str::to_owned),
             passing_only,
+            near: None,
         }
+    }
+
+    /// The same query, ordered by distance from `node`.
+    pub fn near(mut self, node: Option<&str>) -> Self {
+        self.near = node.map(str::to_owned);
+        self
     }
 }
 
@@ -80,6 +90,9 @@ impl Dependency {
                     query.pair("tag", tag);
                 }
                 query.dc(&q.dc);
+                if let Some(near) = &q.near {
+                    query.pair("near", near);
+                }
                 format!("/v1/health/service/{}", encode_component(&q.service))
             }
             Dependency::CatalogServices { dc } => {
@@ -121,7 +134,8 @@ impl fmt::Display for Dependency {
                     write!(f, "{tag}.")?;
                 }
                 let filter = if q.passing_only { "passing" } else { "any" };
-                write!(f, "{}{}|{filter})", q.service, at(&q.dc))
+                let near = q.near.as_ref().map(|n| format!("~{n}")).unwrap_or_default();
+                write!(f, "{}{}{near}|{filter})", q.service, at(&q.dc))
             }
             Dependency::CatalogServices { dc } => write!(f, "catalog.services{}", at(dc)),
             Dependency::CatalogNodes { dc } => write!(f, "catalog.nodes{}", at(dc)),

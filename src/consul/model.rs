@@ -49,7 +49,23 @@ pub struct Service {
     pub port: i64,
     #[serde(deserialize_with = "null_as_default")]
     pub meta: BTreeMap<String, String>,
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub tagged_addresses: BTreeMap<String, ServiceAddress>,
     pub weights: Option<Weights>,
+}
+
+/// One of a service's tagged addresses (`lan_ipv4`, `wan`, …). Some of
+/// Consul's own samples spell the keys in lowercase.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ServiceAddress {
+    #[serde(alias = "address")]
+    pub address: String,
+    #[serde(alias = "port")]
+    pub port: i64,
 }
 
 /// DNS SRV weights Consul keeps per instance.
@@ -60,15 +76,29 @@ pub struct Weights {
     pub warning: u32,
 }
 
-/// One health check in a health entry.
+/// One health check in a health entry. Its free text (`Notes`, `Output`)
+/// is not read: nothing a template renders should come from it.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Check {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub node: String,
     #[serde(rename = "CheckID")]
     pub check_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub status: String,
     #[serde(rename = "ServiceID")]
     pub service_id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub service_name: String,
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub service_tags: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub r#type: String,
 }
 
 /// One entry of `GET /v1/health/state/any`: a check, with the service it
@@ -91,6 +121,23 @@ pub struct KvPair {
     pub key: String,
     /// Base64, or null for a key created without a value.
     pub value: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub flags: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub create_index: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub modify_index: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lock_index: u64,
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub session: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Treats JSON `null` like a missing field: Consul sends `"Tags": null` and

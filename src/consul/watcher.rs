@@ -311,10 +311,14 @@ pub fn decode(dependency: &Dependency, reply: &Reply) -> Result<(Data, Vec<Rejec
     let mut rejections = Rejections::default();
     let json_error = |e: serde_json::Error| format!("invalid JSON for {dependency}: {e}");
     let data = match dependency {
-        Dependency::Health(_) => {
+        Dependency::Health(query) => {
             let entries: Vec<HealthEntry> =
                 serde_json::from_slice(&reply.body).map_err(json_error)?;
-            Data::Instances(data::instances(entries, &mut rejections))
+            Data::Instances(data::instances(
+                entries,
+                query.near.is_some(),
+                &mut rejections,
+            ))
         }
         Dependency::CatalogServices { .. } => {
             let catalog: BTreeMap<String, Option<Vec<String>>> =

@@ -5,8 +5,7 @@
 mod functions;
 mod values;
 
-use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{Rendered, Snapshot, TemplateError};
 use values::Values;
@@ -16,8 +15,10 @@ pub struct TeraTemplate {
     name: String,
     source: String,
     tera: tera::Tera,
-    /// Conversions of the data the last render read, reused while unchanged.
-    values: RefCell<Values>,
+    /// Conversions of the data the last render read, reused while
+    /// unchanged. A lock (uncontended: one runner renders) keeps a parsed
+    /// template shareable.
+    values: Mutex<Values>,
 }
 
 impl TeraTemplate {
@@ -33,12 +34,12 @@ impl TeraTemplate {
             name: name.to_owned(),
             source: source.to_owned(),
             tera,
-            values: RefCell::default(),
+            values: Mutex::default(),
         })
     }
 
     pub fn render(&self, snapshot: &Arc<Snapshot>) -> Result<Rendered, TemplateError> {
-        let mut values = self.values.borrow_mut();
+        let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
         let (result, record) = functions::with_scope(snapshot, &mut values, || {
             self.tera.render(&self.name, &tera::Context::new())
         });
@@ -105,6 +106,7 @@ mod tests {
                 passing: 1,
                 warning: 1,
             },
+            ..Instance::default()
         }
     }
 
@@ -212,6 +214,7 @@ mod tests {
             Data::Tree(vec![KvEntry {
                 key: "x".into(),
                 value: "y".into(),
+                ..KvEntry::default()
             }]),
         );
         snapshot.insert(

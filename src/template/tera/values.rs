@@ -50,11 +50,33 @@ struct InstanceView<'a> {
     tags: &'a [String],
     meta: &'a BTreeMap<String, String>,
     node: &'a str,
+    node_id: &'a str,
     node_address: &'a str,
     node_meta: &'a BTreeMap<String, String>,
+    node_tagged_addresses: &'a BTreeMap<String, String>,
     datacenter: &'a str,
+    tagged_addresses: BTreeMap<&'a str, TaggedAddressView<'a>>,
     status: &'static str,
+    checks: Vec<CheckView<'a>>,
     weights: Weights,
+}
+
+#[derive(Serialize)]
+struct TaggedAddressView<'a> {
+    address: &'a str,
+    port: u16,
+}
+
+#[derive(Serialize)]
+struct CheckView<'a> {
+    node: &'a str,
+    check_id: &'a str,
+    name: &'a str,
+    status: &'a str,
+    service_id: &'a str,
+    service_name: &'a str,
+    service_tags: &'a [String],
+    r#type: &'a str,
 }
 
 #[derive(Serialize)]
@@ -74,10 +96,39 @@ impl<'a> From<&'a Instance> for InstanceView<'a> {
             tags: &i.tags,
             meta: &i.meta,
             node: &i.node,
+            node_id: &i.node_id,
             node_address: &i.node_address,
             node_meta: &i.node_meta,
+            node_tagged_addresses: &i.node_tagged_addresses,
             datacenter: &i.datacenter,
+            tagged_addresses: i
+                .tagged_addresses
+                .iter()
+                .map(|(name, a)| {
+                    (
+                        name.as_str(),
+                        TaggedAddressView {
+                            address: &a.address,
+                            port: a.port,
+                        },
+                    )
+                })
+                .collect(),
             status: i.status.as_str(),
+            checks: i
+                .checks
+                .iter()
+                .map(|c| CheckView {
+                    node: &c.node,
+                    check_id: &c.check_id,
+                    name: &c.name,
+                    status: &c.status,
+                    service_id: &c.service_id,
+                    service_name: &c.service_name,
+                    service_tags: &c.service_tags,
+                    r#type: &c.check_type,
+                })
+                .collect(),
             weights: Weights {
                 passing: i.weights.passing,
                 warning: i.weights.warning,
@@ -140,7 +191,7 @@ fn to_value(data: &Data) -> Value {
         Data::Tree(list) => Value::from_serializable(
             &list
                 .iter()
-                .map(|KvEntry { key, value }| KvView { key, value })
+                .map(|KvEntry { key, value, .. }| KvView { key, value })
                 .collect::<Vec<_>>(),
         ),
     }
