@@ -28,6 +28,7 @@ use crate::config::{
 use crate::config_file;
 use crate::duration::parse_duration;
 use crate::exit;
+use crate::template::{Engine, Syntax};
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +164,8 @@ struct RawFlags {
 
     #[arg(long)]
     template: Vec<String>,
+    #[arg(long)]
+    template_engine: Option<String>,
     #[arg(long)]
     check: Option<String>,
     #[arg(long)]
@@ -583,6 +586,11 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     let once = flag("once", raw.once.as_deref(), parse_bool)?;
     let dry = flag("dry", raw.dry.as_deref(), parse_bool)?;
     let log_level = flag("log-level", raw.log_level.as_deref(), str::parse)?;
+    let engine = flag(
+        "template-engine",
+        raw.template_engine.as_deref(),
+        str::parse,
+    )?;
     let pid_file = flag("pid-file", raw.pid_file.as_deref(), parse_path)?;
     let catalog_file = flag("catalog-file", raw.catalog_file.as_deref(), parse_path)?;
     let save_catalog = flag("save-catalog", raw.save_catalog.as_deref(), parse_path)?;
@@ -632,6 +640,13 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         .templates
         .into_iter()
         .map(|from_file| TemplateConfig {
+            syntax: Syntax {
+                engine: from_file
+                    .engine
+                    .or(engine)
+                    .unwrap_or_else(|| Engine::for_path(&from_file.source.to_string_lossy())),
+                delimiters: delimiters(from_file.left_delimiter, from_file.right_delimiter),
+            },
             source: from_file.source,
             destination: from_file.destination,
             command: from_file.command,
@@ -644,7 +659,7 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         .chain(
             raw.template
                 .iter()
-                .map(|spec| template(spec, check.as_ref(), command_timeout)),
+                .map(|spec| template(spec, check.as_ref(), command_timeout, engine)),
         )
         .collect();
 
@@ -758,7 +773,23 @@ fn read_token_file(origin: &'static str, path: PathBuf) -> Result<String, Config
 /// Reads `source:destination[:command]`. Only the first two colons split:
 /// the command is everything after the second, colons and all. Empty paths
 /// are left for `Config::validate` to report.
-fn template(spec: &str, check: Option<&String>, command_timeout: Duration) -> TemplateConfig {
+/// A template block's delimiters: either given replaces its default.
+fn delimiters(left: Option<String>, right: Option<String>) -> Option<(String, String)> {
+    if left.is_none() && right.is_none() {
+        return None;
+    }
+    Some((
+        left.unwrap_or_else(|| "{{".to_owned()),
+        right.unwrap_or_else(|| "}}".to_owned()),
+    ))
+}
+
+fn template(
+    spec: &str,
+    check: Option<&String>,
+    command_timeout: Duration,
+    engine: Option<Engine>,
+) -> TemplateConfig {
     let (source, rest) = spec.split_once(':').unwrap_or((spec, ""));
     let (destination, command) = match rest.split_once(':') {
         Some((destination, command)) => (destination, Some(command)),
@@ -775,6 +806,10 @@ fn template(spec: &str, check: Option<&String>, command_timeout: Duration) -> Te
         perms: None,
         backup: false,
         wait: None,
+        syntax: Syntax {
+            engine: engine.unwrap_or_else(|| Engine::for_path(source)),
+            delimiters: None,
+        },
     }
 }
 
@@ -861,6 +896,11 @@ Templates:
       Render source to destination and run command when the file changes.
       Repeat the flag for more templates. Everything after the second
       colon is the command, colons included.
+  -template-engine=<go|tera>
+      The dialect of every template whose config block names none. By
+      default the source's name decides: *.tera is Tera, anything else
+      (default.ctmpl, haproxy.cfg.tmpl, ...) is consul-template's Go
+      template dialect and runs unchanged.
   -check=<command>
       Run before every command, for example "nginx -t". If it fails, the
       last good file stays in place and the command does not run. A
@@ -965,6 +1005,7 @@ mod tests {
             perms: None,
             backup: false,
             wait: None,
+            syntax: Syntax::for_path(source),
         }
     }
 

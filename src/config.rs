@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use crate::config_file::ConfigFileError;
 use crate::duration::{DurationError, parse_duration};
+use crate::template::{Engine, Syntax};
 
 /// The fewest connections that still leave room for the two catalog-wide
 /// watches of signal mode and the reads they trigger.
@@ -72,6 +73,8 @@ pub struct TemplateConfig {
     pub backup: bool,
     /// Quiescence for this template; `None` uses [`Config::wait`].
     pub wait: Option<Wait>,
+    /// The dialect and delimiters the source is parsed with.
+    pub syntax: Syntax,
 }
 
 /// How to reach Consul and how hard to try.
@@ -171,6 +174,9 @@ pub enum ValueError {
     /// Not a level consul-template knows.
     #[error("expected one of trace, debug, info, warn, err")]
     LogLevel,
+    /// Not a template engine.
+    #[error("expected go (consul-template's dialect) or tera")]
+    Engine,
     /// An empty user name.
     #[error("expected user or user:password")]
     BasicAuth,
@@ -450,6 +456,14 @@ impl fmt::Debug for BasicAuth {
     }
 }
 
+impl FromStr for Engine {
+    type Err = ValueError;
+
+    fn from_str(text: &str) -> Result<Self, ValueError> {
+        Engine::from_name(&text.to_ascii_lowercase()).ok_or(ValueError::Engine)
+    }
+}
+
 impl FromStr for LogLevel {
     type Err = ValueError;
 
@@ -516,6 +530,7 @@ pub(crate) fn sample() -> Config {
             perms: None,
             backup: false,
             wait: None,
+            syntax: Syntax::for_path("in.tpl"),
         }],
         wait: None,
         reset_grace: Duration::from_secs(60),

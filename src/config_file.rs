@@ -30,6 +30,7 @@ use thiserror::Error;
 
 use crate::config::{BasicAuth, ConsulAddress, LogLevel, Token, ValueError, Wait};
 use crate::duration::parse_duration;
+use crate::template::Engine;
 
 /// What the config files say. `None` (or an empty list) wherever no file
 /// says anything, so that `cli` can fall back to variables and defaults.
@@ -139,6 +140,15 @@ pub struct TemplateFile {
     pub backup: bool,
     #[serde(default, deserialize_with = "template_wait")]
     pub wait: Option<Wait>,
+    /// consul-render's own: `go` or `tera`; by default the source's name
+    /// decides (`*.tera` is Tera, anything else consul-template's dialect).
+    #[serde(default, deserialize_with = "engine")]
+    pub engine: Option<Engine>,
+    /// The Go dialect's action delimiters (`{{` and `}}` when unset).
+    #[serde(default, deserialize_with = "text")]
+    pub left_delimiter: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub right_delimiter: Option<String>,
     /// Accepted for consul-template's sake: missing directories are always
     /// created, so only `true` is allowed.
     #[serde(
@@ -171,8 +181,6 @@ const UNSUPPORTED: &[&str] = &[
     "template.function_denylist",
     "template.gid",
     "template.group",
-    "template.left_delimiter",
-    "template.right_delimiter",
     "template.sandbox_path",
     "template.uid",
     "template.user",
@@ -596,6 +604,10 @@ where
 }
 
 /// A string; an empty one counts as not given, as an empty flag does.
+fn engine<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Engine>, D::Error> {
+    parsed(deserializer, str::parse::<Engine>)
+}
+
 fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     Ok(Some(String::deserialize(deserializer)?).filter(|text| !text.is_empty()))
 }
@@ -847,6 +859,9 @@ mod tests {
             perms: None,
             backup: false,
             wait: None,
+            engine: None,
+            left_delimiter: None,
+            right_delimiter: None,
             _create_dest_dirs: (),
         }
     }
@@ -1183,12 +1198,12 @@ template {
         }
         let error = parse(
             Path::new("/etc/cr/test.json"),
-            r#"{"template": [{"source": "a", "destination": "b"}, {"left_delimiter": "[["}]}"#,
+            r#"{"template": [{"source": "a", "destination": "b"}, {"user": "nginx"}]}"#,
         )
         .expect_err("unsupported");
         assert_eq!(
             error.to_string(),
-            "config file /etc/cr/test.json: template.left_delimiter is a consul-template setting that consul-render does not support"
+            "config file /etc/cr/test.json: template.user is a consul-template setting that consul-render does not support"
         );
     }
 
@@ -1207,7 +1222,7 @@ template {
             ),
             (
                 two_templates,
-                "line 8: template[1].bogus: unknown field `bogus`, expected one of `source`, `destination`, `command`, `check`, `command_timeout`, `perms`, `backup`, `wait`, `create_dest_dirs`",
+                "line 8: template[1].bogus: unknown field `bogus`, expected one of `source`, `destination`, `command`, `check`, `command_timeout`, `perms`, `backup`, `wait`, `engine`, `left_delimiter`, `right_delimiter`, `create_dest_dirs`",
             ),
             (
                 "max_stale = \"5x\"\n",

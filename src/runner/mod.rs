@@ -33,7 +33,7 @@ use crate::consul::transport::{Transport, TransportError};
 use crate::consul::watcher::{Change, Event, Watchers};
 use crate::consul::{Data, Dependency};
 use crate::output::WriteOptions;
-use crate::template::{Snapshot, Template, TemplateError};
+use crate::template::{Snapshot, Syntax, Template, TemplateError};
 use stats::Stats;
 use template_files::TemplateFiles;
 
@@ -226,7 +226,7 @@ impl Runner {
             .into_iter()
             .map(|tc| {
                 let name = tc.source.display().to_string();
-                let template = load_template(&tc.source)?;
+                let template = load_template(&tc.source, &tc.syntax)?;
                 Ok(TemplateState {
                     config: tc,
                     name,
@@ -571,7 +571,7 @@ impl Runner {
             .iter_mut()
             .filter(|t| which(&t.config.source))
         {
-            match load_template(&t.config.source) {
+            match load_template(&t.config.source, &t.config.syntax) {
                 Ok(template) => {
                     tracing::info!(template = t.name, "template reloaded");
                     t.template = template;
@@ -614,12 +614,16 @@ impl Runner {
     }
 }
 
-fn load_template(path: &Path) -> Result<Template, RunError> {
+fn load_template(path: &Path, syntax: &Syntax) -> Result<Template, RunError> {
     let source = std::fs::read_to_string(path).map_err(|source| RunError::ReadTemplate {
         path: path.display().to_string(),
         source,
     })?;
-    Ok(Template::parse(&path.display().to_string(), &source)?)
+    Ok(Template::parse_with(
+        &path.display().to_string(),
+        &source,
+        syntax,
+    )?)
 }
 
 async fn next_event(source: &mut Source) -> Option<Event> {

@@ -7,6 +7,7 @@
 //! [`Data`](crate::consul::Data), recorded in one place, and each engine
 //! converts it to its own values in its own module.
 
+mod gotmpl;
 mod record;
 mod snapshot;
 mod tera;
@@ -26,7 +27,57 @@ pub struct Template {
 }
 
 enum Parsed {
-    Tera(tera::TeraTemplate),
+    Tera(Box<tera::TeraTemplate>),
+    Go(gotmpl::GoTemplate),
+}
+
+/// The dialect a template is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// consul-render's native dialect, Tera (`*.tera`).
+    Tera,
+    /// consul-template's Go text/template dialect (everything else).
+    Go,
+}
+
+impl Engine {
+    /// The engine a source file's name implies: `*.tera` is Tera; every
+    /// other name (`*.ctmpl`, `*.tmpl`, …) is consul-template's dialect,
+    /// so its templates run unchanged.
+    pub fn for_path(path: &str) -> Engine {
+        if path.ends_with(".tera") {
+            Engine::Tera
+        } else {
+            Engine::Go
+        }
+    }
+
+    /// `tera` or `go`, as `-template-engine` and the config file spell it.
+    pub fn from_name(name: &str) -> Option<Engine> {
+        match name {
+            "tera" => Some(Engine::Tera),
+            "go" => Some(Engine::Go),
+            _ => None,
+        }
+    }
+}
+
+/// How to parse one template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Syntax {
+    pub engine: Engine,
+    /// The action delimiters of the Go dialect, `{{` and `}}` by default.
+    pub delimiters: Option<(String, String)>,
+}
+
+impl Syntax {
+    /// The syntax a source file's name implies.
+    pub fn for_path(path: &str) -> Syntax {
+        Syntax {
+            engine: Engine::for_path(path),
+            delimiters: None,
+        }
+    }
 }
 
 /// The result of one render.
@@ -73,6 +124,15 @@ impl TemplateError {
         width: usize,
         message: String,
     ) -> TemplateError {
+        TemplateError {
+            location: format!("{name}:{line}:{column}"),
+            message,
+            excerpt: Some(TemplateError::excerpt(source, line, column, width)),
+        }
+    }
+
+    /// `line` of `source` with `width` carets under `column` (both from 1).
+    pub fn excerpt(source: &str, line: usize, column: usize, width: usize) -> String {
         let line_text = source
             .lines()
             .nth(line.saturating_sub(1))
@@ -84,24 +144,49 @@ impl TemplateError {
             .take(column.saturating_sub(1))
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
-        TemplateError {
-            location: format!("{name}:{line}:{column}"),
-            message,
-            excerpt: Some(format!(
-                "{pad} |\n{gutter} | {line_text}\n{pad} | {indent}{}",
-                "^".repeat(width.max(1))
-            )),
-        }
+        format!(
+            "{pad} |\n{gutter} | {line_text}\n{pad} | {indent}{}",
+            "^".repeat(width.max(1))
+        )
     }
 }
 
 impl Template {
-    /// Parses `source`; `name` (usually the file's path) is how errors and
-    /// logs refer to it.
+    /// Parses `source` in the engine its name implies; `name` (usually the
+    /// file's path) is how errors and logs refer to it.
     pub fn parse(name: &str, source: &str) -> Result<Template, TemplateError> {
+        Template::parse_with(name, source, &Syntax::for_path(name))
+    }
+
+    /// Parses `source` in the engine and with the delimiters `syntax` names.
+    pub fn parse_with(
+        name: &str,
+        source: &str,
+        syntax: &Syntax,
+    ) -> Result<Template, TemplateError> {
+        let engine = match (syntax.engine, &syntax.delimiters) {
+            (Engine::Tera, None) => {
+                Parsed::Tera(Box::new(tera::TeraTemplate::parse(name, source)?))
+            }
+            (Engine::Tera, Some(_)) => {
+                return Err(TemplateError {
+                    location: name.to_owned(),
+                    message: "custom delimiters apply to the Go template dialect only; \
+                              this template is Tera"
+                        .to_owned(),
+                    excerpt: None,
+                });
+            }
+            (Engine::Go, delimiters) => {
+                let (left, right) = delimiters
+                    .as_ref()
+                    .map_or(("{{", "}}"), |(l, r)| (l.as_str(), r.as_str()));
+                Parsed::Go(gotmpl::GoTemplate::parse(name, source, left, right)?)
+            }
+        };
         Ok(Template {
             name: name.to_owned(),
-            engine: Parsed::Tera(tera::TeraTemplate::parse(name, source)?),
+            engine,
         })
     }
 
@@ -113,6 +198,7 @@ impl Template {
     pub fn render(&self, snapshot: &Arc<Snapshot>) -> Result<Rendered, TemplateError> {
         match &self.engine {
             Parsed::Tera(template) => template.render(snapshot),
+            Parsed::Go(template) => template.render(snapshot),
         }
     }
 }

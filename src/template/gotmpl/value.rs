@@ -1,0 +1,400 @@
+//! The values a Go-dialect render works with, shaped like the Go values
+//! consul-template hands to text/template: strings, the integer kinds,
+//! `float64`, slices, the two map kinds (`map[string]string`, whose missing
+//! keys read as `""`, and `map[string]interface{}`, whose missing keys read
+//! as `<no value>`), and the structs of consul-template's `dependency`
+//! package, read straight out of the snapshot without copying.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
+use std::rc::Rc;
+
+use crate::consul::data::{CheckInfo, Instance, KvEntry, NodeInfo, ServiceSummary, TaggedAddress};
+use crate::consul::model::Weights;
+
+/// A string borrowed from the snapshot or made during the render.
+#[derive(Clone)]
+pub enum Str<'a> {
+    Borrowed(&'a str),
+    Shared(Rc<str>),
+}
+
+impl Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Str::Borrowed(s) => s,
+            Str::Shared(s) => s,
+        }
+    }
+}
+
+/// One Go value. Cheap to clone: compound values are shared.
+#[derive(Clone)]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "NoValue is Go's own name for what it prints"
+)]
+pub enum Value<'a> {
+    /// Go's invalid `reflect.Value`: what a missing `interface{}` map key or
+    /// the render's data (`.`) is. Prints `<no value>`.
+    NoValue,
+    /// A nil pointer, slice, map or interface. Prints `<nil>`.
+    Nil,
+    Bool(bool),
+    /// Every signed integer kind (`int`, `int64`, runes).
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Str(Str<'a>),
+    /// `[]interface{}` and the typed slices functions return.
+    List(Rc<Vec<Value<'a>>>),
+    /// A `[]string` read from the snapshot (tags).
+    Strings(&'a [String]),
+    /// A `map[string]string` read from the snapshot (meta).
+    StrMap(&'a BTreeMap<String, String>),
+    /// A map made during the render; keys are kept sorted as Go prints them.
+    Map(Rc<Map<'a>>),
+    /// A struct of consul-template's `dependency` package.
+    Obj(Obj<'a>),
+    /// The channel `loop` returns: ranged over, it yields its integers.
+    Chan(Rc<Vec<Value<'a>>>),
+    /// The render's `scratch` store.
+    Scratch(Rc<RefCell<Scratch<'a>>>),
+}
+
+/// A map made during the render.
+pub struct Map<'a> {
+    /// `map[string]interface{}` (missing keys are `<no value>`) rather than
+    /// a map with a concrete value type (missing keys are its zero value).
+    pub any: bool,
+    pub entries: BTreeMap<String, Value<'a>>,
+}
+
+/// consul-template's `Scratch`: a key → value store plus named maps.
+#[derive(Default)]
+pub struct Scratch<'a> {
+    pub values: BTreeMap<String, Value<'a>>,
+}
+
+/// A struct from consul-template's `dependency` (or Consul's `api`) package.
+#[derive(Clone)]
+pub enum Obj<'a> {
+    /// `*dependency.HealthService`.
+    Instance(&'a Instance),
+    /// `*api.HealthCheck`.
+    Check(&'a CheckInfo),
+    /// `api.AgentWeights`.
+    Weights(&'a Weights),
+    /// `api.ServiceAddress`.
+    Address(&'a TaggedAddress),
+    /// `*dependency.CatalogSnippet`.
+    Service(&'a ServiceSummary),
+    /// `*dependency.Node`.
+    Node(&'a NodeInfo),
+    /// `*dependency.KeyPair`; `key` is the name the listing gives it.
+    KeyPair { entry: &'a KvEntry, key: &'a str },
+}
+
+impl<'a> Value<'a> {
+    pub fn str(s: &'a str) -> Value<'a> {
+        Value::Str(Str::Borrowed(s))
+    }
+
+    pub fn string(s: impl Into<Rc<str>>) -> Value<'a> {
+        Value::Str(Str::Shared(s.into()))
+    }
+
+    pub fn list(items: Vec<Value<'a>>) -> Value<'a> {
+        Value::List(Rc::new(items))
+    }
+
+    pub fn map(any: bool, entries: BTreeMap<String, Value<'a>>) -> Value<'a> {
+        Value::Map(Rc::new(Map { any, entries }))
+    }
+
+    /// Go's truth: false, 0, nil, an empty string, slice or map are false.
+    pub fn is_true(&self) -> bool {
+        match self {
+            Value::NoValue | Value::Nil => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Uint(u) => *u != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::Str(s) => !s.is_empty(),
+            Value::List(l) => !l.is_empty(),
+            Value::Strings(l) => !l.is_empty(),
+            Value::StrMap(m) => !m.is_empty(),
+            Value::Map(m) => !m.entries.is_empty(),
+            Value::Obj(_) | Value::Chan(_) | Value::Scratch(_) => true,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The elements of a slice, or `None` for anything else.
+    pub fn elements(&self) -> Option<Vec<Value<'a>>> {
+        match self {
+            Value::List(l) => Some(l.to_vec()),
+            Value::Strings(l) => Some(l.iter().map(|s| Value::str(s)).collect()),
+            _ => None,
+        }
+    }
+
+    /// The entries of a map in key order, or `None` for anything else.
+    pub fn entries(&self) -> Option<Vec<(Value<'a>, Value<'a>)>> {
+        match self {
+            Value::StrMap(m) => Some(
+                m.iter()
+                    .map(|(k, v)| (Value::str(k), Value::str(v)))
+                    .collect(),
+            ),
+            Value::Map(m) => Some(
+                m.entries
+                    .iter()
+                    .map(|(k, v)| (Value::string(k.as_str()), v.clone()))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// `len`: bytes of a string, elements of a slice, map or channel.
+    pub fn len(&self) -> Option<usize> {
+        match self {
+            Value::Str(s) => Some(s.len()),
+            Value::List(l) | Value::Chan(l) => Some(l.len()),
+            Value::Strings(l) => Some(l.len()),
+            Value::StrMap(m) => Some(m.len()),
+            Value::Map(m) => Some(m.entries.len()),
+            _ => None,
+        }
+    }
+
+    /// The value under `key` in a map: `Some(None)` when the map lacks it
+    /// (the caller decides between the zero value and `<no value>`).
+    pub fn map_get(&self, key: &str) -> Option<Option<Value<'a>>> {
+        match self {
+            Value::StrMap(m) => Some(m.get(key).map(|v| Value::str(v))),
+            Value::Map(m) => Some(m.entries.get(key).cloned()),
+            _ => None,
+        }
+    }
+
+    /// What a missing key of this map reads as under `missingkey=zero`.
+    pub fn map_zero(&self) -> Value<'a> {
+        match self {
+            Value::Map(m) if m.any => Value::NoValue,
+            _ => Value::str(""),
+        }
+    }
+
+    /// The Go type's name, as Go's error messages and `%T` print it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::NoValue => "<no value>",
+            Value::Nil => "<nil>",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Uint(_) => "uint64",
+            Value::Float(_) => "float64",
+            Value::Str(_) => "string",
+            Value::List(l) => match l.first() {
+                Some(Value::Str(_)) => "[]string",
+                Some(Value::Obj(o)) => o.slice_type_name(),
+                _ => "[]interface {}",
+            },
+            Value::Strings(_) => "[]string",
+            Value::StrMap(_) => "map[string]string",
+            Value::Map(m) if m.any => "map[string]interface {}",
+            Value::Map(m) => match m.entries.values().next() {
+                Some(Value::List(_)) => "map[string][]*dependency.HealthService",
+                _ => "map[string]string",
+            },
+            Value::Obj(o) => o.type_name(),
+            Value::Chan(_) => "chan int",
+            Value::Scratch(_) => "*template.Scratch",
+        }
+    }
+}
+
+impl<'a> Obj<'a> {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Obj::Instance(_) => "*dependency.HealthService",
+            Obj::Check(_) => "*api.HealthCheck",
+            Obj::Weights(_) => "api.AgentWeights",
+            Obj::Address(_) => "api.ServiceAddress",
+            Obj::Service(_) => "*dependency.CatalogSnippet",
+            Obj::Node(_) => "*dependency.Node",
+            Obj::KeyPair { .. } => "*dependency.KeyPair",
+        }
+    }
+
+    fn slice_type_name(&self) -> &'static str {
+        match self {
+            Obj::Instance(_) => "[]*dependency.HealthService",
+            Obj::Check(_) => "api.HealthChecks",
+            Obj::Service(_) => "[]*dependency.CatalogSnippet",
+            Obj::Node(_) => "[]*dependency.Node",
+            Obj::KeyPair { .. } => "[]*dependency.KeyPair",
+            Obj::Weights(_) | Obj::Address(_) => "[]interface {}",
+        }
+    }
+
+    /// The exported fields of consul-template's structs, in declaration order.
+    pub fn field_names(&self) -> &'static [&'static str] {
+        match self {
+            Obj::Instance(_) => &[
+                "Node",
+                "NodeID",
+                "NodeAddress",
+                "NodeTaggedAddresses",
+                "NodeMeta",
+                "ServiceMeta",
+                "Address",
+                "ServiceTaggedAddresses",
+                "ID",
+                "Name",
+                "Tags",
+                "Checks",
+                "Status",
+                "Port",
+                "Weights",
+            ],
+            Obj::Check(_) => &[
+                "Node",
+                "CheckID",
+                "Name",
+                "Status",
+                "Notes",
+                "Output",
+                "ServiceID",
+                "ServiceName",
+                "ServiceTags",
+                "Type",
+            ],
+            Obj::Weights(_) => &["Passing", "Warning"],
+            Obj::Address(_) => &["Address", "Port"],
+            Obj::Service(_) => &["Name", "Tags"],
+            Obj::Node(_) => &[
+                "ID",
+                "Node",
+                "Address",
+                "Datacenter",
+                "TaggedAddresses",
+                "Meta",
+            ],
+            Obj::KeyPair { .. } => &[
+                "Path",
+                "Key",
+                "Value",
+                "Exists",
+                "CreateIndex",
+                "ModifyIndex",
+                "LockIndex",
+                "Flags",
+                "Session",
+            ],
+        }
+    }
+
+    /// A field by its Go name, or `None` when the struct has no such field.
+    pub fn field(&self, name: &str) -> Option<Value<'a>> {
+        let s = |s: &'a str| Some(Value::str(s));
+        match *self {
+            Obj::Instance(i) => match name {
+                "ID" => s(&i.id),
+                "Name" => s(&i.name),
+                "Node" => s(&i.node),
+                "NodeID" => s(&i.node_id),
+                "NodeAddress" => s(&i.node_address),
+                "NodeMeta" => Some(Value::StrMap(&i.node_meta)),
+                "NodeTaggedAddresses" => Some(Value::StrMap(&i.node_tagged_addresses)),
+                "Address" => s(&i.address),
+                "Port" => Some(Value::Int(i.port.into())),
+                "Tags" => Some(Value::Strings(&i.tags)),
+                "ServiceMeta" => Some(Value::StrMap(&i.meta)),
+                "Status" => s(i.status.as_str()),
+                "Weights" => Some(Value::Obj(Obj::Weights(&i.weights))),
+                "Checks" => Some(Value::list(
+                    i.checks.iter().map(|c| Value::Obj(Obj::Check(c))).collect(),
+                )),
+                "ServiceTaggedAddresses" => Some(Value::map(
+                    false,
+                    i.tagged_addresses
+                        .iter()
+                        .map(|(k, a)| (k.clone(), Value::Obj(Obj::Address(a))))
+                        .collect(),
+                )),
+                _ => None,
+            },
+            Obj::Check(c) => match name {
+                "Node" => s(&c.node),
+                "CheckID" => s(&c.check_id),
+                "Name" => s(&c.name),
+                "Status" => s(&c.status),
+                "ServiceID" => s(&c.service_id),
+                "ServiceName" => s(&c.service_name),
+                "ServiceTags" => Some(Value::Strings(&c.service_tags)),
+                "Type" => s(&c.check_type),
+                "Notes" | "Output" | "Namespace" | "Partition" => s(""),
+                _ => None,
+            },
+            Obj::Weights(w) => match name {
+                "Passing" => Some(Value::Int(w.passing.into())),
+                "Warning" => Some(Value::Int(w.warning.into())),
+                _ => None,
+            },
+            Obj::Address(a) => match name {
+                "Address" => s(&a.address),
+                "Port" => Some(Value::Int(a.port.into())),
+                _ => None,
+            },
+            Obj::Service(svc) => match name {
+                "Name" => s(&svc.name),
+                "Tags" => Some(Value::Strings(&svc.tags)),
+                _ => None,
+            },
+            Obj::Node(n) => match name {
+                "Node" => s(&n.name),
+                "Address" => s(&n.address),
+                "Datacenter" => s(&n.datacenter),
+                "Meta" => Some(Value::StrMap(&n.meta)),
+                "ID" | "TaggedAddresses" => {
+                    if name == "ID" {
+                        s("")
+                    } else {
+                        Some(Value::map(false, BTreeMap::new()))
+                    }
+                }
+                _ => None,
+            },
+            Obj::KeyPair { entry, key } => match name {
+                "Path" => s(&entry.path),
+                "Key" => s(key),
+                "Value" => s(&entry.value),
+                "Flags" => Some(Value::Uint(entry.flags)),
+                "CreateIndex" => Some(Value::Uint(entry.create_index)),
+                "ModifyIndex" => Some(Value::Uint(entry.modify_index)),
+                "LockIndex" => Some(Value::Uint(entry.lock_index)),
+                "Session" => s(&entry.session),
+                "Exists" => Some(Value::Bool(true)),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&super::fmt::print(self))
+    }
+}
