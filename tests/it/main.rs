@@ -8,6 +8,7 @@ mod config_file;
 mod connection;
 mod crash;
 mod faults;
+mod go_dialect;
 mod hostile;
 mod image;
 mod offline;

@@ -1,0 +1,370 @@
+//! consul-template's Go template dialect, proven against consul-template
+//! itself: every template in `tests/go_dialect/` (plus the shipped
+//! `templates/default.ctmpl`) is rendered by the real `consul-template
+//! -once` and by `consul-render -once` from the same real Consul agent, and
+//! the outputs must be the same bytes. Then the dialect's edges that a
+//! byte comparison cannot show: waiting on a missing key, and bad
+//! templates failing with a located error and nothing written.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testbed::{ConsulAgent, Instance, wait_until};
+
+use crate::support::{Render, repo, run};
+
+const T: Duration = Duration::from_secs(30);
+
+/// The corpus: `(name, template text)`, sorted by name.
+fn corpus() -> Vec<(String, String)> {
+    let dir = repo().join("tests/go_dialect");
+    let mut templates: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("tests/go_dialect exists")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "ctmpl"))
+        .map(|path| {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            (
+                name,
+                std::fs::read_to_string(&path).expect("readable template"),
+            )
+        })
+        .collect();
+    let seed = std::fs::read_to_string(repo().join("templates/default.ctmpl")).unwrap();
+    templates.push(("00_shipped_default".to_owned(), seed));
+    templates.sort();
+    templates
+}
+
+/// Registers a service instance on a node other than the agent's, through
+/// the catalog, with one check in `status`.
+fn register_external(
+    consul: &ConsulAgent,
+    node: &str,
+    address: &str,
+    service: serde_json::Value,
+    status: &str,
+) {
+    let id = service["ID"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({
+        "Node": node,
+        "Address": address,
+        "NodeMeta": {"rack": format!("rack-{node}")},
+        "Service": service,
+        "Check": {"CheckID": format!("check:{id}"), "Name": "external", "Status": status, "ServiceID": id},
+    });
+    consul.put("/v1/catalog/register", Some(&body.to_string()));
+}
+
+/// The dataset every corpus template reads.
+fn populate(consul: &ConsulAgent) {
+    consul.register(
+        &Instance::new("web", "web-1")
+            .address("127.0.0.1")
+            .port(8081)
+            .tags(&["prod", "blue"])
+            .meta("version", "1.2")
+            .meta("zone", "a")
+            .meta("weight", "3"),
+    );
+    let in_maintenance = Instance::new("web", "web-5")
+        .address("127.0.0.5")
+        .port(8085)
+        .tags(&["prod"])
+        .meta("zone", "b");
+    consul.register(&in_maintenance);
+    consul.maintenance(in_maintenance.id(), true);
+    let web = |id: &str, port: u16, tags: &[&str], meta: serde_json::Value| serde_json::json!({"ID": id, "Service": "web", "Port": port, "Tags": tags, "Meta": meta});
+    register_external(
+        consul,
+        "node-a",
+        "10.0.0.1",
+        web(
+            "web-2",
+            8082,
+            &["prod", "green"],
+            serde_json::json!({"version": "1.3", "weight": "10", "zone-name": "x-y"}),
+        ),
+        "passing",
+    );
+    register_external(
+        consul,
+        "node-b",
+        "10.0.0.2",
+        web("web-3", 8083, &["canary"], serde_json::json!({"zone": "a"})),
+        "warning",
+    );
+    register_external(
+        consul,
+        "node-a",
+        "10.0.0.1",
+        web("web-4", 8084, &["prod"], serde_json::json!({})),
+        "critical",
+    );
+    register_external(
+        consul,
+        "node-b",
+        "10.0.0.2",
+        serde_json::json!({"ID": "api-1", "Service": "api", "Port": 9000, "Address": "10.0.1.1"}),
+        "critical",
+    );
+    for (id, port) in [("host1:app_1:4000", 32768), ("host2:app_2:4000", 32769)] {
+        consul.register(
+            &Instance::new("tutum-nodejs-redis", id)
+                .address("127.0.0.1")
+                .port(port),
+        );
+    }
+    for (key, value) in [
+        ("app/config/port", "8080"),
+        ("app/config/name", "demo"),
+        ("app/config/empty", ""),
+        ("app/folder/", ""),
+        ("app/folder/nested", "n"),
+        ("app/json", r#"{"a":1,"b":[1,2],"c":"<x>","d":1.5}"#),
+        ("flags/enabled", "true"),
+        ("numbers/n", "42"),
+    ] {
+        consul.kv_put(key, value);
+    }
+    // Everything registered above, in the health it was given.
+    wait_until("the dataset to settle in Consul", T, || {
+        let reply = consul.get("/v1/health/service/web");
+        reply.status == 200 && reply.json().as_array().is_some_and(|a| a.len() == 5)
+    });
+}
+
+/// Runs `program` with one `-template` per corpus entry; returns each
+/// entry's output (`None`: not written).
+fn render_all(
+    program: &Path,
+    consul: &ConsulAgent,
+    templates: &[(String, PathBuf)],
+    out: &Path,
+) -> (BTreeMap<String, Option<String>>, String) {
+    std::fs::create_dir_all(out).unwrap();
+    let mut command = Command::new("timeout");
+    command
+        .arg("--signal=KILL")
+        .arg("60")
+        .arg(program)
+        .arg(format!("-consul-addr={}", consul.http_addr()))
+        .arg("-once")
+        .env_remove("CONSUL_HTTP_ADDR")
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env("APP_NAME", "web")
+        .env("CR_ENV", "production")
+        .env_remove("CR_UNSET_VAR");
+    for (name, source) in templates {
+        command.arg(format!(
+            "-template={}:{}",
+            source.display(),
+            out.join(name).display()
+        ));
+    }
+    let done = command.output().expect("running the renderer");
+    let log = format!(
+        "{} exited {:?}\n{}{}",
+        program.display(),
+        done.status.code(),
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let outputs = templates
+        .iter()
+        .map(|(name, _)| (name.clone(), std::fs::read_to_string(out.join(name)).ok()))
+        .collect();
+    (outputs, log)
+}
+
+/// Where `consul-template` is: on PATH, as the test bed installs it.
+fn consul_template() -> PathBuf {
+    let found = Command::new("sh")
+        .args(["-c", "command -v consul-template"])
+        .output()
+        .expect("sh");
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    assert!(
+        !path.is_empty(),
+        "consul-template is not on PATH: run scripts/install-testbed"
+    );
+    PathBuf::from(path)
+}
+
+/// A line-by-line view of where two outputs part.
+fn diff(expected: &str, actual: &str) -> String {
+    let (e, a): (Vec<&str>, Vec<&str>) =
+        (expected.split('\n').collect(), actual.split('\n').collect());
+    let mut out = String::new();
+    for i in 0..e.len().max(a.len()) {
+        let (x, y) = (e.get(i), a.get(i));
+        if x != y {
+            out.push_str(&format!(
+                "  line {}:\n    consul-template: {:?}\n    consul-render:   {:?}\n",
+                i + 1,
+                x.unwrap_or(&"<none>"),
+                y.unwrap_or(&"<none>")
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_corpus_template_renders_byte_for_byte_as_consul_template_does() {
+    let consul = ConsulAgent::dev();
+    populate(&consul);
+    let dir = tempfile::tempdir().unwrap();
+    let templates: Vec<(String, PathBuf)> = corpus()
+        .into_iter()
+        .map(|(name, text)| {
+            let path = dir.path().join(format!("{name}.ctmpl"));
+            std::fs::write(&path, text).unwrap();
+            (name, path)
+        })
+        .collect();
+    assert!(
+        templates.len() >= 45,
+        "the corpus has {} templates",
+        templates.len()
+    );
+
+    // One run per template: consul-template stops at the first failing one.
+    let (mut expected, mut actual) = (BTreeMap::new(), BTreeMap::new());
+    let (mut ct_log, mut cr_log) = (String::new(), String::new());
+    let bin = PathBuf::from(crate::support::BIN);
+    for template in &templates {
+        let one = std::slice::from_ref(template);
+        let (want, log) = render_all(&consul_template(), &consul, one, &dir.path().join("ct"));
+        expected.extend(want);
+        ct_log.push_str(&log);
+        let (got, log) = render_all(&bin, &consul, one, &dir.path().join("cr"));
+        actual.extend(got);
+        cr_log.push_str(&log);
+    }
+
+    let mut failures = Vec::new();
+    for (name, want) in &expected {
+        let Some(want) = want else {
+            failures.push(format!("{name}: consul-template wrote nothing\n{ct_log}"));
+            continue;
+        };
+        // The corpus must exercise something: an empty file proves nothing.
+        if want.trim().is_empty() {
+            failures.push(format!("{name}: consul-template rendered only white space"));
+        }
+        match &actual[name] {
+            None => failures.push(format!("{name}: consul-render wrote nothing")),
+            Some(got) if got != want => {
+                failures.push(format!("{name}: outputs differ\n{}", diff(want, got)))
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} templates differ:\n\n{}\n\n--- consul-render ---\n{cr_log}",
+        failures.len(),
+        templates.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn a_missing_key_holds_the_render_until_it_exists() {
+    let consul = ConsulAgent::dev();
+    let render = Render::new(&consul.http_addr(), "")
+        .flag("-template-engine=go")
+        .flag("-log-level=debug");
+    std::fs::write(render.source(), "value={{ key \"late/key\" }}\n").unwrap();
+    let mut daemon = render.start();
+    let started = Instant::now();
+    // It asks for the key and, while the key is absent, writes nothing.
+    daemon.wait_for_log("late/key", 1, T);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!render.out().exists(), "wrote before the key existed");
+    consul.kv_put("late/key", "here");
+    let text = crate::support::wait_for_file(&render.out(), "the rendered key", T, |t| {
+        t == "value=here\n"
+    });
+    assert_eq!(text, "value=here\n");
+    assert!(started.elapsed() < T);
+}
+
+#[test]
+fn a_bad_template_names_file_line_and_column_and_writes_nothing() {
+    let consul = ConsulAgent::dev();
+    let cases = [
+        (
+            "upstream x {\n  {{ range service \"web\" }}\n  server {{ .Address }:{{ .Port }};\n{{ end }}\n",
+            ":3:",
+            "unexpected \"}\" in operand",
+        ),
+        (
+            "{{ nosuch \"web\" }}\n",
+            ":1:3:",
+            "function \"nosuch\" not defined",
+        ),
+        ("{{ if true }}\nno end\n", ":3:", "unexpected EOF"),
+        ("{{ $x }}\n", ":1:3:", "undefined variable \"$x\""),
+        (
+            "ok\n{{ printf \"%d\" (len 3) }}\n",
+            ":2:",
+            "error calling len: len of type int",
+        ),
+        (
+            "{{ key \"a\" \"b\" }}\n",
+            ":1:",
+            "wrong number of args for key: want 1 got 2",
+        ),
+    ];
+    for (source, location, message) in cases {
+        let render = Render::new(&consul.http_addr(), "").flag("-template-engine=go");
+        std::fs::write(render.source(), source).unwrap();
+        let done = render.once(&[]);
+        assert_ne!(done.code, 0, "{source}\n{done:?}");
+        let name = render.source().display().to_string();
+        assert!(
+            done.stderr.contains(&format!("template: {name}{location}"))
+                && done.stderr.contains(message),
+            "{source}\nwanted {location} and {message:?}\n{done:?}"
+        );
+        assert!(!render.out().exists(), "{source}: wrote a file");
+    }
+}
+
+#[test]
+fn custom_delimiters_come_from_the_config_file() {
+    let consul = ConsulAgent::dev();
+    consul.kv_put("greeting", "hello");
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("t.ctmpl");
+    let out = dir.path().join("out");
+    std::fs::write(&source, "[[ key \"greeting\" ]] {{ not a template }}\n").unwrap();
+    let config = dir.path().join("c.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "template {{\n  source = \"{}\"\n  destination = \"{}\"\n  left_delimiter = \"[[\"\n  right_delimiter = \"]]\"\n}}\n",
+            source.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let done = run(
+        &[
+            &format!("-consul-addr={}", consul.http_addr()),
+            &format!("-config={}", config.display()),
+            "-once",
+        ],
+        &[],
+        T,
+    );
+    assert_eq!(done.code, 0, "{done:?}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "hello {{ not a template }}\n"
+    );
+}
