@@ -3,8 +3,9 @@
 //! `templates/default.ctmpl`) is rendered by the real `consul-template
 //! -once` and by `consul-render -once` from the same real Consul agent, and
 //! the outputs must be the same bytes. Then the dialect's edges that a
-//! byte comparison cannot show: waiting on a missing key, and bad
-//! templates failing with a located error and nothing written.
+//! byte comparison cannot show: waiting on a missing key, bad templates
+//! failing with a located error and nothing written, and the one intended
+//! difference, a hostile address refused.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -366,5 +367,47 @@ fn custom_delimiters_come_from_the_config_file() {
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
         "hello {{ not a template }}\n"
+    );
+}
+
+/// The one place the outputs are meant to differ: consul-template writes a
+/// hostile address verbatim into nginx config; consul-render's Go engine,
+/// like its Tera engine, drops that instance and keeps the good one.
+#[test]
+fn a_hostile_address_is_refused_where_consul_template_writes_it_verbatim() {
+    let consul = ConsulAgent::dev();
+    let good = serde_json::json!({"ID": "web-good", "Service": "web", "Address": "10.0.0.1", "Port": 8080});
+    register_external(&consul, "node-good", "10.0.0.1", good, "passing");
+    let bad = serde_json::json!({"ID": "web-bad", "Service": "web", "Address": "10.9.9.9:80; return 200 x", "Port": 8081});
+    register_external(&consul, "node-bad", "10.0.0.2", bad, "passing");
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("upstream.ctmpl");
+    std::fs::write(
+        &source,
+        "{{ range service \"web\" }}server {{ .Address }}:{{ .Port }};\n{{ end }}",
+    )
+    .unwrap();
+    let template = [("upstream".to_owned(), source)];
+    let bin = PathBuf::from(crate::support::BIN);
+    let (want, ct_log) = render_all(
+        &consul_template(),
+        &consul,
+        &template,
+        &dir.path().join("ct"),
+    );
+    let (got, cr_log) = render_all(&bin, &consul, &template, &dir.path().join("cr"));
+    assert_eq!(
+        want["upstream"].as_deref(),
+        Some("server 10.9.9.9:80; return 200 x:8081;\nserver 10.0.0.1:8080;\n"),
+        "{ct_log}"
+    );
+    assert_eq!(
+        got["upstream"].as_deref(),
+        Some("server 10.0.0.1:8080;\n"),
+        "{cr_log}"
+    );
+    assert!(
+        cr_log.contains("web-bad"),
+        "the refusal is not logged:\n{cr_log}"
     );
 }
