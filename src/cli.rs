@@ -22,8 +22,8 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use thiserror::Error;
 
 use crate::config::{
-    Config, ConfigError, ConsulAddress, ConsulConfig, RetryConfig, TemplateConfig, TlsConfig,
-    Token, ValueError, Wait,
+    Config, ConfigError, ConsulAddress, ConsulConfig, LogFormat, RetryConfig, TemplateConfig,
+    TlsConfig, Token, ValueError, Wait,
 };
 use crate::config_file;
 use crate::duration::parse_duration;
@@ -723,6 +723,9 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         pid_file: pid_file.or(file.pid_file),
         catalog_file,
         save_catalog,
+        exec: None,
+        metrics_addr: None,
+        log_format: LogFormat::Text,
     })
 }
 

@@ -47,6 +47,43 @@ pub struct Config {
     pub catalog_file: Option<PathBuf>,
     /// After the first complete render, write the data it used here.
     pub save_catalog: Option<PathBuf>,
+    /// Supervise mode: the child started once every template has rendered.
+    pub exec: Option<ExecConfig>,
+    /// Where `/metrics` and `/health` are served; `None` serves nothing.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub log_format: LogFormat,
+}
+
+/// Supervise mode (`-exec`, the config file's `exec {}` block): one child,
+/// started after the first complete render, signalled instead of reloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecConfig {
+    /// A shell command line, run as `sh -c "exec …"` so the signals reach
+    /// the program itself, not a shell around it.
+    pub command: String,
+    /// Sent after a changed render passed its check, instead of the
+    /// template's reload command. `None` (`-exec-reload-signal=""`) leaves
+    /// the child alone.
+    pub reload_signal: Option<ProcessSignal>,
+    /// Sent to stop the child when consul-render itself stops for a reason
+    /// other than a forwarded signal.
+    pub kill_signal: ProcessSignal,
+    /// How long the child has after a stop signal before it gets SIGKILL.
+    pub kill_timeout: Duration,
+}
+
+/// A signal by number, read from and printed as its name (`SIGHUP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessSignal(pub i32);
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event, with `key=value` fields.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Quiescence bounds; `validate` ensures `min <= max`.
@@ -177,6 +214,15 @@ pub enum ValueError {
     /// Not a template engine.
     #[error("expected go (consul-template's dialect) or tera")]
     Engine,
+    /// Not a signal name this platform has.
+    #[error("expected a signal name such as SIGHUP, SIGTERM, SIGQUIT or SIGUSR2")]
+    Signal,
+    /// Not a log format.
+    #[error("expected text or json")]
+    LogFormat,
+    /// Not an address to listen on.
+    #[error("expected host:port to listen on, for example 127.0.0.1:9102")]
+    ListenAddress,
     /// An empty user name.
     #[error("expected user or user:password")]
     BasicAuth,
@@ -315,6 +361,54 @@ impl Wait {
             None => min.checked_mul(4).ok_or(ValueError::Wait)?,
         };
         Ok(Some(Wait { min, max }))
+    }
+}
+
+/// The signals `-exec-reload-signal` and `-exec-kill-signal` may name.
+const SIGNALS: &[(&str, i32)] = &[
+    ("SIGHUP", libc::SIGHUP),
+    ("SIGINT", libc::SIGINT),
+    ("SIGQUIT", libc::SIGQUIT),
+    ("SIGKILL", libc::SIGKILL),
+    ("SIGUSR1", libc::SIGUSR1),
+    ("SIGUSR2", libc::SIGUSR2),
+    ("SIGTERM", libc::SIGTERM),
+    ("SIGWINCH", libc::SIGWINCH),
+];
+
+impl FromStr for ProcessSignal {
+    type Err = ValueError;
+
+    /// Reads `SIGHUP`, `HUP` or `hup`, as consul-template does.
+    fn from_str(text: &str) -> Result<Self, ValueError> {
+        let upper = text.trim().to_ascii_uppercase();
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        SIGNALS
+            .iter()
+            .find(|(known, _)| &known[3..] == name)
+            .map(|&(_, number)| ProcessSignal(number))
+            .ok_or(ValueError::Signal)
+    }
+}
+
+impl fmt::Display for ProcessSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match SIGNALS.iter().find(|(_, number)| *number == self.0) {
+            Some((name, _)) => f.write_str(name),
+            None => write!(f, "signal {}", self.0),
+        }
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = ValueError;
+
+    fn from_str(text: &str) -> Result<Self, ValueError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(ValueError::LogFormat),
+        }
     }
 }
 
@@ -540,6 +634,9 @@ pub(crate) fn sample() -> Config {
         pid_file: None,
         catalog_file: None,
         save_catalog: None,
+        exec: None,
+        metrics_addr: None,
+        log_format: LogFormat::Text,
     }
 }
 
