@@ -1,5 +1,6 @@
 //! Running the user's commands (the nginx check, the reload): one shell
-//! command at a time, in its own process group, with a deadline.
+//! command at a time, in its own process group ([`crate::process`]), with a
+//! deadline.
 //!
 //! This module owns starting the shell, capturing what it printed, and making
 //! sure nothing it started outlives a timeout or a caller that gave up on it.
@@ -9,12 +10,14 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::process::{Child, Command};
+use nix::sys::signal::Signal;
+use tokio::process::Command;
+
+use crate::process::{ProcessGroup, describe};
 
 /// How long a timed-out command's process group has between SIGTERM and
 /// SIGKILL.
@@ -118,18 +121,16 @@ async fn run_with_shell(
     let stderr = capture.try_clone().map_err(spawn_error)?;
 
     let started = Instant::now();
-    let child = Command::new(shell)
-        .arg("-c")
-        .arg(command)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(spawn_error)?;
-    let mut group = ProcessGroup::new(child);
+    let mut group = ProcessGroup::spawn(
+        Command::new(shell)
+            .arg("-c")
+            .arg(command)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr),
+    )
+    .map_err(spawn_error)?;
 
     match tokio::time::timeout(timeout, group.wait()).await {
         Ok(Ok(status)) if status.success() => Ok(CommandOutput {
@@ -151,7 +152,7 @@ async fn run_with_shell(
             elapsed: started.elapsed(),
         }),
         Err(_) => {
-            group.terminate().await;
+            group.terminate(Signal::SIGTERM, KILL_GRACE).await;
             Err(CommandError::TimedOut {
                 command: command.to_owned(),
                 timeout,
@@ -159,107 +160,6 @@ async fn run_with_shell(
             })
         }
     }
-}
-
-/// The shell and everything it started, as one process group.
-///
-/// Dropping it before the shell has been reaped kills the whole group: that
-/// is what makes a cancelled [`run`] leave nothing behind, since tokio's
-/// `kill_on_drop` only reaches the shell itself.
-struct ProcessGroup {
-    child: Child,
-    pgid: libc::pid_t,
-    reaped: bool,
-}
-
-impl ProcessGroup {
-    fn new(child: Child) -> Self {
-        // tokio forgets the pid only once the child has been reaped, and
-        // nothing has waited on this one yet.
-        let pid = child.id().expect("a child never waited on has a pid");
-        ProcessGroup {
-            child,
-            // `process_group(0)` made the shell the leader of a new group
-            // named after its pid; pids always fit in a pid_t.
-            pgid: pid as libc::pid_t,
-            reaped: false,
-        }
-    }
-
-    async fn wait(&mut self) -> io::Result<ExitStatus> {
-        let status = self.child.wait().await?;
-        self.reaped = true;
-        Ok(status)
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: killpg only sends a signal; it touches no memory of ours.
-        // It fails with ESRCH once the whole group is gone, which is fine.
-        unsafe { libc::killpg(self.pgid, signal) };
-    }
-
-    /// SIGTERM to the group, SIGKILL once the shell has gone or the grace
-    /// period is over, then reaps the shell.
-    async fn terminate(&mut self) {
-        self.signal(libc::SIGTERM);
-        // Whatever is still in the group once the shell has gone is an orphan
-        // nobody would wait for, and it has had its SIGTERM. Signalling the
-        // group after the shell was reaped is still safe: the kernel does not
-        // hand out the group's number again while any member is alive, and
-        // when none is, the signal just fails.
-        let _ = tokio::time::timeout(KILL_GRACE, self.wait()).await;
-        self.signal(libc::SIGKILL);
-        let _ = self.wait().await;
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        // Once the shell has exited on its own, what it left running (a
-        // daemonised nginx) is meant to stay.
-        if !self.reaped {
-            self.signal(libc::SIGKILL);
-        }
-    }
-}
-
-/// How a command that did not succeed ended: "exit code 1",
-/// "signal 9 (SIGKILL)".
-fn describe(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        format!("exit code {code}")
-    } else if let Some(signal) = status.signal() {
-        match signal_name(signal) {
-            Some(name) => format!("signal {signal} ({name})"),
-            None => format!("signal {signal}"),
-        }
-    } else {
-        status.to_string()
-    }
-}
-
-fn signal_name(signal: libc::c_int) -> Option<&'static str> {
-    Some(match signal {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGXFSZ => "SIGXFSZ",
-        libc::SIGSYS => "SIGSYS",
-        _ => return None,
-    })
 }
 
 /// The tail of what the command wrote to `capture`. A failure to read it is
@@ -342,9 +242,9 @@ mod tests {
     /// killed grandchild stays a zombie for ever and `kill(pid, 0)` keeps
     /// succeeding.
     fn alive(pid: libc::pid_t) -> bool {
-        // SAFETY: signal 0 only checks that the process exists.
-        if unsafe { libc::kill(pid, 0) } == -1 {
-            assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::ESRCH));
+        // No signal only checks that the process exists.
+        if let Err(errno) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+            assert_eq!(errno, nix::errno::Errno::ESRCH);
             return false;
         }
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -489,8 +389,7 @@ mod tests {
             assert_eq!(result.expect(&command).unwrap().output, "done");
             // Left alone by `run`, as a daemon should be.
             assert!(alive(pids[0]), "{command}");
-            // SAFETY: signalling a process this test started.
-            unsafe { libc::kill(pids[0], libc::SIGKILL) };
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pids[0]), Signal::SIGKILL).unwrap();
             std::fs::remove_file(&pidfile).unwrap();
         }
     }

@@ -364,37 +364,21 @@ impl Wait {
     }
 }
 
-/// The signals `-exec-reload-signal` and `-exec-kill-signal` may name.
-const SIGNALS: &[(&str, i32)] = &[
-    ("SIGHUP", libc::SIGHUP),
-    ("SIGINT", libc::SIGINT),
-    ("SIGQUIT", libc::SIGQUIT),
-    ("SIGKILL", libc::SIGKILL),
-    ("SIGUSR1", libc::SIGUSR1),
-    ("SIGUSR2", libc::SIGUSR2),
-    ("SIGTERM", libc::SIGTERM),
-    ("SIGWINCH", libc::SIGWINCH),
-];
-
 impl FromStr for ProcessSignal {
     type Err = ValueError;
 
     /// Reads `SIGHUP`, `HUP` or `hup`, as consul-template does.
     fn from_str(text: &str) -> Result<Self, ValueError> {
-        let upper = text.trim().to_ascii_uppercase();
-        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-        SIGNALS
-            .iter()
-            .find(|(known, _)| &known[3..] == name)
-            .map(|&(_, number)| ProcessSignal(number))
+        crate::process::signal_by_name(text)
+            .map(|signal| ProcessSignal(signal as i32))
             .ok_or(ValueError::Signal)
     }
 }
 
 impl fmt::Display for ProcessSignal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match SIGNALS.iter().find(|(_, number)| *number == self.0) {
-            Some((name, _)) => f.write_str(name),
+        match crate::process::signal_name(self.0) {
+            Some(name) => f.write_str(name),
             None => write!(f, "signal {}", self.0),
         }
     }

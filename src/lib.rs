@@ -25,6 +25,7 @@ pub mod duration;
 pub mod exit;
 pub mod logging;
 pub mod output;
+pub mod process;
 pub mod runner;
 pub mod template;
 
