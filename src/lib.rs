@@ -27,6 +27,7 @@ pub mod logging;
 pub mod output;
 pub mod process;
 pub mod runner;
+pub mod supervise;
 pub mod template;
 
 use std::ffi::OsString;
@@ -76,8 +77,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     let code = match runtime.block_on(runner::run(config)) {
         Ok(()) => exit::OK,
         Err(error) => {
-            if matches!(error, runner::RunError::Interrupted) {
-                tracing::info!("stopped");
+            let clean = match &error {
+                runner::RunError::Interrupted => true,
+                runner::RunError::ChildExited(status) => status.success(),
+                _ => false,
+            };
+            if clean {
+                tracing::info!("stopped: {error}");
             } else {
                 tracing::error!("{error}");
             }

@@ -33,6 +33,7 @@ use crate::consul::transport::{Transport, TransportError};
 use crate::consul::watcher::{Change, Event, Watchers};
 use crate::consul::{Data, Dependency};
 use crate::output::WriteOptions;
+use crate::supervise::{ChildState, Supervisor};
 use crate::template::{Snapshot, Syntax, Template, TemplateError};
 use stats::Stats;
 use template_files::TemplateFiles;
@@ -59,6 +60,14 @@ pub enum RunError {
     Signals(std::io::Error),
     #[error("interrupted")]
     Interrupted,
+    #[error("could not start the child `{command}`: {source}")]
+    ExecStart {
+        command: String,
+        source: std::io::Error,
+    },
+    /// The supervised child exited; consul-render exits with its code.
+    #[error("the child exited with {}", crate::process::describe(*.0))]
+    ChildExited(std::process::ExitStatus),
 }
 
 impl RunError {
@@ -66,6 +75,7 @@ impl RunError {
         match self {
             RunError::Interrupted => crate::exit::INTERRUPTED,
             RunError::Transport(_) => crate::exit::CONFIG_ERROR,
+            RunError::ChildExited(status) => crate::process::exit_code(*status),
             _ => crate::exit::RUNNER_ERROR,
         }
     }
@@ -95,7 +105,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             event = next_event(&mut runner.source) => Wake::Event(event),
             () = sleep_until(deadline), if deadline.is_some() => Wake::Due,
             report = wait_for(&mut runner.applying), if runner.applying.is_some() => Wake::Applied(report),
-            stop = stop_requested(&mut signals.interrupt, &mut signals.terminate) => Wake::Stop(stop),
+            stop = signals.stop.requested() => Wake::Stop(stop),
+            status = child_exited(&mut runner.child) => Wake::ChildExited(status),
+            () = orphan_exited(&mut signals.child) => Wake::Orphans,
             _ = signals.hangup.recv() => Wake::Reload,
             _ = signals.user1.recv() => Wake::Stats,
             path = next_edit(&mut edits) => Wake::Edited(path),
@@ -121,7 +133,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             }
             Wake::Applied(Ok(report)) => {
                 runner.applying = None;
-                runner.finish_pass(report);
+                if let Err(error) = runner.finish_pass(report) {
+                    break Err(error);
+                }
             }
             Wake::Applied(Err(error)) => {
                 runner.applying = None;
@@ -133,9 +147,25 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 }
             }
             Wake::Stop(signal) => {
-                tracing::info!(signal, "stopping");
+                // The child decides when it is done; consul-render follows.
+                if runner
+                    .child
+                    .as_mut()
+                    .is_some_and(|child| child.forward(signal))
+                {
+                    continue;
+                }
+                tracing::info!(signal = signal.as_str(), "stopping");
                 runner.finish_in_flight_pass().await;
                 break Err(RunError::Interrupted);
+            }
+            Wake::ChildExited(status) => {
+                runner.finish_in_flight_pass().await;
+                break Err(RunError::ChildExited(status));
+            }
+            Wake::Orphans => {
+                let reaped = crate::process::reap_orphans();
+                tracing::debug!(reaped, "reaped orphaned processes");
             }
             Wake::Reload => {
                 runner.reload_templates(|_| true);
@@ -149,6 +179,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         }
     };
     runner.stats.log();
+    // Leaving for a reason of our own (Consul gave up, a failure): the
+    // child goes first.
+    if let Some(child) = runner.child.as_mut()
+        && child.stop()
+    {
+        let status = child.exited().await;
+        if result.is_ok() {
+            return Err(RunError::ChildExited(status));
+        }
+    }
     result
 }
 
@@ -157,7 +197,10 @@ enum Wake {
     Event(Option<Event>),
     Due,
     Applied(Result<apply::Report, String>),
-    Stop(&'static str),
+    Stop(nix::sys::signal::Signal),
+    ChildExited(std::process::ExitStatus),
+    /// SIGCHLD as PID 1: an orphan may be waiting to be reaped.
+    Orphans,
     Reload,
     Edited(std::path::PathBuf),
     Stats,
@@ -217,6 +260,8 @@ struct Runner {
     stats: Arc<Stats>,
     /// `-once`: what failed so far.
     failures: Vec<String>,
+    /// Supervise mode's child.
+    child: Option<Supervisor>,
 }
 
 impl Runner {
@@ -274,6 +319,7 @@ impl Runner {
             queued: BTreeMap::new(),
             stats: Arc::new(Stats::default()),
             failures: Vec::new(),
+            child: config.exec.map(Supervisor::new),
         };
         for t in &mut runner.templates {
             t.dirty = Some(Dirty {
@@ -510,7 +556,11 @@ impl Runner {
         )));
     }
 
-    fn finish_pass(&mut self, report: apply::Report) {
+    fn finish_pass(&mut self, report: apply::Report) -> Result<(), RunError> {
+        let written = report
+            .outcomes
+            .iter()
+            .any(|(_, outcome)| *outcome == apply::Outcome::Written);
         for (i, outcome) in &report.outcomes {
             let t = &mut self.templates[*i];
             match outcome {
@@ -535,8 +585,25 @@ impl Runner {
                 self.failures.push(error.clone());
             }
         }
-        if self.templates.iter().all(|t| t.done) {
-            self.save_catalog_once();
+        if !self.templates.iter().all(|t| t.done) {
+            return Ok(());
+        }
+        self.save_catalog_once();
+        let Some(child) = self.child.as_mut() else {
+            return Ok(());
+        };
+        match child.state() {
+            ChildState::Waiting if !self.dry => {
+                child.start().map_err(|source| RunError::ExecStart {
+                    command: child.command().to_owned(),
+                    source,
+                })
+            }
+            ChildState::Running { .. } if written => {
+                child.reload();
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -599,7 +666,9 @@ impl Runner {
     }
 
     fn finished(&self) -> bool {
+        // A supervised child is followed until it exits, even with -once.
         self.once
+            && self.child.is_none()
             && self.applying.is_none()
             && self.queued.is_empty()
             && self.templates.iter().all(|t| t.done)
@@ -657,29 +726,62 @@ async fn wait_for(task: &mut Option<JoinHandle<apply::Report>>) -> Result<apply:
 
 /// The signals the runner reacts to.
 struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
+    stop: StopSignals,
     hangup: Signal,
     user1: Signal,
+    /// Only as PID 1, where orphans become ours to reap.
+    child: Option<Signal>,
 }
 
 impl Signals {
     fn new() -> std::io::Result<Signals> {
+        let pid_1 = std::process::id() == 1;
         Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
+            stop: StopSignals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+                quit: signal(SignalKind::quit())?,
+            },
             hangup: signal(SignalKind::hangup())?,
             user1: signal(SignalKind::user_defined1())?,
+            child: pid_1.then(|| signal(SignalKind::child())).transpose()?,
         })
     }
 }
 
-/// SIGINT or SIGTERM: both stop cleanly (consul-template ignores SIGTERM by
-/// default; supervisors send it).
-async fn stop_requested(interrupt: &mut Signal, terminate: &mut Signal) -> &'static str {
-    tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+    quit: Signal,
+}
+
+impl StopSignals {
+    /// SIGINT, SIGTERM or SIGQUIT: each stops cleanly (consul-template
+    /// ignores SIGTERM by default; supervisors send it), or is passed on
+    /// to a supervised child.
+    async fn requested(&mut self) -> nix::sys::signal::Signal {
+        use nix::sys::signal::Signal as Sig;
+        tokio::select! {
+            _ = self.interrupt.recv() => Sig::SIGINT,
+            _ = self.terminate.recv() => Sig::SIGTERM,
+            _ = self.quit.recv() => Sig::SIGQUIT,
+        }
+    }
+}
+
+async fn orphan_exited(child: &mut Option<Signal>) {
+    match child {
+        Some(child) => {
+            child.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn child_exited(child: &mut Option<Supervisor>) -> std::process::ExitStatus {
+    match child {
+        Some(child) => child.exited().await,
+        None => std::future::pending().await,
     }
 }
 

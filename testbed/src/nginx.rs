@@ -77,6 +77,13 @@ impl NginxPrefix {
         read_log(&self.path().join("error.log"))
     }
 
+    /// How many SIGHUPs the master now in the pid file has handled (see
+    /// [`Nginx::reload_count`]); 0 while there is none.
+    pub fn reload_count(&self) -> usize {
+        self.master_pid()
+            .map_or(0, |pid| reload_count(&self.error_log(), pid))
+    }
+
     /// The pid of the master recorded in the pid file, if any.
     pub fn master_pid(&self) -> Option<u32> {
         fs::read_to_string(self.path().join("nginx.pid"))
@@ -177,10 +184,7 @@ impl Nginx {
     /// How many SIGHUPs (reload attempts, including ones whose new config
     /// the master rejected) the master has handled so far.
     pub fn reload_count(&self) -> usize {
-        let log = self.error_log();
-        master_messages(&log, self.pid())
-            .filter(|(_, message)| *message == RELOAD_MESSAGE)
-            .count()
+        reload_count(&self.error_log(), self.pid())
     }
 
     /// Waits until the master has handled `n` reloads and every worker it
@@ -218,6 +222,13 @@ impl Nginx {
             ))
         }
     }
+}
+
+/// How many SIGHUPs the master with `pid` logged handling.
+fn reload_count(log: &str, pid: u32) -> usize {
+    master_messages(log, pid)
+        .filter(|(_, message)| *message == RELOAD_MESSAGE)
+        .count()
 }
 
 /// The `(level, message)` pairs the master with `pid` logged, from lines

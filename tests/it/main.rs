@@ -14,5 +14,6 @@ mod image;
 mod offline;
 mod scale;
 mod seed;
+mod supervise;
 mod support;
 mod watching;

@@ -1,0 +1,181 @@
+//! Supervise mode (`-exec`): one child (typically `nginx -g 'daemon off;'`)
+//! started once every template has rendered, sent its reload signal after a
+//! render that changed a file, and sent the stop signals consul-render gets.
+//!
+//! The child's life is [`ChildState`]. This module starts and signals it
+//! and reports its exit; the runner decides when (first complete render,
+//! changed render, stop) and what an exit means (consul-render exits with
+//! the child's code).
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::process::Command;
+use tokio::time::Instant;
+
+use crate::config::{ExecConfig, ProcessSignal};
+use crate::process::{self, ProcessGroup};
+
+/// Variables that carry Consul credentials: the child never sees them.
+const SECRET_VARIABLES: &[&str] = &["CONSUL_HTTP_TOKEN", "CONSUL_HTTP_AUTH"];
+
+/// Where the child is in its life.
+pub enum ChildState {
+    /// Not started: some template has not rendered completely yet.
+    Waiting,
+    Running {
+        group: ProcessGroup,
+    },
+    /// A stop signal was sent; SIGKILL to its group follows at `deadline`.
+    Stopping {
+        group: ProcessGroup,
+        deadline: Instant,
+    },
+    /// It exited (or never could start); consul-render follows it.
+    Exited(ExitStatus),
+}
+
+pub struct Supervisor {
+    config: ExecConfig,
+    state: ChildState,
+}
+
+impl Supervisor {
+    pub fn new(config: ExecConfig) -> Supervisor {
+        Supervisor {
+            config,
+            state: ChildState::Waiting,
+        }
+    }
+
+    pub fn command(&self) -> &str {
+        &self.config.command
+    }
+
+    pub fn state(&self) -> &ChildState {
+        &self.state
+    }
+
+    /// Starts the child, if it is still waiting for its first start.
+    pub fn start(&mut self) -> io::Result<()> {
+        if !matches!(self.state, ChildState::Waiting) {
+            return Ok(());
+        }
+        let mut command = Command::new("/bin/sh");
+        // `exec`, so that the signals reach the program and not a shell
+        // that would not pass them on.
+        command
+            .arg("-c")
+            .arg(format!("exec {}", self.config.command))
+            .stdin(Stdio::null());
+        for name in SECRET_VARIABLES {
+            command.env_remove(name);
+        }
+        let group = ProcessGroup::spawn(&mut command)?;
+        tracing::info!(
+            command = self.config.command,
+            pid = group.pid(),
+            "started the child"
+        );
+        self.state = ChildState::Running { group };
+        Ok(())
+    }
+
+    /// After a changed render: sends the reload signal, if there is one and
+    /// the child runs.
+    pub fn reload(&self) {
+        let (ChildState::Running { group }, Some(signal)) =
+            (&self.state, self.config.reload_signal)
+        else {
+            return;
+        };
+        match send(group, signal) {
+            Ok(()) => {
+                tracing::info!(signal = %signal, pid = group.pid(), "signalled the child to reload")
+            }
+            Err(error) => {
+                tracing::error!(signal = %signal, "could not signal the child to reload: {error}")
+            }
+        }
+    }
+
+    /// Passes a stop signal consul-render received on to the child, which
+    /// then has the kill timeout to exit. Returns whether the child was
+    /// there to get it (a second signal while stopping is passed on too).
+    pub fn forward(&mut self, signal: Signal) -> bool {
+        self.stop_with(ProcessSignal(signal as i32))
+    }
+
+    /// Stops the child for a reason of consul-render's own, with the kill
+    /// signal. Returns whether there was a child to stop.
+    pub fn stop(&mut self) -> bool {
+        self.stop_with(self.config.kill_signal)
+    }
+
+    fn stop_with(&mut self, signal: ProcessSignal) -> bool {
+        let deadline = match &self.state {
+            ChildState::Running { .. } => Instant::now() + self.config.kill_timeout,
+            ChildState::Stopping { deadline, .. } => *deadline,
+            ChildState::Waiting | ChildState::Exited(_) => return false,
+        };
+        let state = std::mem::replace(&mut self.state, ChildState::Waiting);
+        let (ChildState::Running { group } | ChildState::Stopping { group, .. }) = state else {
+            unreachable!("matched above")
+        };
+        match send(&group, signal) {
+            Ok(()) => {
+                tracing::info!(signal = %signal, pid = group.pid(), timeout = ?self.config.kill_timeout, "stopping the child")
+            }
+            Err(error) => tracing::warn!(signal = %signal, "could not signal the child: {error}"),
+        }
+        self.state = ChildState::Stopping { group, deadline };
+        true
+    }
+
+    /// Waits for the child to exit, killing its group once a stop's
+    /// deadline passes; never returns while the child waits or has exited.
+    pub async fn exited(&mut self) -> ExitStatus {
+        let status = match &mut self.state {
+            ChildState::Waiting | ChildState::Exited(_) => std::future::pending().await,
+            ChildState::Running { group } => wait(group).await,
+            ChildState::Stopping { group, deadline } => {
+                match tokio::time::timeout_at(*deadline, wait(group)).await {
+                    Ok(status) => status,
+                    Err(_) => {
+                        tracing::warn!(
+                            pid = group.pid(),
+                            "the child outlived its kill timeout; killing it"
+                        );
+                        match group.terminate(Signal::SIGKILL, Duration::ZERO).await {
+                            Some(status) => status,
+                            None => wait(group).await,
+                        }
+                    }
+                }
+            }
+        };
+        if let ChildState::Running { group } | ChildState::Stopping { group, .. } = &self.state {
+            // Whatever the child left in its group has no one to serve.
+            group.signal_group(Signal::SIGKILL);
+        }
+        tracing::info!(status = process::describe(status), "the child exited");
+        self.state = ChildState::Exited(status);
+        status
+    }
+}
+
+async fn wait(group: &mut ProcessGroup) -> ExitStatus {
+    group.wait().await.unwrap_or_else(|error| {
+        // No status to follow: count it as a failure; its group is killed.
+        tracing::error!("could not wait for the child: {error}; counting it as exit code 1");
+        ExitStatus::from_raw(1 << 8)
+    })
+}
+
+fn send(group: &ProcessGroup, signal: ProcessSignal) -> io::Result<()> {
+    let signal = Signal::try_from(signal.0).map_err(io::Error::from)?;
+    group.signal_leader(signal)
+}

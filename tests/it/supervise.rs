@@ -1,0 +1,258 @@
+//! Supervise mode (`-exec`): real nginx as consul-render's child, started
+//! after the first render, reloaded by signal after a change, followed when
+//! it dies, sent the stop signals consul-render gets, and, as PID 1 of a PID
+//! namespace, zombies reaped.
+
+use std::path::Path;
+use std::time::Duration;
+
+use testbed::{Backend, ConsulAgent, Instance, NginxPrefix, free_port, http_get, wait_until};
+
+use crate::support::{BIN, Daemon, repo, upstream_servers, wait_for_file};
+
+const SERVICE: &str = "web";
+const T: Duration = Duration::from_secs(20);
+
+/// consul-render supervising nginx, its Consul, and the nginx prefix.
+struct Supervised {
+    consul: ConsulAgent,
+    /// A copy of the shipped template, for tests to edit.
+    template: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    nginx: NginxPrefix,
+    port: u16,
+    daemon: Daemon,
+}
+
+impl Supervised {
+    /// Starts consul-render with `-exec` of a foreground nginx (run through
+    /// `wrapper`, e.g. `unshare`, when given), with one instance of `first`
+    /// registered so the first render is complete.
+    fn start(first: &Backend, wrapper: &[&str]) -> Supervised {
+        let consul = ConsulAgent::dev();
+        register(&consul, first, "1");
+        // What the image ships: a placeholder the first render replaces.
+        let nginx = NginxPrefix::new("# replaced by consul-render\n");
+        let port = free_port();
+        let nginx_args = nginx.args().join(" ");
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("default.conf.tera");
+        std::fs::copy(repo().join("templates/default.conf.tera"), &template).unwrap();
+        let args = [
+            format!("-consul-addr={}", consul.http_addr()),
+            format!(
+                "-template={}:{}",
+                template.display(),
+                nginx.conf_d().join("default.conf").display()
+            ),
+            format!("-check=nginx {nginx_args} -t -q"),
+            format!("-exec=nginx {nginx_args} -g 'daemon off;'"),
+            "-exec-kill-timeout=10s".to_owned(),
+        ];
+        let mut argv: Vec<&str> = wrapper.to_vec();
+        argv.extend(args.iter().map(String::as_str));
+        let listen = format!("127.0.0.1:{port}");
+        let env = [("APP_NAME", SERVICE), ("LISTEN", listen.as_str())];
+        let daemon = match wrapper.split_first() {
+            Some((program, _)) => Daemon::start_program(Path::new(program), &argv[1..], &env),
+            None => Daemon::start(&argv, &env),
+        };
+        let supervised = Supervised {
+            consul,
+            template,
+            _dir: dir,
+            nginx,
+            port,
+            daemon,
+        };
+        supervised.wait_for_traffic(&[first]);
+        supervised
+    }
+
+    fn master(&self) -> u32 {
+        self.nginx.master_pid().expect("nginx wrote its pid file")
+    }
+
+    /// Waits until requests through nginx reach exactly `backends`.
+    fn wait_for_traffic(&self, backends: &[&Backend]) {
+        let want: Vec<&str> = backends.iter().map(|b| b.name()).collect();
+        wait_until(&format!("traffic to reach {want:?}"), T, || {
+            let mut seen: Vec<String> = (0..4 * backends.len())
+                .filter_map(
+                    |_| match http_get(&format!("http://127.0.0.1:{}/", self.port)) {
+                        Ok((200, body)) => Some(body),
+                        _ => None,
+                    },
+                )
+                .collect();
+            seen.sort();
+            seen.dedup();
+            seen == want
+        });
+    }
+}
+
+fn register(consul: &ConsulAgent, backend: &Backend, id: &str) {
+    consul.register(
+        &Instance::new(SERVICE, &format!("{SERVICE}-{id}"))
+            .address("127.0.0.1")
+            .port(backend.port()),
+    );
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !matches!(stat.rsplit(") ").next(), Some(s) if s.starts_with(['Z', 'X'])))
+}
+
+#[test]
+fn nginx_is_started_after_the_first_render_and_reloaded_by_signal_on_change() {
+    let (a, b) = (Backend::start("web-a"), Backend::start("web-b"));
+    let mut s = Supervised::start(&a, &[]);
+    let master = s.master();
+    assert_eq!(s.nginx.reload_count(), 0, "{}", s.nginx.error_log());
+
+    register(&s.consul, &b, "2");
+    let conf = s.nginx.conf_d().join("default.conf");
+    let want = vec![
+        format!("127.0.0.1:{}", a.port()),
+        format!("127.0.0.1:{}", b.port()),
+    ];
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    wait_for_file(&conf, "both instances", T, |c| {
+        upstream_servers(c) == want_sorted
+    });
+    wait_until("nginx to reload", T, || s.nginx.reload_count() >= 1);
+    s.wait_for_traffic(&[&a, &b]);
+    // Reloaded in place, not restarted.
+    assert_eq!(s.master(), master);
+    let log = s.daemon.log();
+    assert!(log.contains("started the child"), "{log}");
+    assert!(log.contains("signalled the child to reload"), "{log}");
+
+    // The child dies: consul-render follows with the shell's code for it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(master as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(s.daemon.wait_exit(T), 128 + 9, "{}", s.daemon.log());
+}
+
+#[test]
+fn a_render_nginx_rejects_is_never_signalled_and_nginx_keeps_serving() {
+    let a = Backend::start("web-a");
+    let mut s = Supervised::start(&a, &[]);
+    let good = std::fs::read_to_string(&s.template).unwrap();
+    // An edit that makes nginx's config invalid: the check refuses it.
+    std::fs::write(&s.template, format!("not_a_directive on;\n{good}")).unwrap();
+    s.daemon.wait_for_log("check failed", 1, T);
+    assert_eq!(s.nginx.reload_count(), 0, "{}", s.nginx.error_log());
+    let conf = std::fs::read_to_string(s.nginx.conf_d().join("default.conf")).unwrap();
+    assert!(!conf.contains("not_a_directive"), "{conf}");
+    s.wait_for_traffic(&[&a]);
+    s.daemon.assert_running();
+}
+
+#[test]
+fn sigterm_is_passed_to_nginx_and_consul_render_exits_with_its_code() {
+    let a = Backend::start("web-a");
+    let mut s = Supervised::start(&a, &[]);
+    let master = s.master();
+    s.daemon.signal(libc::SIGTERM);
+    // nginx's fast shutdown exits 0, and so does consul-render after it.
+    assert_eq!(s.daemon.wait_exit(T), 0, "{}", s.daemon.log());
+    assert!(!alive(master), "nginx outlived consul-render");
+    let log = s.daemon.log();
+    assert!(log.contains("stopping the child"), "{log}");
+}
+
+/// As PID 1 of a new PID namespace (where the machine allows one), orphans
+/// the child leaves become consul-render's, and it reaps them; SIGTERM
+/// still reaches the child.
+#[test]
+fn as_pid_1_it_reaps_orphans_and_passes_sigterm_on() {
+    if std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .status()
+        .map_or(true, |status| !status.success())
+    {
+        panic!("this machine cannot create a PID namespace (unshare --pid failed)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("orphan-done");
+    let template = dir.path().join("in.tera");
+    std::fs::write(&template, "x\n").unwrap();
+    let consul = ConsulAgent::dev();
+    // The outer subshell exits at once, so the inner one is orphaned to
+    // PID 1 (consul-render), exits after a moment and must be reaped.
+    let child = format!(
+        "sh -c '( (sleep 0.2; touch {}) & ); exec sleep 600'",
+        done.display()
+    );
+    let args = [
+        "--pid".to_owned(),
+        "--fork".to_owned(),
+        "--mount-proc".to_owned(),
+        BIN.to_owned(),
+        format!("-consul-addr={}", consul.http_addr()),
+        format!(
+            "-template={}:{}",
+            template.display(),
+            dir.path().join("out").display()
+        ),
+        format!("-exec={child}"),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut daemon = Daemon::start_program(Path::new("unshare"), &args, &[]);
+    let pid_1 = host_pid_of_namespace_init(daemon.pid());
+    wait_until("the orphan to finish", T, || done.exists());
+    // Reaped, it is gone; not reaped, it stays a zombie child for ever.
+    wait_until("consul-render to reap the orphan", T, || {
+        let children = children_of(pid_1);
+        children.len() == 1 && !children[0].1
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid_1 as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // `sleep` dies of the SIGTERM; consul-render exits as a shell would.
+    assert_eq!(daemon.wait_exit(T), 128 + 15, "{}", daemon.log());
+}
+
+/// The host pid of the process `unshare --fork` (running as `unshare_pid`)
+/// started as PID 1 of the new namespace.
+fn host_pid_of_namespace_init(unshare_pid: u32) -> u32 {
+    let mut pid = None;
+    wait_until("unshare to start consul-render", T, || {
+        pid = std::fs::read_to_string(format!("/proc/{unshare_pid}/task/{unshare_pid}/children"))
+            .ok()
+            .and_then(|children| children.split_whitespace().next()?.parse().ok());
+        pid.is_some()
+    });
+    let pid = pid.unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert!(
+        nspid.trim_end().ends_with("\t1"),
+        "not PID 1 in its namespace: {nspid}"
+    );
+    pid
+}
+
+/// The children of `parent`, each with whether it is a zombie.
+fn children_of(parent: u32) -> Vec<(u32, bool)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let mut fields = stat.rsplit_once(") ")?.1.split(' ');
+            let zombie = fields.next()? == "Z";
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            (ppid == parent).then_some((pid, zombie))
+        })
+        .collect()
+}
