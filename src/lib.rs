@@ -24,6 +24,7 @@ pub mod consul;
 pub mod duration;
 pub mod exit;
 pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod process;
 pub mod runner;

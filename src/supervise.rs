@@ -7,9 +7,11 @@
 //! changed render, stop) and what an exit means (consul-render exits with
 //! the child's code).
 
+use std::collections::BTreeSet;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -17,6 +19,7 @@ use tokio::process::Command;
 use tokio::time::Instant;
 
 use crate::config::{ExecConfig, ProcessSignal};
+use crate::metrics::{Metrics, ReloadLabels};
 use crate::process::{self, ProcessGroup};
 
 /// Variables that carry Consul credentials: the child never sees them.
@@ -85,19 +88,27 @@ impl Supervisor {
     }
 
     /// After a changed render: sends the reload signal, if there is one and
-    /// the child runs.
-    pub fn reload(&self) {
+    /// the child runs, then checks in the background that the child took
+    /// it (see [`verify_reload`]).
+    pub fn reload(&self, metrics: &Arc<Metrics>) {
         let (ChildState::Running { group }, Some(signal)) =
             (&self.state, self.config.reload_signal)
         else {
             return;
         };
+        let via = ReloadLabels {
+            via: "signal".to_owned(),
+        };
+        metrics.reloads.get_or_create(&via).inc();
+        let workers = children_of(group.pid());
         match send(group, signal) {
             Ok(()) => {
-                tracing::info!(signal = %signal, pid = group.pid(), "signalled the child to reload")
+                tracing::info!(signal = %signal, pid = group.pid(), "signalled the child to reload");
+                tokio::spawn(verify_reload(group.pid(), workers, metrics.clone()));
             }
             Err(error) => {
-                tracing::error!(signal = %signal, "could not signal the child to reload: {error}")
+                metrics.reload_failures.get_or_create(&via).inc();
+                tracing::error!(signal = %signal, "could not signal the child to reload: {error}");
             }
         }
     }
@@ -165,6 +176,62 @@ impl Supervisor {
         self.state = ChildState::Exited(status);
         status
     }
+}
+
+/// How long nginx may take to start the workers of a new configuration.
+const RELOAD_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// nginx's master takes a new configuration by starting new workers; one
+/// that rejects it (a port it cannot bind, a certificate it cannot read:
+/// what `nginx -t` cannot see) logs `[emerg]` and keeps the old ones. So a
+/// reload took if a child of the master appears that was not there before
+/// the signal. A child without children of its own cannot be judged and
+/// is not.
+async fn verify_reload(pid: i32, before: BTreeSet<i32>, metrics: Arc<Metrics>) {
+    if before.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + RELOAD_VERIFY_TIMEOUT;
+    loop {
+        let now = children_of(pid);
+        if now.is_empty() && !alive(pid) {
+            // It died; following that is the runner's business.
+            return;
+        }
+        if now.iter().any(|child| !before.contains(child)) {
+            tracing::debug!(pid, "the child took the reload (new workers)");
+            metrics.reload_verified(None);
+            return;
+        }
+        if Instant::now() >= deadline {
+            let why = format!(
+                "no new worker process within {}s of the reload signal; the child kept its old configuration (nginx logs why at [emerg] in its error log)",
+                RELOAD_VERIFY_TIMEOUT.as_secs()
+            );
+            let rollbacks = metrics.reload_rollbacks.get() + 1;
+            tracing::error!(
+                pid,
+                reload_rollbacks = rollbacks,
+                "the child did not take the reload: {why}"
+            );
+            metrics.reload_verified(Some(why));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The pids of `pid`'s children, from /proc.
+fn children_of(pid: i32) -> BTreeSet<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .collect()
+}
+
+fn alive(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 async fn wait(group: &mut ProcessGroup) -> ExitStatus {

@@ -182,6 +182,15 @@ impl Connections {
         }
     }
 
+    /// HTTP/1.1 connections in use and HTTP/2 lanes open, for metrics.
+    pub fn usage(&self) -> (usize, usize) {
+        let http1 = self.max_connections - self.permits.available_permits();
+        let lanes = self.http2.as_ref().map_or(0, |l| {
+            l.lanes.lock().unwrap_or_else(|p| p.into_inner()).len()
+        });
+        (http1, lanes)
+    }
+
     fn multiplexed(&self) -> bool {
         self.http2.is_some() && !self.downgraded.load(Ordering::SeqCst)
     }

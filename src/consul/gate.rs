@@ -171,6 +171,12 @@ impl Gate {
         }
     }
 
+    /// How long the outage in progress has lasted; `None` while the agent
+    /// answers.
+    pub fn outage_for(&self) -> Option<Duration> {
+        self.lock().outage.as_ref().map(|o| o.started.elapsed())
+    }
+
     /// The agent answered: ends any outage and releases everyone waiting.
     pub fn succeeded(&self, mut ticket: Ticket<'_>) {
         ticket.reported = true;

@@ -18,6 +18,7 @@ use super::dependency::{Dependency, encode_component};
 use super::gate::{Backoff, Gate, GaveUp};
 use super::http2::{self, Connector, Target, TlsFiles};
 use crate::config::{ConsulAddress, ConsulConfig};
+use crate::metrics::{EndpointLabels, Metrics, RequestLabels, Sampled, endpoint_of};
 
 /// Largest response body accepted. The biggest legitimate ones (a catalog of
 /// thousands of instances) are a few MB; anything past this is garbage.
@@ -109,6 +110,7 @@ pub enum TransportError {
 
 /// The shared Consul client.
 pub struct Transport {
+    metrics: Arc<Metrics>,
     connections: Connections,
     base: String,
     /// `X-Consul-Token` and basic auth, built once, marked sensitive.
@@ -128,6 +130,15 @@ impl fmt::Debug for Transport {
     }
 }
 
+impl Sampled for Transport {
+    fn sample(&self, metrics: &Metrics) {
+        let (http1, lanes) = self.connections.usage();
+        metrics.http1_connections.set(http1 as i64);
+        metrics.http2_lanes.set(lanes as i64);
+        metrics.set_consul_unreachable(self.gate.outage_for());
+    }
+}
+
 /// One read: where, whether it blocks, and whether a 404 is an answer.
 struct Read<'a> {
     path_and_query: &'a str,
@@ -141,7 +152,12 @@ struct Read<'a> {
 const PROBE_FILTER: &str = "filter=Service.ID%20%3D%3D%20%22~consul-render-probe~%22";
 
 impl Transport {
-    pub fn new(config: &ConsulConfig) -> Result<Arc<Transport>, TransportError> {
+    /// The client for `config`, counting what it does in `metrics`, which
+    /// also samples its connections and outage when scraped.
+    pub fn new(
+        config: &ConsulConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Transport>, TransportError> {
         // reqwest is built without a default crypto provider (we pick ring
         // for a small static binary); installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -205,7 +221,8 @@ impl Transport {
             base: retry.backoff,
             max: retry.max_backoff,
         };
-        Ok(Arc::new(Transport {
+        let transport = Arc::new(Transport {
+            metrics: metrics.clone(),
             connections,
             base,
             credentials: credentials(config)?,
@@ -214,7 +231,10 @@ impl Transport {
             block_wait: config.block_wait,
             gate: Gate::new(backoff, give_up_after),
             backoff,
-        }))
+        });
+        let sampled: Arc<dyn Sampled> = transport.clone();
+        metrics.sample_with(Arc::downgrade(&sampled));
+        Ok(transport)
     }
 
     /// The retry policy's backoff, for callers that retry on their own
@@ -315,7 +335,9 @@ impl Transport {
             None => PLAIN_READ_TIMEOUT,
         };
         let ticket = self.gate.admit().await;
-        match self.exchange(&url, timeout, read.index.is_some()).await {
+        let exchanged = self.exchange(&url, timeout, read.index.is_some()).await;
+        self.count(read, &exchanged);
+        match exchanged {
             Ok((status, _, body)) if is_agent_wide(status, &body) => {
                 let error = format!("HTTP {status}: {}", body_excerpt(&body));
                 self.gate.failed(ticket, &error)?;
@@ -347,6 +369,28 @@ impl Transport {
                 Err(FetchError::Unreachable(error))
             }
         }
+    }
+
+    /// Counts a request by endpoint and status, and a retry when it found
+    /// the agent unreachable.
+    fn count(&self, read: &Read<'_>, exchanged: &Result<(u16, HeaderMap, Vec<u8>), String>) {
+        let endpoint = endpoint_of(read.path_and_query);
+        let (status, unreachable) = match exchanged {
+            Ok((status, _, body)) => (status.to_string(), is_agent_wide(*status, body)),
+            Err(_) => ("error".to_owned(), true),
+        };
+        if unreachable {
+            self.metrics
+                .consul_retries
+                .get_or_create(&EndpointLabels {
+                    endpoint: endpoint.clone(),
+                })
+                .inc();
+        }
+        self.metrics
+            .consul_requests
+            .get_or_create(&RequestLabels { endpoint, status })
+            .inc();
     }
 
     /// One request and its whole body, or a description of what failed

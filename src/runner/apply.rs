@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::stats::Stats;
 use crate::command;
+use crate::metrics::{Metrics, ReloadLabels};
 use crate::output::{self, Staged, Swap, WriteOptions};
 
 /// What to do for one template.
@@ -51,14 +51,14 @@ pub struct Report {
 
 /// Runs one pass. With `dry`, prints each text to stdout after `> dest`
 /// instead of writing it, and runs nothing.
-pub async fn apply(jobs: Vec<Job>, dry: bool, stats: Arc<Stats>) -> Report {
+pub async fn apply(jobs: Vec<Job>, dry: bool, metrics: Arc<Metrics>) -> Report {
     let mut report = Report::default();
     let mut commands: Vec<(String, Duration)> = Vec::new();
     for job in jobs {
         let outcome = if dry {
             print(&job)
         } else {
-            write(&job, &stats).await
+            write(&job, &metrics).await
         };
         let wants_command =
             outcome == Outcome::Written || (outcome == Outcome::Unchanged && job.rerun_command);
@@ -73,14 +73,18 @@ pub async fn apply(jobs: Vec<Job>, dry: bool, stats: Arc<Stats>) -> Report {
     }
     for (command, timeout) in commands {
         tracing::info!(command, "running command");
-        Stats::bump(&stats.command_runs);
+        let via = ReloadLabels {
+            via: "command".to_owned(),
+        };
+        metrics.reloads.get_or_create(&via).inc();
         let result = match command::run(&command, &[], timeout).await {
             Ok(done) => {
+                metrics.reload_seconds.observe(done.elapsed.as_secs_f64());
                 tracing::info!(command, elapsed = ?done.elapsed, "command succeeded");
                 Ok(())
             }
             Err(error) => {
-                let failures = Stats::bump(&stats.command_failures);
+                let failures = Metrics::bump(&metrics.reload_failures.get_or_create(&via));
                 tracing::error!(
                     command_failures = failures,
                     "command failed (it runs again on the next change): {error}"
@@ -103,17 +107,17 @@ fn print(job: &Job) -> Outcome {
 }
 
 /// Writes one job and counts and logs how it ended.
-async fn write(job: &Job, stats: &Stats) -> Outcome {
+async fn write(job: &Job, metrics: &Metrics) -> Outcome {
     let outcome = write_checked(job).await;
     match &outcome {
         Outcome::Written => {
-            Stats::bump(&stats.writes);
+            Metrics::bump(&metrics.writes);
         }
         Outcome::Unchanged => {
-            Stats::bump(&stats.unchanged);
+            Metrics::bump(&metrics.unchanged);
         }
         Outcome::CheckFailed(error) => {
-            let failures = Stats::bump(&stats.check_failures);
+            let failures = Metrics::bump(&metrics.check_failures);
             tracing::error!(
                 template = job.name,
                 destination = %job.destination.display(),
@@ -122,7 +126,7 @@ async fn write(job: &Job, stats: &Stats) -> Outcome {
             );
         }
         Outcome::WriteFailed(error) => {
-            let failures = Stats::bump(&stats.write_failures);
+            let failures = Metrics::bump(&metrics.write_failures);
             tracing::error!(
                 template = job.name,
                 write_failures = failures,

@@ -12,7 +12,6 @@
 //!   nothing, and the watchers are set to exactly what the renders used.
 
 mod apply;
-mod stats;
 mod template_files;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,10 +31,10 @@ use crate::consul::catalog_file::{CatalogFile, CatalogFileError};
 use crate::consul::transport::{Transport, TransportError};
 use crate::consul::watcher::{Change, Event, Watchers};
 use crate::consul::{Data, Dependency};
+use crate::metrics::Metrics;
 use crate::output::WriteOptions;
 use crate::supervise::{ChildState, Supervisor};
 use crate::template::{Snapshot, Syntax, Template, TemplateError};
-use stats::Stats;
 use template_files::TemplateFiles;
 
 /// Why a run ended other than as asked.
@@ -60,6 +59,11 @@ pub enum RunError {
     Signals(std::io::Error),
     #[error("interrupted")]
     Interrupted,
+    #[error("could not serve metrics on {addr}: {source}")]
+    MetricsAddr {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("could not start the child `{command}`: {source}")]
     ExecStart {
         command: String,
@@ -84,7 +88,13 @@ impl RunError {
 /// Runs until interrupted, or in `-once` (and offline) mode until every
 /// template has been rendered completely and its commands have run.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    let metrics_addr = config.metrics_addr;
     let mut runner = Runner::new(config)?;
+    if let Some(addr) = metrics_addr {
+        crate::metrics::server::serve(addr, runner.metrics.clone())
+            .await
+            .map_err(|source| RunError::MetricsAddr { addr, source })?;
+    }
     let mut signals = Signals::new().map_err(RunError::Signals)?;
     let mut edits = (!runner.once).then(|| {
         let sources: Vec<_> = runner
@@ -175,10 +185,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 runner.reload_templates(|source| template_files::absolute(source) == path);
                 runner.render_due();
             }
-            Wake::Stats => runner.stats.log(),
+            Wake::Stats => runner.metrics.log(),
         }
     };
-    runner.stats.log();
+    runner.metrics.log();
     // Leaving for a reason of our own (Consul gave up, a failure): the
     // child goes first.
     if let Some(child) = runner.child.as_mut()
@@ -257,7 +267,7 @@ struct Runner {
     applying: Option<JoinHandle<apply::Report>>,
     /// Jobs waiting for the pass in flight, latest text per template.
     queued: BTreeMap<usize, apply::Job>,
-    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
     /// `-once`: what failed so far.
     failures: Vec<String>,
     /// Supervise mode's child.
@@ -283,11 +293,13 @@ impl Runner {
                 })
             })
             .collect::<Result<Vec<_>, RunError>>()?;
+        let names: Vec<String> = templates.iter().map(|t| t.name.clone()).collect();
+        let metrics = Arc::new(Metrics::new(&names));
         let source = match &config.catalog_file {
             Some(path) => Source::File(CatalogFile::load(path)?),
             None => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                let transport = Transport::new(&config.consul)?;
+                let transport = Transport::new(&config.consul, metrics.clone())?;
                 tracing::info!(consul = %config.consul.address, templates = templates.len(), "watching consul");
                 Source::Consul {
                     watchers: Watchers::new(transport, tx),
@@ -317,7 +329,7 @@ impl Runner {
             save_catalog: config.save_catalog,
             applying: None,
             queued: BTreeMap::new(),
-            stats: Arc::new(Stats::default()),
+            metrics,
             failures: Vec::new(),
             child: config.exec.map(Supervisor::new),
         };
@@ -347,7 +359,7 @@ impl Runner {
             rejected,
         } = change;
         if rejected > 0 {
-            Stats::add(&self.stats.rejected_values, rejected as u64);
+            self.metrics.rejected_values.inc_by(rejected as u64);
         }
         let lost = self
             .snapshot
@@ -361,7 +373,7 @@ impl Runner {
             tracing::info!(%dependency, "consul has caught up; using its data again");
             self.held.remove(&dependency);
         } else if lost && after_reset && !self.reset_grace.is_zero() {
-            let holds = Stats::bump(&self.stats.holds);
+            let holds = Metrics::bump(&self.metrics.holds);
             tracing::warn!(
                 %dependency,
                 grace = ?self.reset_grace,
@@ -464,7 +476,7 @@ impl Runner {
     }
 
     fn render(&mut self, i: usize) {
-        Stats::bump(&self.stats.renders);
+        Metrics::bump(&self.metrics.renders);
         let t = &mut self.templates[i];
         t.dirty = None;
         let rendered = match t.template.render(&self.snapshot) {
@@ -513,6 +525,7 @@ impl Runner {
             .iter()
             .flat_map(|t| t.used.iter().cloned())
             .collect();
+        self.metrics.watched_dependencies.set(wanted.len() as i64);
         Arc::make_mut(&mut self.snapshot).retain(|d| wanted.contains(d));
         self.held.retain(|d, _| wanted.contains(d));
         match &mut self.source {
@@ -528,7 +541,7 @@ impl Runner {
                             for rejection in &rejections {
                                 tracing::warn!(%dependency, "{rejection}");
                             }
-                            Stats::add(&self.stats.rejected_values, rejections.len() as u64);
+                            self.metrics.rejected_values.inc_by(rejections.len() as u64);
                             answered.push((dependency.clone(), data));
                         }
                         Err(error) => tracing::error!(%dependency, "{error}"),
@@ -552,7 +565,7 @@ impl Runner {
         self.applying = Some(tokio::spawn(apply::apply(
             jobs,
             self.dry,
-            self.stats.clone(),
+            self.metrics.clone(),
         )));
     }
 
@@ -564,8 +577,12 @@ impl Runner {
         for (i, outcome) in &report.outcomes {
             let t = &mut self.templates[*i];
             match outcome {
-                apply::Outcome::Written | apply::Outcome::Unchanged => t.done = true,
+                apply::Outcome::Written | apply::Outcome::Unchanged => {
+                    t.done = true;
+                    self.metrics.template_rendered(*i);
+                }
                 apply::Outcome::CheckFailed(error) | apply::Outcome::WriteFailed(error) => {
+                    self.metrics.template_failed(*i, error);
                     if self.once {
                         t.done = true;
                         self.failures.push(format!("{}: {error}", t.name));
@@ -600,7 +617,7 @@ impl Runner {
                 })
             }
             ChildState::Running { .. } if written => {
-                child.reload();
+                child.reload(&self.metrics);
                 Ok(())
             }
             _ => Ok(()),
