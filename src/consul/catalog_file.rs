@@ -17,6 +17,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use super::data::{self, Data, Instance, Rejection, Rejections, Status};
@@ -233,7 +235,7 @@ impl CatalogFile {
         self.kv.retain(|p| p.key != key);
         self.kv.push(KvPair {
             key: key.to_owned(),
-            value: Some(data::base64_encode(value.as_bytes())),
+            value: Some(STANDARD.encode(value)),
             ..KvPair::default()
         });
         self.kv.sort_by(|a, b| a.key.cmp(&b.key));

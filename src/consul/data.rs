@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use base64::Engine as _;
+use base64::engine::{GeneralPurpose, general_purpose};
+
 use super::model::{self, HealthEntry, KvPair};
 
 /// Longest string passed on from Consul (its own limit for meta values).
@@ -673,55 +676,18 @@ fn decode_value(value: Option<&str>) -> Result<String, String> {
     let Some(value) = value else {
         return Ok(String::new());
     };
-    let bytes = base64_decode(value)
-        .ok_or_else(|| format!("KV value {} is not valid base64", quote_excerpt(value)))?;
+    let bytes = KV_BASE64
+        .decode(value)
+        .map_err(|_| format!("KV value {} is not valid base64", quote_excerpt(value)))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-const BASE64_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding, as Consul encodes KV values.
-pub fn base64_encode(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let mut buf = [0u8; 3];
-        buf[..chunk.len()].copy_from_slice(chunk);
-        let acc = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(BASE64_ALPHABET[((acc >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard base64 (with padding), as Consul encodes KV values.
-fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    let sextet = |c: u8| {
-        BASE64_ALPHABET
-            .iter()
-            .position(|&a| a == c)
-            .map(|p| p as u32)
-    };
-    let bytes = input.trim_end_matches('=').as_bytes();
-    if !input.len().is_multiple_of(4) || input.len() - bytes.len() > 2 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= sextet(c)? << (18 - 6 * i);
-        }
-        let produced = chunk.len() - 1;
-        out.extend_from_slice(&acc.to_be_bytes()[1..=produced]);
-    }
-    Some(out)
-}
+/// Standard base64 with padding, as Consul encodes KV values. Non-zero
+/// bits after the last byte are ignored, as Go's decoder ignores them.
+const KV_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    general_purpose::PAD.with_decode_allow_trailing_bits(true),
+);
 
 #[cfg(test)]
 mod tests {
@@ -931,21 +897,21 @@ mod tests {
             ("YWI=", "ab"),
             ("YWJj", "abc"),
             ("aGVsbG8gd29ybGQ=", "hello world"),
+            // Trailing bits are ignored, as Go ignores them.
+            ("YR==", "a"),
         ] {
             assert_eq!(
-                base64_decode(encoded).as_deref(),
-                Some(want.as_bytes()),
+                decode_value(Some(encoded)).as_deref(),
+                Ok(want),
                 "{encoded}"
             );
         }
-        for bad in ["Y", "YQ=", "Y===", "!!!!"] {
-            assert_eq!(base64_decode(bad), None, "{bad}");
-        }
-        for raw in ["", "a", "ab", "abc", "abcd", "\u{0}\u{ff}"] {
+        assert_eq!(decode_value(None).as_deref(), Ok(""));
+        for bad in ["Y", "YQ", "YQ=", "Y===", "!!!!", "YQ==YQ=="] {
             assert_eq!(
-                base64_decode(&base64_encode(raw.as_bytes())).as_deref(),
-                Some(raw.as_bytes()),
-                "{raw:?}"
+                decode_value(Some(bad)),
+                Err(format!("KV value \"{bad}\" is not valid base64")),
+                "{bad}"
             );
         }
     }
