@@ -32,11 +32,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::data::Data;
+use super::change::{Event, LastReported, RECHECK_DELAY, decode, index_went_back};
 use super::dependency::{Dependency, HealthQuery};
 use super::model::StateCheck;
 use super::transport::{ConsulIndex, FetchError, Reply, Transport};
-use super::watcher::{Change, Event, decode};
 
 const STATE_ANY: &str = "/v1/health/state/any";
 const CATALOG_SERVICES: &str = "/v1/catalog/services";
@@ -45,9 +44,6 @@ const CATALOG_SERVICES: &str = "/v1/catalog/services";
 const EXPLAIN_GRACE: Duration = Duration::from_millis(50);
 /// How often every watched service's index is probed regardless.
 const SAFETY_SWEEP: Duration = Duration::from_secs(300);
-/// How soon a service whose data lost entries right after a failure is
-/// read again.
-const RECHECK_DELAY: Duration = Duration::from_secs(1);
 
 /// The running signal task; stopped on drop.
 pub struct Signal {
@@ -84,17 +80,12 @@ type Poll = Pin<Box<dyn Future<Output = Result<Reply, FetchError>> + Send>>;
 /// status and the index it last changed at.
 type Checks = HashMap<(String, String), (String, String, u64)>;
 
-/// What the loop knows about one watched dependency.
-#[derive(Default)]
-struct Tracked {
-    data: Option<Data>,
-}
-
 struct SignalLoop {
     transport: Arc<Transport>,
     wanted: watch::Receiver<BTreeSet<HealthQuery>>,
     events: mpsc::UnboundedSender<Event>,
-    tracked: BTreeMap<HealthQuery, Tracked>,
+    /// Every watched dependency and the data last reported for it.
+    tracked: BTreeMap<HealthQuery, LastReported>,
     /// The last index of each watched service, from full reads and probes.
     service_index: HashMap<String, ConsulIndex>,
     /// (node, check id) → (service, status, modify index).
@@ -231,7 +222,7 @@ impl SignalLoop {
             .cloned()
             .collect();
         for q in &new {
-            self.tracked.insert(q.clone(), Tracked::default());
+            self.tracked.insert(q.clone(), LastReported::default());
         }
         if !new.is_empty() {
             tracing::debug!(count = new.len(), "reading newly watched services");
@@ -465,31 +456,16 @@ impl SignalLoop {
             if let Some(index) = reply.index {
                 self.service_index.insert(q.service.clone(), index);
             }
-            let Some(tracked) = self.tracked.get_mut(&q) else {
+            let Some(last) = self.tracked.get_mut(&q) else {
                 continue;
             };
-            if tracked.data.as_ref() == Some(&data) {
+            let Some(news) = last.update(&dependency, data, &rejections, after_reset) else {
                 continue;
-            }
-            if after_reset
-                && tracked
-                    .data
-                    .as_ref()
-                    .is_some_and(|before| data.lost_entries_since(before))
-            {
+            };
+            if news.suspect {
                 suspect.insert(q.clone());
             }
-            for rejection in &rejections {
-                tracing::warn!(%dependency, "{rejection}");
-            }
-            tracked.data = Some(data.clone());
-            let change = Change {
-                dependency,
-                data,
-                after_reset,
-                rejected: rejections.len(),
-            };
-            if self.events.send(Event::Changed(change)).is_err() {
+            if self.events.send(Event::Changed(news.change)).is_err() {
                 return Err("the runner stopped".to_owned());
             }
         }
@@ -525,10 +501,6 @@ impl SignalLoop {
         }
         results
     }
-}
-
-fn index_went_back(before: Option<ConsulIndex>, now: Option<ConsulIndex>) -> bool {
-    matches!((before, now), (Some(before), Some(now)) if now < before)
 }
 
 /// Services with a check that appeared, disappeared, or changed.

@@ -29,8 +29,9 @@ pub use apply::STAGED_PLACEHOLDER;
 
 use crate::config::{Config, TemplateConfig, Wait};
 use crate::consul::catalog_file::{CatalogFile, CatalogFileError};
+use crate::consul::change::{Change, Event};
 use crate::consul::transport::{Transport, TransportError};
-use crate::consul::watcher::{Change, Event, Watchers};
+use crate::consul::watcher::Watchers;
 use crate::consul::{Data, Dependency};
 use crate::output::WriteOptions;
 use crate::template::{Snapshot, Syntax, Template, TemplateError};
