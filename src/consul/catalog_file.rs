@@ -21,7 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::data::{self, Data, Instance, Rejection, Rejections, Status};
+use super::data::{self, Data, Instance, NotBase64, Rejection, Rejections, Status};
 use super::dependency::Dependency;
 use super::model::{Check, HealthEntry, KvPair, Node, Service, ServiceAddress};
 
@@ -83,7 +83,7 @@ impl CatalogFile {
     }
 
     /// Answers `dependency` as Consul would from this snapshot.
-    pub fn answer(&self, dependency: &Dependency) -> Result<(Data, Vec<Rejection>), String> {
+    pub fn answer(&self, dependency: &Dependency) -> Result<(Data, Vec<Rejection>), NotBase64> {
         let mut rejections = Rejections::default();
         let in_dc = |entry: &HealthEntry, dc: &Option<String>| {
             dc.as_ref().is_none_or(|dc| &entry.node.datacenter == dc)

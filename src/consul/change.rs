@@ -13,8 +13,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::data::{self, Data, Rejection, Rejections};
+use super::data::{self, Data, NotBase64, Rejection, Rejections};
 use super::dependency::Dependency;
+use super::gate::GaveUp;
 use super::model::{HealthEntry, KvPair, Node};
 use super::transport::{ConsulIndex, Reply};
 
@@ -27,7 +28,7 @@ pub enum Event {
     /// A dependency has new data.
     Changed(Change),
     /// Consul stayed unreachable past the retry policy.
-    GaveUp(String),
+    GaveUp(GaveUp),
 }
 
 /// New data for one dependency.
@@ -95,10 +96,30 @@ impl LastReported {
     }
 }
 
+/// Why a reply could not be turned into data.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The body is not the JSON this endpoint answers with.
+    #[error("invalid JSON for {dependency}: {source}")]
+    Json {
+        dependency: Dependency,
+        source: serde_json::Error,
+    },
+    /// A KV value in it is not base64.
+    #[error(transparent)]
+    Value(#[from] NotBase64),
+}
+
 /// Decodes and validates a reply for `dependency`.
-pub fn decode(dependency: &Dependency, reply: &Reply) -> Result<(Data, Vec<Rejection>), String> {
+pub fn decode(
+    dependency: &Dependency,
+    reply: &Reply,
+) -> Result<(Data, Vec<Rejection>), DecodeError> {
     let mut rejections = Rejections::default();
-    let json_error = |e: serde_json::Error| format!("invalid JSON for {dependency}: {e}");
+    let json_error = |source| DecodeError::Json {
+        dependency: dependency.clone(),
+        source,
+    };
     let data = match dependency {
         Dependency::Health(query) => {
             let entries: Vec<HealthEntry> =
@@ -184,6 +205,24 @@ mod tests {
             .unwrap()
             .0;
         assert_eq!(found, Data::Key(Some("hi".into())));
+    }
+
+    #[test]
+    fn decode_errors_say_what_was_wrong_with_the_reply() {
+        let key = Dependency::Key {
+            path: "a/b".into(),
+            dc: None,
+        };
+        let error = decode(&key, &reply(200, "{")).unwrap_err();
+        assert!(matches!(error, DecodeError::Json { .. }), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("invalid JSON for {key}: ")),
+            "{error}"
+        );
+        let error = decode(&key, &reply(200, r#"[{"Key":"a/b","Value":"!!!!"}]"#)).unwrap_err();
+        assert_eq!(error.to_string(), r#"KV value "!!!!" is not valid base64"#);
     }
 
     #[test]

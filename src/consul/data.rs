@@ -635,7 +635,7 @@ pub fn datacenters(raw: Vec<String>, rejections: &mut Rejections) -> Vec<String>
 
 /// A single key's value (base64-decoded, lossy UTF-8); `None` if the key
 /// exists but has no value is mapped to an empty string.
-pub fn key_value(pairs: Vec<KvPair>, path: &str) -> Result<Option<String>, String> {
+pub fn key_value(pairs: Vec<KvPair>, path: &str) -> Result<Option<String>, NotBase64> {
     let wanted = path.trim_start_matches('/');
     match pairs.into_iter().find(|p| p.key == wanted) {
         None => Ok(None),
@@ -645,7 +645,7 @@ pub fn key_value(pairs: Vec<KvPair>, path: &str) -> Result<Option<String>, Strin
 
 /// `?recurse` entries under `prefix`, keys made relative to it; folder
 /// placeholders (keys ending in `/`) are skipped.
-pub fn tree(pairs: Vec<KvPair>, prefix: &str) -> Result<Vec<KvEntry>, String> {
+pub fn tree(pairs: Vec<KvPair>, prefix: &str) -> Result<Vec<KvEntry>, NotBase64> {
     let prefix = prefix.trim_start_matches('/');
     let mut out = Vec::with_capacity(pairs.len());
     for pair in pairs {
@@ -672,13 +672,23 @@ pub fn tree(pairs: Vec<KvPair>, prefix: &str) -> Result<Vec<KvEntry>, String> {
     Ok(out)
 }
 
-fn decode_value(value: Option<&str>) -> Result<String, String> {
+/// A KV value is not base64, as Consul would have sent it.
+#[derive(Debug, thiserror::Error)]
+#[error("KV value {excerpt} is not valid base64")]
+pub struct NotBase64 {
+    /// The value, quoted and cut short for a log line.
+    excerpt: String,
+    source: base64::DecodeError,
+}
+
+fn decode_value(value: Option<&str>) -> Result<String, NotBase64> {
     let Some(value) = value else {
         return Ok(String::new());
     };
-    let bytes = KV_BASE64
-        .decode(value)
-        .map_err(|_| format!("KV value {} is not valid base64", quote_excerpt(value)))?;
+    let bytes = KV_BASE64.decode(value).map_err(|source| NotBase64 {
+        excerpt: quote_excerpt(value),
+        source,
+    })?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -900,17 +910,13 @@ mod tests {
             // Trailing bits are ignored, as Go ignores them.
             ("YR==", "a"),
         ] {
-            assert_eq!(
-                decode_value(Some(encoded)).as_deref(),
-                Ok(want),
-                "{encoded}"
-            );
+            assert_eq!(decode_value(Some(encoded)).unwrap(), want, "{encoded}");
         }
-        assert_eq!(decode_value(None).as_deref(), Ok(""));
+        assert_eq!(decode_value(None).unwrap(), "");
         for bad in ["Y", "YQ", "YQ=", "Y===", "!!!!", "YQ==YQ=="] {
             assert_eq!(
-                decode_value(Some(bad)),
-                Err(format!("KV value \"{bad}\" is not valid base64")),
+                decode_value(Some(bad)).unwrap_err().to_string(),
+                format!("KV value \"{bad}\" is not valid base64"),
                 "{bad}"
             );
         }

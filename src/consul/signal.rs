@@ -34,6 +34,7 @@ use tokio::time::Instant;
 
 use super::change::{Event, LastReported, RECHECK_DELAY, decode, index_went_back};
 use super::dependency::{Dependency, HealthQuery};
+use super::gate::GaveUp;
 use super::model::StateCheck;
 use super::transport::{ConsulIndex, FetchError, Reply, Transport};
 
@@ -102,6 +103,14 @@ struct SignalLoop {
     pending_sweep: Option<(Instant, ConsulIndex)>,
     next_safety_sweep: Instant,
     recheck: Option<(Instant, BTreeSet<HealthQuery>)>,
+}
+
+/// Why the signal loop stops.
+enum Stop {
+    /// Consul stayed unreachable past the retry policy: the runner is told.
+    GaveUp(GaveUp),
+    /// The runner no longer listens.
+    RunnerStopped,
 }
 
 enum Wake {
@@ -204,8 +213,10 @@ impl SignalLoop {
                     self.read(queries, false).await
                 }
             };
-            if let Err(gave_up) = outcome {
-                let _ = self.events.send(Event::GaveUp(gave_up));
+            if let Err(stop) = outcome {
+                if let Stop::GaveUp(gave_up) = stop {
+                    let _ = self.events.send(Event::GaveUp(gave_up));
+                }
                 return;
             }
         }
@@ -231,7 +242,7 @@ impl SignalLoop {
         }
     }
 
-    async fn on_state(&mut self, reply: Result<Reply, FetchError>) -> Result<(), String> {
+    async fn on_state(&mut self, reply: Result<Reply, FetchError>) -> Result<(), Stop> {
         let reply = match self.signal_reply(reply, "health state")? {
             Some(reply) => reply,
             None => {
@@ -285,7 +296,7 @@ impl SignalLoop {
         Ok(())
     }
 
-    async fn on_catalog(&mut self, reply: Result<Reply, FetchError>) -> Result<(), String> {
+    async fn on_catalog(&mut self, reply: Result<Reply, FetchError>) -> Result<(), Stop> {
         let reply = match self.signal_reply(reply, "service catalog")? {
             Some(reply) => reply,
             None => {
@@ -349,10 +360,10 @@ impl SignalLoop {
         &mut self,
         reply: Result<Reply, FetchError>,
         what: &str,
-    ) -> Result<Option<Reply>, String> {
+    ) -> Result<Option<Reply>, Stop> {
         match reply {
             Ok(reply) => Ok(Some(reply)),
-            Err(FetchError::GaveUp(e)) => Err(e.to_string()),
+            Err(FetchError::GaveUp(e)) => Err(Stop::GaveUp(e)),
             Err(FetchError::Unreachable(_)) => {
                 self.recovering = true;
                 Ok(None)
@@ -368,7 +379,7 @@ impl SignalLoop {
     /// After an outage or reset nothing is known to be current: read every
     /// watched service again (data that lost entries is flagged, so the
     /// runner can hold it).
-    async fn reread_all(&mut self) -> Result<(), String> {
+    async fn reread_all(&mut self) -> Result<(), Stop> {
         self.recovering = false;
         self.pending_sweep = None;
         let all: BTreeSet<HealthQuery> = self.tracked.keys().cloned().collect();
@@ -376,7 +387,7 @@ impl SignalLoop {
         self.read(all, true).await
     }
 
-    async fn read_services(&mut self, services: &BTreeSet<String>) -> Result<(), String> {
+    async fn read_services(&mut self, services: &BTreeSet<String>) -> Result<(), Stop> {
         let queries: BTreeSet<HealthQuery> = self
             .tracked
             .keys()
@@ -387,7 +398,7 @@ impl SignalLoop {
     }
 
     /// Probes every watched service's index and re-reads those that moved.
-    async fn sweep(&mut self) -> Result<(), String> {
+    async fn sweep(&mut self) -> Result<(), Stop> {
         let mut one_per_service: BTreeMap<String, HealthQuery> = BTreeMap::new();
         for q in self.tracked.keys() {
             one_per_service
@@ -407,7 +418,7 @@ impl SignalLoop {
                     moved.insert(q.service);
                 }
                 Ok(_) => {}
-                Err(FetchError::GaveUp(e)) => return Err(e.to_string()),
+                Err(FetchError::GaveUp(e)) => return Err(Stop::GaveUp(e)),
                 // A failed probe: read it in full to be sure.
                 Err(_) => {
                     moved.insert(q.service);
@@ -426,7 +437,7 @@ impl SignalLoop {
         &mut self,
         queries: BTreeSet<HealthQuery>,
         after_reset: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), Stop> {
         let results = self
             .concurrently(queries.into_iter(), |t, q| async move {
                 let reply = t.get(&Dependency::Health(q.clone()), None).await;
@@ -438,7 +449,7 @@ impl SignalLoop {
             let dependency = Dependency::Health(q.clone());
             let reply = match reply {
                 Ok(reply) => reply,
-                Err(FetchError::GaveUp(e)) => return Err(e.to_string()),
+                Err(FetchError::GaveUp(e)) => return Err(Stop::GaveUp(e)),
                 Err(error) => {
                     tracing::debug!(%dependency, %error, "read failed; retrying after the next signal");
                     self.recovering = true;
@@ -448,7 +459,7 @@ impl SignalLoop {
             let (data, rejections) = match decode(&dependency, &reply) {
                 Ok(decoded) => decoded,
                 Err(error) => {
-                    tracing::warn!(%dependency, error, "could not decode consul's reply");
+                    tracing::warn!(%dependency, %error, "could not decode consul's reply");
                     self.recovering = true;
                     continue;
                 }
@@ -466,7 +477,7 @@ impl SignalLoop {
                 suspect.insert(q.clone());
             }
             if self.events.send(Event::Changed(news.change)).is_err() {
-                return Err("the runner stopped".to_owned());
+                return Err(Stop::RunnerStopped);
             }
         }
         if !suspect.is_empty() {

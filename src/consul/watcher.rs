@@ -193,7 +193,7 @@ async fn watch(
         let reply = match transport.get(&dependency, block_on).await {
             Ok(reply) => reply,
             Err(FetchError::GaveUp(e)) => {
-                let _ = events.send(Event::GaveUp(e.to_string()));
+                let _ = events.send(Event::GaveUp(e));
                 return;
             }
             Err(FetchError::Unreachable(_)) => {
@@ -249,7 +249,7 @@ async fn watch(
                 block_on = None;
                 recovering = true;
                 let delay = transport.backoff().delay(refused);
-                tracing::warn!(%dependency, error, retry_in = ?delay, "could not decode consul's reply");
+                tracing::warn!(%dependency, %error, retry_in = ?delay, "could not decode consul's reply");
                 tokio::time::sleep(delay).await;
                 continue;
             }
