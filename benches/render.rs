@@ -7,10 +7,10 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+use consul_render::consul::change::decode;
 use consul_render::consul::data::{Data, Instance, Status};
 use consul_render::consul::model::Weights;
 use consul_render::consul::transport::Reply;
-use consul_render::consul::watcher::decode;
 use consul_render::consul::{Dependency, HealthQuery};
 use consul_render::template::{Snapshot, Template};
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -17,9 +17,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::data::{self, Data, Instance, Rejection, Rejections, Status};
+use super::data::{self, Data, Instance, NotBase64, Rejection, Rejections, Status};
 use super::dependency::Dependency;
 use super::model::{Check, HealthEntry, KvPair, Node, Service, ServiceAddress};
 
@@ -81,7 +83,7 @@ impl CatalogFile {
     }
 
     /// Answers `dependency` as Consul would from this snapshot.
-    pub fn answer(&self, dependency: &Dependency) -> Result<(Data, Vec<Rejection>), String> {
+    pub fn answer(&self, dependency: &Dependency) -> Result<(Data, Vec<Rejection>), NotBase64> {
         let mut rejections = Rejections::default();
         let in_dc = |entry: &HealthEntry, dc: &Option<String>| {
             dc.as_ref().is_none_or(|dc| &entry.node.datacenter == dc)
@@ -233,7 +235,7 @@ impl CatalogFile {
         self.kv.retain(|p| p.key != key);
         self.kv.push(KvPair {
             key: key.to_owned(),
-            value: Some(data::base64_encode(value.as_bytes())),
+            value: Some(STANDARD.encode(value)),
             ..KvPair::default()
         });
         self.kv.sort_by(|a, b| a.key.cmp(&b.key));

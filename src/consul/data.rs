@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use base64::Engine as _;
+use base64::engine::{GeneralPurpose, general_purpose};
+
 use super::model::{self, HealthEntry, KvPair};
 
 /// Longest string passed on from Consul (its own limit for meta values).
@@ -632,7 +635,7 @@ pub fn datacenters(raw: Vec<String>, rejections: &mut Rejections) -> Vec<String>
 
 /// A single key's value (base64-decoded, lossy UTF-8); `None` if the key
 /// exists but has no value is mapped to an empty string.
-pub fn key_value(pairs: Vec<KvPair>, path: &str) -> Result<Option<String>, String> {
+pub fn key_value(pairs: Vec<KvPair>, path: &str) -> Result<Option<String>, NotBase64> {
     let wanted = path.trim_start_matches('/');
     match pairs.into_iter().find(|p| p.key == wanted) {
         None => Ok(None),
@@ -642,7 +645,7 @@ pub fn key_value(pairs: Vec<KvPair>, path: &str) -> Result<Option<String>, Strin
 
 /// `?recurse` entries under `prefix`, keys made relative to it; folder
 /// placeholders (keys ending in `/`) are skipped.
-pub fn tree(pairs: Vec<KvPair>, prefix: &str) -> Result<Vec<KvEntry>, String> {
+pub fn tree(pairs: Vec<KvPair>, prefix: &str) -> Result<Vec<KvEntry>, NotBase64> {
     let prefix = prefix.trim_start_matches('/');
     let mut out = Vec::with_capacity(pairs.len());
     for pair in pairs {
@@ -669,59 +672,32 @@ pub fn tree(pairs: Vec<KvPair>, prefix: &str) -> Result<Vec<KvEntry>, String> {
     Ok(out)
 }
 
-fn decode_value(value: Option<&str>) -> Result<String, String> {
+/// A KV value is not base64, as Consul would have sent it.
+#[derive(Debug, thiserror::Error)]
+#[error("KV value {excerpt} is not valid base64")]
+pub struct NotBase64 {
+    /// The value, quoted and cut short for a log line.
+    excerpt: String,
+    source: base64::DecodeError,
+}
+
+fn decode_value(value: Option<&str>) -> Result<String, NotBase64> {
     let Some(value) = value else {
         return Ok(String::new());
     };
-    let bytes = base64_decode(value)
-        .ok_or_else(|| format!("KV value {} is not valid base64", quote_excerpt(value)))?;
+    let bytes = KV_BASE64.decode(value).map_err(|source| NotBase64 {
+        excerpt: quote_excerpt(value),
+        source,
+    })?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-const BASE64_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding, as Consul encodes KV values.
-pub fn base64_encode(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let mut buf = [0u8; 3];
-        buf[..chunk.len()].copy_from_slice(chunk);
-        let acc = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(BASE64_ALPHABET[((acc >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard base64 (with padding), as Consul encodes KV values.
-fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    let sextet = |c: u8| {
-        BASE64_ALPHABET
-            .iter()
-            .position(|&a| a == c)
-            .map(|p| p as u32)
-    };
-    let bytes = input.trim_end_matches('=').as_bytes();
-    if !input.len().is_multiple_of(4) || input.len() - bytes.len() > 2 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            acc |= sextet(c)? << (18 - 6 * i);
-        }
-        let produced = chunk.len() - 1;
-        out.extend_from_slice(&acc.to_be_bytes()[1..=produced]);
-    }
-    Some(out)
-}
+/// Standard base64 with padding, as Consul encodes KV values. Non-zero
+/// bits after the last byte are ignored, as Go's decoder ignores them.
+const KV_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    general_purpose::PAD.with_decode_allow_trailing_bits(true),
+);
 
 #[cfg(test)]
 mod tests {
@@ -931,21 +907,17 @@ mod tests {
             ("YWI=", "ab"),
             ("YWJj", "abc"),
             ("aGVsbG8gd29ybGQ=", "hello world"),
+            // Trailing bits are ignored, as Go ignores them.
+            ("YR==", "a"),
         ] {
-            assert_eq!(
-                base64_decode(encoded).as_deref(),
-                Some(want.as_bytes()),
-                "{encoded}"
-            );
+            assert_eq!(decode_value(Some(encoded)).unwrap(), want, "{encoded}");
         }
-        for bad in ["Y", "YQ=", "Y===", "!!!!"] {
-            assert_eq!(base64_decode(bad), None, "{bad}");
-        }
-        for raw in ["", "a", "ab", "abc", "abcd", "\u{0}\u{ff}"] {
+        assert_eq!(decode_value(None).unwrap(), "");
+        for bad in ["Y", "YQ", "YQ=", "Y===", "!!!!", "YQ==YQ=="] {
             assert_eq!(
-                base64_decode(&base64_encode(raw.as_bytes())).as_deref(),
-                Some(raw.as_bytes()),
-                "{raw:?}"
+                decode_value(Some(bad)).unwrap_err().to_string(),
+                format!("KV value \"{bad}\" is not valid base64"),
+                "{bad}"
             );
         }
     }

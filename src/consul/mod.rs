@@ -4,10 +4,12 @@
 //! and connection limits ([`connections`]) over HTTP/1.1 or HTTP/2
 //! connections of its own ([`http2`]),
 //! the blocking-query loops ([`watcher`]) and, past the connection budget,
-//! catalog-wide signals ([`signal`]), and offline catalog files
-//! ([`catalog_file`]). It knows nothing about templates.
+//! catalog-wide signals ([`signal`]), both turning replies into changes by
+//! one rule ([`change`]), and offline catalog files ([`catalog_file`]). It
+//! knows nothing about templates.
 
 pub mod catalog_file;
+pub mod change;
 pub mod connections;
 pub mod data;
 pub mod dependency;

@@ -32,11 +32,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::data::Data;
+use super::change::{Event, LastReported, RECHECK_DELAY, decode, index_went_back};
 use super::dependency::{Dependency, HealthQuery};
+use super::gate::GaveUp;
 use super::model::StateCheck;
 use super::transport::{ConsulIndex, FetchError, Reply, Transport};
-use super::watcher::{Change, Event, decode};
 
 const STATE_ANY: &str = "/v1/health/state/any";
 const CATALOG_SERVICES: &str = "/v1/catalog/services";
@@ -45,9 +45,6 @@ const CATALOG_SERVICES: &str = "/v1/catalog/services";
 const EXPLAIN_GRACE: Duration = Duration::from_millis(50);
 /// How often every watched service's index is probed regardless.
 const SAFETY_SWEEP: Duration = Duration::from_secs(300);
-/// How soon a service whose data lost entries right after a failure is
-/// read again.
-const RECHECK_DELAY: Duration = Duration::from_secs(1);
 
 /// The running signal task; stopped on drop.
 pub struct Signal {
@@ -84,17 +81,12 @@ type Poll = Pin<Box<dyn Future<Output = Result<Reply, FetchError>> + Send>>;
 /// status and the index it last changed at.
 type Checks = HashMap<(String, String), (String, String, u64)>;
 
-/// What the loop knows about one watched dependency.
-#[derive(Default)]
-struct Tracked {
-    data: Option<Data>,
-}
-
 struct SignalLoop {
     transport: Arc<Transport>,
     wanted: watch::Receiver<BTreeSet<HealthQuery>>,
     events: mpsc::UnboundedSender<Event>,
-    tracked: BTreeMap<HealthQuery, Tracked>,
+    /// Every watched dependency and the data last reported for it.
+    tracked: BTreeMap<HealthQuery, LastReported>,
     /// The last index of each watched service, from full reads and probes.
     service_index: HashMap<String, ConsulIndex>,
     /// (node, check id) → (service, status, modify index).
@@ -111,6 +103,14 @@ struct SignalLoop {
     pending_sweep: Option<(Instant, ConsulIndex)>,
     next_safety_sweep: Instant,
     recheck: Option<(Instant, BTreeSet<HealthQuery>)>,
+}
+
+/// Why the signal loop stops.
+enum Stop {
+    /// Consul stayed unreachable past the retry policy: the runner is told.
+    GaveUp(GaveUp),
+    /// The runner no longer listens.
+    RunnerStopped,
 }
 
 enum Wake {
@@ -213,8 +213,10 @@ impl SignalLoop {
                     self.read(queries, false).await
                 }
             };
-            if let Err(gave_up) = outcome {
-                let _ = self.events.send(Event::GaveUp(gave_up));
+            if let Err(stop) = outcome {
+                if let Stop::GaveUp(gave_up) = stop {
+                    let _ = self.events.send(Event::GaveUp(gave_up));
+                }
                 return;
             }
         }
@@ -231,7 +233,7 @@ impl SignalLoop {
             .cloned()
             .collect();
         for q in &new {
-            self.tracked.insert(q.clone(), Tracked::default());
+            self.tracked.insert(q.clone(), LastReported::default());
         }
         if !new.is_empty() {
             tracing::debug!(count = new.len(), "reading newly watched services");
@@ -240,7 +242,7 @@ impl SignalLoop {
         }
     }
 
-    async fn on_state(&mut self, reply: Result<Reply, FetchError>) -> Result<(), String> {
+    async fn on_state(&mut self, reply: Result<Reply, FetchError>) -> Result<(), Stop> {
         let reply = match self.signal_reply(reply, "health state")? {
             Some(reply) => reply,
             None => {
@@ -294,7 +296,7 @@ impl SignalLoop {
         Ok(())
     }
 
-    async fn on_catalog(&mut self, reply: Result<Reply, FetchError>) -> Result<(), String> {
+    async fn on_catalog(&mut self, reply: Result<Reply, FetchError>) -> Result<(), Stop> {
         let reply = match self.signal_reply(reply, "service catalog")? {
             Some(reply) => reply,
             None => {
@@ -358,10 +360,10 @@ impl SignalLoop {
         &mut self,
         reply: Result<Reply, FetchError>,
         what: &str,
-    ) -> Result<Option<Reply>, String> {
+    ) -> Result<Option<Reply>, Stop> {
         match reply {
             Ok(reply) => Ok(Some(reply)),
-            Err(FetchError::GaveUp(e)) => Err(e.to_string()),
+            Err(FetchError::GaveUp(e)) => Err(Stop::GaveUp(e)),
             Err(FetchError::Unreachable(_)) => {
                 self.recovering = true;
                 Ok(None)
@@ -377,7 +379,7 @@ impl SignalLoop {
     /// After an outage or reset nothing is known to be current: read every
     /// watched service again (data that lost entries is flagged, so the
     /// runner can hold it).
-    async fn reread_all(&mut self) -> Result<(), String> {
+    async fn reread_all(&mut self) -> Result<(), Stop> {
         self.recovering = false;
         self.pending_sweep = None;
         let all: BTreeSet<HealthQuery> = self.tracked.keys().cloned().collect();
@@ -385,7 +387,7 @@ impl SignalLoop {
         self.read(all, true).await
     }
 
-    async fn read_services(&mut self, services: &BTreeSet<String>) -> Result<(), String> {
+    async fn read_services(&mut self, services: &BTreeSet<String>) -> Result<(), Stop> {
         let queries: BTreeSet<HealthQuery> = self
             .tracked
             .keys()
@@ -396,7 +398,7 @@ impl SignalLoop {
     }
 
     /// Probes every watched service's index and re-reads those that moved.
-    async fn sweep(&mut self) -> Result<(), String> {
+    async fn sweep(&mut self) -> Result<(), Stop> {
         let mut one_per_service: BTreeMap<String, HealthQuery> = BTreeMap::new();
         for q in self.tracked.keys() {
             one_per_service
@@ -416,7 +418,7 @@ impl SignalLoop {
                     moved.insert(q.service);
                 }
                 Ok(_) => {}
-                Err(FetchError::GaveUp(e)) => return Err(e.to_string()),
+                Err(FetchError::GaveUp(e)) => return Err(Stop::GaveUp(e)),
                 // A failed probe: read it in full to be sure.
                 Err(_) => {
                     moved.insert(q.service);
@@ -435,7 +437,7 @@ impl SignalLoop {
         &mut self,
         queries: BTreeSet<HealthQuery>,
         after_reset: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), Stop> {
         let results = self
             .concurrently(queries.into_iter(), |t, q| async move {
                 let reply = t.get(&Dependency::Health(q.clone()), None).await;
@@ -447,7 +449,7 @@ impl SignalLoop {
             let dependency = Dependency::Health(q.clone());
             let reply = match reply {
                 Ok(reply) => reply,
-                Err(FetchError::GaveUp(e)) => return Err(e.to_string()),
+                Err(FetchError::GaveUp(e)) => return Err(Stop::GaveUp(e)),
                 Err(error) => {
                     tracing::debug!(%dependency, %error, "read failed; retrying after the next signal");
                     self.recovering = true;
@@ -457,7 +459,7 @@ impl SignalLoop {
             let (data, rejections) = match decode(&dependency, &reply) {
                 Ok(decoded) => decoded,
                 Err(error) => {
-                    tracing::warn!(%dependency, error, "could not decode consul's reply");
+                    tracing::warn!(%dependency, %error, "could not decode consul's reply");
                     self.recovering = true;
                     continue;
                 }
@@ -465,32 +467,17 @@ impl SignalLoop {
             if let Some(index) = reply.index {
                 self.service_index.insert(q.service.clone(), index);
             }
-            let Some(tracked) = self.tracked.get_mut(&q) else {
+            let Some(last) = self.tracked.get_mut(&q) else {
                 continue;
             };
-            if tracked.data.as_ref() == Some(&data) {
+            let Some(news) = last.update(&dependency, data, &rejections, after_reset) else {
                 continue;
-            }
-            if after_reset
-                && tracked
-                    .data
-                    .as_ref()
-                    .is_some_and(|before| data.lost_entries_since(before))
-            {
+            };
+            if news.suspect {
                 suspect.insert(q.clone());
             }
-            for rejection in &rejections {
-                tracing::warn!(%dependency, "{rejection}");
-            }
-            tracked.data = Some(data.clone());
-            let change = Change {
-                dependency,
-                data,
-                after_reset,
-                rejected: rejections.len(),
-            };
-            if self.events.send(Event::Changed(change)).is_err() {
-                return Err("the runner stopped".to_owned());
+            if self.events.send(Event::Changed(news.change)).is_err() {
+                return Err(Stop::RunnerStopped);
             }
         }
         if !suspect.is_empty() {
@@ -525,10 +512,6 @@ impl SignalLoop {
         }
         results
     }
-}
-
-fn index_went_back(before: Option<ConsulIndex>, now: Option<ConsulIndex>) -> bool {
-    matches!((before, now), (Some(before), Some(now)) if now < before)
 }
 
 /// Services with a check that appeared, disappeared, or changed.

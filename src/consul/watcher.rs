@@ -8,8 +8,8 @@
 //!   block), as does any error: after an agent restart the old index may be
 //!   far above the new agent's, and blocking on it would hide the reset for a
 //!   whole `wait`;
-//! - a reply whose decoded data equals the last is not a change, whatever
-//!   its index says;
+//! - what a reply means (a change or not, suspect or not) is
+//!   [`change`](super::change)'s rule, shared with signal mode;
 //! - replies that bring changes are followed at once. After a wake-up that
 //!   brought nothing new, a watch of one service or key blocks again at
 //!   once too, paced only by a small token bucket so a misbehaving endpoint
@@ -18,7 +18,7 @@
 //!   burst of registrations costs one request (an endpoint that sends no
 //!   index at all is polled).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,18 +26,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::data::{self, Data, Rejection, Rejections};
+use super::change::{Event, LastReported, RECHECK_DELAY, decode, index_went_back};
 use super::dependency::Dependency;
-use super::model::{HealthEntry, KvPair, Node};
 use super::signal::Signal;
-use super::transport::{ConsulIndex, FetchError, Reply, Transport};
+use super::transport::{ConsulIndex, FetchError, Transport};
 
 /// How often a dependency without blocking support is re-read.
 const POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// How often a blocking endpoint is re-read when its replies carry no index.
 const NO_INDEX_POLL: Duration = Duration::from_secs(5);
-/// How soon suspect data (entries lost right after a failure) is re-read.
-const RECHECK_DELAY: Duration = Duration::from_secs(1);
 /// How long a catalog-wide watch waits before blocking again after a
 /// wake-up that brought nothing new: registrations that follow within it
 /// share one answer. (consul-template holds any quick answer back until
@@ -47,28 +44,6 @@ const CATALOG_SETTLE: Duration = Duration::from_millis(120);
 /// size and refill period.
 const BURST: u32 = 2;
 const REFILL: Duration = Duration::from_millis(50);
-
-/// What watchers tell the runner.
-#[derive(Debug)]
-pub enum Event {
-    /// A dependency has new data.
-    Changed(Change),
-    /// Consul stayed unreachable past the retry policy.
-    GaveUp(String),
-}
-
-/// New data for one dependency.
-#[derive(Debug)]
-pub struct Change {
-    pub dependency: Dependency,
-    pub data: Data,
-    /// The first reply after Consul was unreachable, or after its index
-    /// went backwards (an agent restarted with empty state): the data may
-    /// come from a catalog that has not re-synced yet.
-    pub after_reset: bool,
-    /// Values Consul sent that validation kept out of `data`.
-    pub rejected: usize,
-}
 
 /// The running watch tasks, keyed by dependency, and the signal task that
 /// takes over the local service watches when they would not fit the
@@ -200,7 +175,7 @@ async fn watch(
     // A read failed (Consul unreachable, an error answer, a garbled body)
     // since the last good reply: the next data may not be the whole truth.
     let mut recovering = false;
-    let mut last: Option<Data> = None;
+    let mut last = LastReported::default();
     let mut refused = 0u32;
     // The last reply brought nothing new: pace the next query. Replies that
     // bring changes are paced by Consul's own writes and must flow at once.
@@ -218,7 +193,7 @@ async fn watch(
         let reply = match transport.get(&dependency, block_on).await {
             Ok(reply) => reply,
             Err(FetchError::GaveUp(e)) => {
-                let _ = events.send(Event::GaveUp(e.to_string()));
+                let _ = events.send(Event::GaveUp(e));
                 return;
             }
             Err(FetchError::Unreachable(_)) => {
@@ -237,7 +212,7 @@ async fn watch(
                 continue;
             }
         };
-        let went_back = matches!((last_index, reply.index), (Some(old), Some(new)) if new < old);
+        let went_back = index_went_back(last_index, reply.index);
         let reply_had_no_index = reply.index.is_none();
         match decode(&dependency, &reply) {
             Ok((data, rejections)) => {
@@ -247,29 +222,16 @@ async fn watch(
                 }
                 let after_reset = went_back || recovering;
                 recovering = false;
-                // Data that lost entries right after a failure or reset is
-                // suspect (a re-syncing catalog, a garbled answer that
-                // parsed): read it again shortly without blocking, rather
+                let news = last.update(&dependency, data, &rejections, after_reset);
+                idle_wake = news.is_none();
+                // Suspect data (a re-syncing catalog, a garbled answer that
+                // parsed) is read again shortly without blocking, rather
                 // than blocking on an index that may not match the data.
-                let suspect = after_reset
-                    && last
-                        .as_ref()
-                        .is_some_and(|before| data.lost_entries_since(before));
-                idle_wake = last.as_ref() == Some(&data);
-                if !idle_wake {
-                    for rejection in &rejections {
-                        tracing::warn!(%dependency, "{rejection}");
-                    }
-                    last = Some(data.clone());
-                    let change = Change {
-                        dependency: dependency.clone(),
-                        data,
-                        after_reset,
-                        rejected: rejections.len(),
-                    };
-                    if events.send(Event::Changed(change)).is_err() {
-                        return;
-                    }
+                let suspect = news.as_ref().is_some_and(|news| news.suspect);
+                if let Some(news) = news
+                    && events.send(Event::Changed(news.change)).is_err()
+                {
+                    return;
                 }
                 last_index = reply.index;
                 // Consul's rule: after a backwards index, start over unblocked.
@@ -287,7 +249,7 @@ async fn watch(
                 block_on = None;
                 recovering = true;
                 let delay = transport.backoff().delay(refused);
-                tracing::warn!(%dependency, error, retry_in = ?delay, "could not decode consul's reply");
+                tracing::warn!(%dependency, %error, retry_in = ?delay, "could not decode consul's reply");
                 tokio::time::sleep(delay).await;
                 continue;
             }
@@ -304,63 +266,6 @@ async fn watch(
             tokio::time::sleep(NO_INDEX_POLL).await;
         }
     }
-}
-
-/// Decodes and validates a reply for `dependency`.
-pub fn decode(dependency: &Dependency, reply: &Reply) -> Result<(Data, Vec<Rejection>), String> {
-    let mut rejections = Rejections::default();
-    let json_error = |e: serde_json::Error| format!("invalid JSON for {dependency}: {e}");
-    let data = match dependency {
-        Dependency::Health(query) => {
-            let entries: Vec<HealthEntry> =
-                serde_json::from_slice(&reply.body).map_err(json_error)?;
-            Data::Instances(data::instances(
-                entries,
-                query.near.is_some(),
-                &mut rejections,
-            ))
-        }
-        Dependency::CatalogServices { .. } => {
-            let catalog: BTreeMap<String, Option<Vec<String>>> =
-                serde_json::from_slice(&reply.body).map_err(json_error)?;
-            Data::Services(data::services(catalog, &mut rejections))
-        }
-        Dependency::CatalogNodes { .. } => {
-            let nodes: Vec<Node> = serde_json::from_slice(&reply.body).map_err(json_error)?;
-            Data::Nodes(data::nodes(nodes, &mut rejections))
-        }
-        Dependency::Datacenters => {
-            let dcs: Vec<String> = serde_json::from_slice(&reply.body).map_err(json_error)?;
-            Data::Datacenters(data::datacenters(dcs, &mut rejections))
-        }
-        Dependency::Key { path, .. } => {
-            if reply.status == 404 {
-                Data::Key(None)
-            } else {
-                let pairs: Vec<KvPair> = serde_json::from_slice(&reply.body).map_err(json_error)?;
-                Data::Key(data::key_value(pairs, path)?)
-            }
-        }
-        Dependency::Keys { .. } => {
-            if reply.status == 404 {
-                Data::Keys(Vec::new())
-            } else {
-                let mut keys: Vec<String> =
-                    serde_json::from_slice(&reply.body).map_err(json_error)?;
-                keys.sort();
-                Data::Keys(keys)
-            }
-        }
-        Dependency::Tree { prefix, .. } => {
-            if reply.status == 404 {
-                Data::Tree(Vec::new())
-            } else {
-                let pairs: Vec<KvPair> = serde_json::from_slice(&reply.body).map_err(json_error)?;
-                Data::Tree(data::tree(pairs, prefix)?)
-            }
-        }
-    };
-    Ok((data, rejections.0))
 }
 
 /// A small token bucket: `BURST` requests at once, then one per `REFILL`.
@@ -423,34 +328,5 @@ mod tests {
             Duration::ZERO,
             "an idle watcher has its burst back"
         );
-    }
-
-    fn reply(status: u16, body: &str) -> Reply {
-        Reply {
-            status,
-            index: None,
-            body: body.as_bytes().to_vec(),
-        }
-    }
-
-    #[test]
-    fn garbage_replies_are_errors_not_data() {
-        let dep = Dependency::CatalogServices { dc: None };
-        for body in ["", "{", "<html>", "[1,2]", "{\"web\": 5}"] {
-            assert!(decode(&dep, &reply(200, body)).is_err(), "{body:?}");
-        }
-    }
-
-    #[test]
-    fn a_missing_key_is_data() {
-        let dep = Dependency::Key {
-            path: "a/b".into(),
-            dc: None,
-        };
-        assert_eq!(decode(&dep, &reply(404, "")).unwrap().0, Data::Key(None));
-        let found = decode(&dep, &reply(200, r#"[{"Key":"a/b","Value":"aGk="}]"#))
-            .unwrap()
-            .0;
-        assert_eq!(found, Data::Key(Some("hi".into())));
     }
 }

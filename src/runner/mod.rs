@@ -28,8 +28,10 @@ pub use apply::STAGED_PLACEHOLDER;
 
 use crate::config::{Config, TemplateConfig, Wait};
 use crate::consul::catalog_file::{CatalogFile, CatalogFileError};
+use crate::consul::change::{Change, Event};
+use crate::consul::gate::GaveUp;
 use crate::consul::transport::{Transport, TransportError};
-use crate::consul::watcher::{Change, Event, Watchers};
+use crate::consul::watcher::Watchers;
 use crate::consul::{Data, Dependency};
 use crate::metrics::Metrics;
 use crate::output::WriteOptions;
@@ -52,7 +54,7 @@ pub enum RunError {
     #[error(transparent)]
     CatalogFile(#[from] CatalogFileError),
     #[error("{0}")]
-    GaveUp(String),
+    GaveUp(GaveUp),
     #[error("{0}")]
     Failed(String),
     #[error("could not install signal handlers: {0}")]
