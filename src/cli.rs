@@ -22,8 +22,8 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use thiserror::Error;
 
 use crate::config::{
-    Config, ConfigError, ConsulAddress, ConsulConfig, LogFormat, RetryConfig, TemplateConfig,
-    TlsConfig, Token, ValueError, Wait,
+    Config, ConfigError, ConsulAddress, ConsulConfig, ExecConfig, ProcessSignal, RetryConfig,
+    TemplateConfig, TlsConfig, Token, ValueError, Wait, parse_listen_address,
 };
 use crate::config_file;
 use crate::duration::parse_duration;
@@ -54,6 +54,9 @@ pub enum CliError {
     /// The arguments parse, but the configuration they describe is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A `-config` file that cannot be read, or whose settings cannot be.
+    #[error(transparent)]
+    File(#[from] config_file::ConfigFileError),
     /// Either of the above, whose message quoted a secret given on the
     /// command line; rendered with the secret left out.
     #[error("{message}")]
@@ -65,7 +68,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Flag(_) => exit::FLAG_ERROR,
-            CliError::Config(_) => exit::CONFIG_ERROR,
+            CliError::Config(_) | CliError::File(_) => exit::CONFIG_ERROR,
             CliError::Redacted { exit_code, .. } => *exit_code,
         }
     }
@@ -186,6 +189,19 @@ struct RawFlags {
     reset_grace: Option<String>,
 
     #[arg(long)]
+    exec: Option<String>,
+    #[arg(long)]
+    exec_reload_signal: Option<String>,
+    #[arg(long)]
+    exec_kill_signal: Option<String>,
+    #[arg(long)]
+    exec_kill_timeout: Option<String>,
+    #[arg(long)]
+    metrics_addr: Option<String>,
+    #[arg(long)]
+    log_format: Option<String>,
+
+    #[arg(long)]
     catalog_file: Option<String>,
     #[arg(long)]
     save_catalog: Option<String>,
@@ -208,6 +224,13 @@ const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Long enough for agents to re-sync their services after a server loses
 /// its state (anti-entropy runs about once a minute in small clusters).
 const DEFAULT_RESET_GRACE: Duration = Duration::from_secs(60);
+/// nginx's reload signal. consul-template's default is none, which restarts
+/// the child on every change: for nginx, dropped connections.
+const DEFAULT_RELOAD_SIGNAL: ProcessSignal = ProcessSignal(libc::SIGHUP);
+/// consul-template's default; nginx takes it as a fast shutdown (SIGQUIT is
+/// its graceful one).
+const DEFAULT_KILL_SIGNAL: ProcessSignal = ProcessSignal(libc::SIGINT);
+const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads the command line and the `-config` files it names. `args` starts
 /// with the program name; `env` looks up an environment variable (an empty
@@ -594,11 +617,34 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     let pid_file = flag("pid-file", raw.pid_file.as_deref(), parse_path)?;
     let catalog_file = flag("catalog-file", raw.catalog_file.as_deref(), parse_path)?;
     let save_catalog = flag("save-catalog", raw.save_catalog.as_deref(), parse_path)?;
+    let exec_command = flag("exec", raw.exec.as_deref(), parse_string)?;
+    // Here an empty value is a choice, not an unset flag: no reload signal.
+    let reload_signal = match raw.exec_reload_signal.as_deref() {
+        None => None,
+        Some(value) if value.trim().is_empty() => Some(None),
+        Some(value) => Some(flag("exec-reload-signal", Some(value), str::parse)?),
+    };
+    let kill_signal = flag(
+        "exec-kill-signal",
+        raw.exec_kill_signal.as_deref(),
+        str::parse,
+    )?;
+    let kill_timeout = flag(
+        "exec-kill-timeout",
+        raw.exec_kill_timeout.as_deref(),
+        parse_duration_value,
+    )?;
+    let metrics_addr = flag(
+        "metrics-addr",
+        raw.metrics_addr.as_deref(),
+        parse_listen_address,
+    )?;
+    let log_format = flag("log-format", raw.log_format.as_deref(), str::parse)?;
 
     // Each setting below is the flag's, else the files', else the
     // variable's, else the default: in consul-template the variables are
     // defaults that config files override.
-    let file = config_file::load(&config_paths).map_err(ConfigError::from)?;
+    let file = config_file::load(&config_paths)?;
     let consul = file.consul;
     let env = Env(env);
     let mut address = env
@@ -723,9 +769,22 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         pid_file: pid_file.or(file.pid_file),
         catalog_file,
         save_catalog,
-        exec: None,
-        metrics_addr: None,
-        log_format: LogFormat::Text,
+        exec: exec_command
+            .or(file.exec.command)
+            .map(|command| ExecConfig {
+                command,
+                reload_signal: reload_signal
+                    .or(file.exec.reload_signal)
+                    .unwrap_or(Some(DEFAULT_RELOAD_SIGNAL)),
+                kill_signal: kill_signal
+                    .or(file.exec.kill_signal)
+                    .unwrap_or(DEFAULT_KILL_SIGNAL),
+                kill_timeout: kill_timeout
+                    .or(file.exec.kill_timeout)
+                    .unwrap_or(DEFAULT_KILL_TIMEOUT),
+            }),
+        metrics_addr: metrics_addr.or(file.metrics_addr),
+        log_format: log_format.or(file.log_format).unwrap_or_default(),
     })
 }
 
@@ -839,7 +898,7 @@ Configuration files:
       setting wins and template blocks add up. Flags beat every file, and
       -template flags come after the files' templates. A file's consul
       settings beat the CONSUL_* variables. Keys consul-render does not
-      support (vault, exec, ...) are errors, not ignored.
+      support (vault, exec env, ...) are errors, not ignored.
 
 Consul connection:
   -consul-addr=<address>, -consul=<address>
@@ -928,12 +987,34 @@ Behaviour:
       run no commands.
   -log-level=<level>
       trace, debug, info, warn or err. Default: info.
+  -log-format=<format>
+      text (one line per event) or json (one object per line).
+      Default: text.
+  -metrics-addr=<host:port>
+      Serve Prometheus metrics at /metrics and a health report at /health
+      (200 when every template is rendered and Consul answers, else 503).
+      Default: not served.
   -pid-file=<path>
       Write the process id to this file.
   -h, -help
       Print this help and exit.
   -v, -version
       Print the version and exit.
+
+Supervise mode:
+  -exec=<command>
+      Run command (by the shell, which exec()s it) as the one child, once
+      every template has rendered, as the container's main process. After
+      a change that passed its check, signal it instead of running the
+      template's command; stop it when consul-render stops, and exit with
+      its exit code when it exits. As PID 1, also reap orphans.
+  -exec-reload-signal=<signal>
+      Sent to the child after a change; "" sends nothing. Default: SIGHUP
+      (consul-template restarts the child instead, dropping connections).
+  -exec-kill-signal=<signal>
+      Sent to stop the child. Default: SIGINT.
+  -exec-kill-timeout=<duration>
+      Time the child has to stop before it gets SIGKILL. Default: 30s.
 
 Offline mode:
   -catalog-file=<path>
@@ -971,6 +1052,11 @@ Examples:
     consul-render -catalog-file examples/catalog.json \
       -template="nginx.conf.tera:nginx.conf"
 
+  Run nginx as the child, reloaded by SIGHUP after every checked change:
+    consul-render -consul=consul:8500 -check="nginx -t" \
+      -template="nginx.conf.tera:/etc/nginx/conf.d/default.conf" \
+      -exec="nginx -g 'daemon off;'"
+
   Use consul-template's config files, with a flag on top:
     consul-render -config=/etc/consul-template.d -log-level=debug
 "#;
@@ -980,7 +1066,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::config::{BasicAuth, LogLevel};
+    use crate::config::{BasicAuth, LogFormat, LogLevel};
 
     fn invoke(args: &[&str], env: &[(&str, &str)]) -> Result<Invocation, CliError> {
         let env: HashMap<String, String> = env
@@ -1157,6 +1243,34 @@ mod tests {
             (&["-log-level=debug"], |c| c.log_level = LogLevel::Debug),
             (&["-log-level", "err"], |c| c.log_level = LogLevel::Error),
             (&["-log-level=TRACE"], |c| c.log_level = LogLevel::Trace),
+            (&["-log-format=json"], |c| c.log_format = LogFormat::Json),
+            (&["-metrics-addr=:9102"], |c| {
+                c.metrics_addr = Some("0.0.0.0:9102".parse().unwrap())
+            }),
+            (&["-exec", "nginx -g 'daemon off;'"], |c| {
+                c.exec = Some(ExecConfig {
+                    command: "nginx -g 'daemon off;'".to_owned(),
+                    reload_signal: Some(ProcessSignal(libc::SIGHUP)),
+                    kill_signal: ProcessSignal(libc::SIGINT),
+                    kill_timeout: Duration::from_secs(30),
+                })
+            }),
+            (
+                &[
+                    "-exec=nginx",
+                    "-exec-reload-signal=",
+                    "-exec-kill-signal=quit",
+                    "-exec-kill-timeout=5s",
+                ],
+                |c| {
+                    c.exec = Some(ExecConfig {
+                        command: "nginx".to_owned(),
+                        reload_signal: None,
+                        kill_signal: ProcessSignal(libc::SIGQUIT),
+                        kill_timeout: Duration::from_secs(5),
+                    })
+                },
+            ),
             (&["-pid-file=/run/cr.pid"], |c| {
                 c.pid_file = Some("/run/cr.pid".into())
             }),
@@ -1759,10 +1873,32 @@ template {
                 "flag provided but not defined: -x (run consul-render -h to list the flags)",
             ),
             (
-                &["-exec=nginx"],
+                &["-exec-splay=5s"],
                 &[],
                 exit::FLAG_ERROR,
-                "flag provided but not defined: -exec (run consul-render -h to list the flags)",
+                "flag provided but not defined: -exec-splay (run consul-render -h to list the flags)",
+            ),
+            (
+                &[
+                    "-template=a:b",
+                    "-exec=nginx",
+                    "-exec-reload-signal=SIGBOGUS",
+                ],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"SIGBOGUS\" for -exec-reload-signal: expected a signal name such as SIGHUP, SIGTERM, SIGQUIT or SIGUSR2",
+            ),
+            (
+                &["-template=a:b", "-metrics-addr=localhost"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"localhost\" for -metrics-addr: expected host:port to listen on, for example 127.0.0.1:9102",
+            ),
+            (
+                &["-template=a:b", "-log-format=xml"],
+                &[],
+                exit::FLAG_ERROR,
+                "invalid value \"xml\" for -log-format: expected text or json",
             ),
             (
                 &["-template=a:b", "-consul-addr"],

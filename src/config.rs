@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::config_file::ConfigFileError;
 use crate::duration::{DurationError, parse_duration};
 use crate::template::{Engine, Syntax};
 
@@ -286,9 +285,6 @@ pub enum ConfigError {
         value: String,
         error: ValueError,
     },
-    /// A `-config` file that cannot be read, or whose settings cannot be.
-    #[error(transparent)]
-    File(#[from] ConfigFileError),
 }
 
 impl Config {
@@ -382,6 +378,17 @@ impl fmt::Display for ProcessSignal {
             None => write!(f, "signal {}", self.0),
         }
     }
+}
+
+/// An address to serve on: `host:port` with an IP host, or `:port` for
+/// every interface, as Go programs write it.
+pub fn parse_listen_address(text: &str) -> Result<std::net::SocketAddr, ValueError> {
+    let text = text.trim();
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_owned(),
+    };
+    full.parse().map_err(|_| ValueError::ListenAddress)
 }
 
 impl FromStr for LogFormat {

@@ -18,6 +18,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::marker::PhantomData;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,7 +29,10 @@ use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visi
 use serde_path_to_error::Segment;
 use thiserror::Error;
 
-use crate::config::{BasicAuth, ConsulAddress, LogLevel, Token, ValueError, Wait};
+use crate::config::{
+    BasicAuth, ConsulAddress, LogFormat, LogLevel, ProcessSignal, Token, ValueError, Wait,
+    parse_listen_address,
+};
 use crate::duration::parse_duration;
 use crate::template::Engine;
 
@@ -58,6 +62,31 @@ pub struct FileConfig {
     /// Every file's `template` blocks, in the order they were read.
     #[serde(rename = "template", deserialize_with = "blocks")]
     pub templates: Vec<TemplateFile>,
+    /// Supervise mode; a later file's block replaces an earlier one's
+    /// settings one by one.
+    #[serde(deserialize_with = "last_block")]
+    pub exec: ExecFile,
+    /// consul-render's own: where `/metrics` and `/health` are served.
+    #[serde(deserialize_with = "listen_address")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// consul-render's own: `text` or `json`.
+    #[serde(deserialize_with = "log_format")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The `exec` block: the child consul-render supervises.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecFile {
+    #[serde(deserialize_with = "command")]
+    pub command: Option<String>,
+    /// `Some(None)`: an empty `reload_signal`, which leaves the child alone.
+    #[serde(deserialize_with = "optional_signal")]
+    pub reload_signal: Option<Option<ProcessSignal>>,
+    #[serde(deserialize_with = "signal")]
+    pub kill_signal: Option<ProcessSignal>,
+    #[serde(deserialize_with = "duration")]
+    pub kill_timeout: Option<Duration>,
 }
 
 /// The `consul` block.
@@ -167,7 +196,9 @@ const UNSUPPORTED: &[&str] = &[
     "deduplicate",
     "default_delimiters",
     "err_on_failed_lookup",
-    "exec",
+    "exec.enabled",
+    "exec.env",
+    "exec.splay",
     "kill_signal",
     "log_file",
     "nomad",
@@ -449,6 +480,9 @@ impl FileConfig {
             once,
             wait,
             templates,
+            exec,
+            metrics_addr,
+            log_format,
         } = later;
         self.consul.merge(consul);
         override_with(&mut self.max_stale, max_stale);
@@ -459,6 +493,24 @@ impl FileConfig {
         override_with(&mut self.once, once);
         override_with(&mut self.wait, wait);
         self.templates.extend(templates);
+        self.exec.merge(exec);
+        override_with(&mut self.metrics_addr, metrics_addr);
+        override_with(&mut self.log_format, log_format);
+    }
+}
+
+impl ExecFile {
+    fn merge(&mut self, later: ExecFile) {
+        let ExecFile {
+            command,
+            reload_signal,
+            kill_signal,
+            kill_timeout,
+        } = later;
+        override_with(&mut self.command, command);
+        override_with(&mut self.reload_signal, reload_signal);
+        override_with(&mut self.kill_signal, kill_signal);
+        override_with(&mut self.kill_timeout, kill_timeout);
     }
 }
 
@@ -641,6 +693,27 @@ fn address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ConsulAd
 
 fn log_level<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<LogLevel>, D::Error> {
     parsed(deserializer, str::parse::<LogLevel>)
+}
+
+fn log_format<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<LogFormat>, D::Error> {
+    parsed(deserializer, str::parse::<LogFormat>)
+}
+
+fn listen_address<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    parsed(deserializer, parse_listen_address)
+}
+
+fn signal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ProcessSignal>, D::Error> {
+    parsed(deserializer, str::parse::<ProcessSignal>)
+}
+
+/// A signal, where an empty string means none at all.
+fn optional_signal<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<ProcessSignal>>, D::Error> {
+    Ok(Some(signal(deserializer)?))
 }
 
 fn path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
@@ -910,6 +983,14 @@ wait {
 }
 reset_grace = "90s"
 block_wait = "5m"
+log_format = "json"
+metrics_addr = "127.0.0.1:9102"
+exec {
+  command = ["nginx", "-g", "daemon off;"]
+  reload_signal = "SIGHUP"
+  kill_signal = "SIGQUIT"
+  kill_timeout = "10s"
+}
 template {
   source = "/templates/default.conf.tera"
   destination = "/etc/nginx/conf.d/default.conf"
@@ -943,6 +1024,14 @@ template {
       "server_name": "consul.internal"
     },
     "retry": {"enabled": true, "attempts": 12, "backoff": "250ms", "max_backoff": "1m"}
+  },
+  "log_format": "json",
+  "metrics_addr": "127.0.0.1:9102",
+  "exec": {
+    "command": ["nginx", "-g", "daemon off;"],
+    "reload_signal": "SIGHUP",
+    "kill_signal": "SIGQUIT",
+    "kill_timeout": "10s"
   },
   "max_stale": "2s",
   "log_level": "debug",
@@ -1005,6 +1094,14 @@ template {
             pid_file: Some("/run/consul-render.pid".into()),
             once: None,
             wait: Some(Some(wait(2, 10))),
+            exec: ExecFile {
+                command: Some("nginx -g 'daemon off;'".to_owned()),
+                reload_signal: Some(Some(ProcessSignal(libc::SIGHUP))),
+                kill_signal: Some(ProcessSignal(libc::SIGQUIT)),
+                kill_timeout: Some(secs(10)),
+            },
+            metrics_addr: Some("127.0.0.1:9102".parse().unwrap()),
+            log_format: Some(LogFormat::Json),
             templates: vec![
                 TemplateFile {
                     command: Some("nginx -s reload".to_owned()),

@@ -54,7 +54,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
             return error.exit_code();
         }
     };
-    logging::init(config.log_level);
+    logging::init(config.log_level, config.log_format);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
