@@ -12,6 +12,7 @@ mod go_dialect;
 mod hostile;
 mod image;
 mod offline;
+mod reloads;
 mod scale;
 mod seed;
 mod supervise;
