@@ -139,6 +139,11 @@ impl Watchers {
     /// Whether the blocking watches exceed what the connections can hold.
     /// Once in signal mode, it stays there until they fall well below the
     /// budget, so a set hovering at the limit does not flap.
+    /// Whether local service watches go through catalog-wide signals now.
+    pub fn signalling(&self) -> bool {
+        self.signal.is_some()
+    }
+
     fn signal_mode(&self, wanted: &BTreeSet<Dependency>) -> bool {
         let Some(capacity) = self.transport.long_poll_capacity() else {
             return false;

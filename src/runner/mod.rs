@@ -533,6 +533,9 @@ impl Runner {
         match &mut self.source {
             Source::Consul { watchers, .. } => {
                 watchers.set(&wanted);
+                self.metrics
+                    .signal_mode
+                    .set(i64::from(watchers.signalling()));
                 false
             }
             Source::File(file) => {

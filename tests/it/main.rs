@@ -11,6 +11,7 @@ mod faults;
 mod go_dialect;
 mod hostile;
 mod image;
+mod metrics;
 mod offline;
 mod reloads;
 mod scale;
