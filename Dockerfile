@@ -11,16 +11,14 @@ RUN cargo build --release --locked --bin consul-render \
  && install -m 0755 target/release/consul-render /consul-render
 
 FROM nginx:1.27
-# start.sh execs consul-render, which would then be PID 1: tini reaps the
-# orphans that nginx's daemonising and reload commands leave behind.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends tini \
- && rm -rf /var/lib/apt/lists/*
+# start.sh execs consul-render, which is then PID 1: it supervises nginx
+# (-exec), passes the stop signal on and reaps orphans, so no init is needed.
 COPY --from=build /consul-render /usr/local/bin/consul-render
 RUN ln -s consul-render /usr/local/bin/consul-template
 COPY templates/ /templates/
-COPY docker/start.sh /bin/start.sh
+COPY start.sh /bin/start.sh
 ENV CONSUL_URL=consul:8500
 EXPOSE 80
-STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/bin/tini", "--", "/bin/start.sh"]
+# Passed on to nginx: SIGQUIT lets it finish the requests in flight.
+STOPSIGNAL SIGQUIT
+ENTRYPOINT ["/bin/start.sh"]

@@ -1,6 +1,7 @@
-//! What the Docker image runs, exercised on the host: `start.sh` starts
-//! nginx and execs consul-render with the seed's flags; the binary also
-//! answers to `consul-template`.
+//! What the Docker image runs, exercised on the host: `start.sh` execs
+//! consul-render with the seed's flags, which starts nginx as its child and
+//! passes the image's stop signal on to it; the binary also answers to
+//! `consul-template`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -46,7 +47,7 @@ fn start_sh_runs_the_seed_load_balancer() {
     let destination = prefix.conf_d().join("default.conf").display().to_string();
     let listen = format!("127.0.0.1:{port}");
     let mut daemon = Daemon::start_program(
-        &repo().join("docker/start.sh"),
+        &repo().join("start.sh"),
         &[],
         &[
             ("APP_NAME", "tutum-nodejs-redis"),
@@ -72,15 +73,34 @@ fn start_sh_runs_the_seed_load_balancer() {
     wait_until("traffic to reach both", T, || {
         answered_by(port, 8) == want_both
     });
-    assert!(prefix.master_pid().is_some(), "start.sh started nginx");
-    // start.sh execs consul-render, so the image's stop signal reaches it.
-    daemon.signal(libc::SIGTERM);
-    assert_eq!(daemon.wait_exit(T), 12, "{}", daemon.log());
+    // start.sh execs consul-render, which runs nginx as its own child.
+    let master = prefix.master_pid().expect("nginx wrote its pid file");
+    assert_eq!(parent_of(master), daemon.pid(), "{}", daemon.log());
+    // The image's stop signal (SIGQUIT, nginx's graceful stop) reaches
+    // nginx, and the container exits with nginx's code.
+    daemon.signal(libc::SIGQUIT);
+    assert_eq!(daemon.wait_exit(T), 0, "{}", daemon.log());
+    assert!(
+        !Path::new(&format!("/proc/{master}")).exists(),
+        "nginx stopped with consul-render"
+    );
+}
+
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading stat");
+    // `pid (comm) state ppid ...`; comm may hold spaces, so split after it.
+    let after_comm = &stat[stat.rfind(')').expect("comm ends with )") + 1..];
+    after_comm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|ppid| ppid.parse().ok())
+        .expect("ppid in stat")
 }
 
 #[test]
 fn start_sh_refuses_to_start_without_app_name() {
-    let done = std::process::Command::new(repo().join("docker/start.sh"))
+    let done = std::process::Command::new(repo().join("start.sh"))
         .env_remove("APP_NAME")
         .output()
         .expect("running start.sh");
