@@ -33,6 +33,7 @@ pub mod template;
 
 use std::ffi::OsString;
 
+use anyhow::Context;
 use cli::Invocation;
 
 /// The whole program: parses `args` (argv, including argv\[0\]) and the
@@ -58,21 +59,19 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+        .context("could not start the async runtime")
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("consul-render: could not start the async runtime: {error}");
+            eprintln!("consul-render: {error:#}");
             return exit::ERROR;
         }
     };
     let pid_file = config.pid_file.clone();
     if let Some(path) = &pid_file
-        && let Err(error) = std::fs::write(path, format!("{}\n", std::process::id()))
+        && let Err(error) = write_pid_file(path)
     {
-        eprintln!(
-            "consul-render: could not write pid file {}: {error}",
-            path.display()
-        );
+        eprintln!("consul-render: {error:#}");
         return exit::CONFIG_ERROR;
     }
     let code = match runtime.block_on(runner::run(config)) {
@@ -95,4 +94,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
         let _ = std::fs::remove_file(path);
     }
     code
+}
+
+/// Errors that are only reported, never matched on, carry their context
+/// through anyhow: `could not write pid file …: Permission denied`.
+fn write_pid_file(path: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("could not write pid file {}", path.display()))
 }

@@ -65,6 +65,17 @@ fn contradictory_configuration_exits_15() {
 }
 
 #[test]
+fn an_unwritable_pid_file_exits_15_naming_the_file_and_the_reason() {
+    let done = run(&["-template=a:b", "-pid-file=/nonexistent/cr.pid"], &[], T);
+    assert_eq!(done.code, 15, "{done:?}");
+    assert!(
+        done.stderr
+            .contains("could not write pid file /nonexistent/cr.pid: No such file or directory"),
+        "{done:?}"
+    );
+}
+
+#[test]
 fn a_broken_template_exits_with_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("broken.tera");
