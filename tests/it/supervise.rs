@@ -21,6 +21,8 @@ struct Supervised {
     _dir: tempfile::TempDir,
     nginx: NginxPrefix,
     port: u16,
+    /// Where consul-render serves `/metrics` and `/health`.
+    metrics_port: u16,
     daemon: Daemon,
 }
 
@@ -34,6 +36,7 @@ impl Supervised {
         // What the image ships: a placeholder the first render replaces.
         let nginx = NginxPrefix::new("# replaced by consul-render\n");
         let port = free_port();
+        let metrics_port = free_port();
         let nginx_args = nginx.args().join(" ");
         let dir = tempfile::tempdir().unwrap();
         let template = dir.path().join("default.conf.tera");
@@ -48,6 +51,7 @@ impl Supervised {
             format!("-check=nginx {nginx_args} -t -q"),
             format!("-exec=nginx {nginx_args} -g 'daemon off;'"),
             "-exec-kill-timeout=10s".to_owned(),
+            format!("-metrics-addr=127.0.0.1:{metrics_port}"),
         ];
         let mut argv: Vec<&str> = wrapper.to_vec();
         argv.extend(args.iter().map(String::as_str));
@@ -63,6 +67,7 @@ impl Supervised {
             _dir: dir,
             nginx,
             port,
+            metrics_port,
             daemon,
         };
         supervised.wait_for_traffic(&[first]);
@@ -255,4 +260,48 @@ fn children_of(parent: u32) -> Vec<(u32, bool)> {
             (ppid == parent).then_some((pid, zombie))
         })
         .collect()
+}
+
+#[test]
+fn a_reload_nginx_refuses_after_its_check_passed_is_reported_as_a_rollback() {
+    // `nginx -t` binds nothing, so a port another process holds passes the
+    // check; only the reload finds out, and nginx keeps its old workers.
+    let a = Backend::start("web-a");
+    let mut s = Supervised::start(&a, &[]);
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held_port = held.local_addr().unwrap().port();
+    let health = format!("http://127.0.0.1:{}/health", s.metrics_port);
+    wait_until("/health 200", T, || {
+        http_get(&health).is_ok_and(|(status, _)| status == 200)
+    });
+    let mut text = std::fs::read_to_string(&s.template).unwrap();
+    text.push_str(&format!(
+        "server {{ listen 127.0.0.1:{held_port}; return 204; }}\n"
+    ));
+    std::fs::write(&s.template, text).unwrap();
+
+    s.daemon
+        .wait_for_log("the child did not take the reload", 1, T);
+    let (status, body) = http_get(&health).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("nginx did not take the last reload"),
+        "{body}"
+    );
+    let (_, metrics) = http_get(&format!("http://127.0.0.1:{}/metrics", s.metrics_port)).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "consul_render_reload_rollbacks_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        s.nginx.error_log().contains("[emerg]"),
+        "{}",
+        s.nginx.error_log()
+    );
+    // nginx still serves the config before the refused one.
+    s.wait_for_traffic(&[&a]);
+    s.daemon.assert_running();
+    drop(held);
 }
