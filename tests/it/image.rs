@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use testbed::{Backend, ConsulAgent, Instance, NginxPrefix, free_port, http_get, wait_until};
 
-use crate::support::{BIN, Daemon, repo};
+use crate::support::{BIN, Daemon, proc_stat, repo};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -86,16 +86,10 @@ fn start_sh_runs_the_seed_load_balancer() {
     );
 }
 
-/// The parent pid of `pid`, from `/proc/<pid>/stat`.
 fn parent_of(pid: u32) -> u32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading stat");
-    // `pid (comm) state ppid ...`; comm may hold spaces, so split after it.
-    let after_comm = &stat[stat.rfind(')').expect("comm ends with )") + 1..];
-    after_comm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|ppid| ppid.parse().ok())
-        .expect("ppid in stat")
+    proc_stat(pid)
+        .and_then(|fields| fields.get(1)?.parse().ok())
+        .expect("ppid in /proc/<pid>/stat")
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use testbed::{Backend, ConsulAgent, Instance, NginxPrefix, free_port, http_get, wait_until};
 
-use crate::support::{BIN, Daemon, repo, upstream_servers, wait_for_file};
+use crate::support::{BIN, Daemon, proc_stat, repo, upstream_servers, wait_for_file};
 
 const SERVICE: &str = "web";
 const T: Duration = Duration::from_secs(20);
@@ -106,8 +106,7 @@ fn register(consul: &ConsulAgent, backend: &Backend, id: &str) {
 }
 
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !matches!(stat.rsplit(") ").next(), Some(s) if s.starts_with(['Z', 'X'])))
+    proc_stat(pid).is_some_and(|fields| !matches!(fields[0].as_str(), "Z" | "X"))
 }
 
 #[test]
@@ -253,10 +252,9 @@ fn children_of(parent: u32) -> Vec<(u32, bool)> {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let mut fields = stat.rsplit_once(") ")?.1.split(' ');
-            let zombie = fields.next()? == "Z";
-            let ppid: u32 = fields.next()?.parse().ok()?;
+            let fields = proc_stat(pid)?;
+            let zombie = fields.first()? == "Z";
+            let ppid: u32 = fields.get(1)?.parse().ok()?;
             (ppid == parent).then_some((pid, zombie))
         })
         .collect()

@@ -300,3 +300,12 @@ impl Render {
         run(&args, env, Duration::from_secs(30))
     }
 }
+
+/// The fields of `/proc/<pid>/stat` after the command name (state, ppid,
+/// ...), or `None` once the process is gone. The name may hold spaces and
+/// parentheses, so the split is at its last `)`.
+pub fn proc_stat(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    Some(after_name.split_whitespace().map(str::to_owned).collect())
+}
