@@ -11,8 +11,8 @@
 
 use std::sync::LazyLock;
 
+use consul_render::consul::change::decode;
 use consul_render::consul::transport::Reply;
-use consul_render::consul::watcher::decode;
 use consul_render::consul::{Data, Dependency, HealthQuery};
 use consul_render_fuzz::{
     HostileEntry, assert_instances_safe, assert_nodes_safe, assert_services_safe, health_body,

@@ -10,9 +10,9 @@
 
 use std::sync::{Arc, LazyLock};
 
+use consul_render::consul::change::decode;
 use consul_render::consul::data::Instance;
 use consul_render::consul::transport::Reply;
-use consul_render::consul::watcher::decode;
 use consul_render::consul::{Data, Dependency, HealthQuery};
 use consul_render::template::{Snapshot, Template};
 use consul_render_fuzz::{HostileEntry, health_body, is_address};
