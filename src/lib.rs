@@ -23,6 +23,8 @@ pub mod config_file;
 pub mod consul;
 pub mod duration;
 pub mod exit;
+pub mod file_edits;
+pub mod local_file;
 pub mod logging;
 pub mod metrics;
 pub mod output;

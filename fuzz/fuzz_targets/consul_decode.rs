@@ -15,8 +15,8 @@ use consul_render::consul::change::decode;
 use consul_render::consul::transport::Reply;
 use consul_render::consul::{Data, Dependency, HealthQuery};
 use consul_render_fuzz::{
-    HostileEntry, assert_instances_safe, assert_nodes_safe, assert_services_safe, health_body,
-    is_address, is_safe_token,
+    HostileEntry, assert_instances_safe, assert_node_detail_safe, assert_nodes_safe,
+    assert_services_safe, health_body, is_address, is_safe_token,
 };
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -36,6 +36,10 @@ static DEPENDENCIES: LazyLock<Vec<Dependency>> = LazyLock::new(|| {
         )),
         Dependency::CatalogServices { dc: None },
         Dependency::CatalogNodes { dc: None },
+        Dependency::CatalogNode {
+            name: Some("n1".to_owned()),
+            dc: None,
+        },
         Dependency::Datacenters,
         Dependency::Key {
             path: "app/config".to_owned(),
@@ -64,6 +68,11 @@ fn decode_and_check(dependency: &Dependency, status: u16, body: &[u8]) -> Option
         Data::Instances(list) => assert_instances_safe(list),
         Data::Services(list) => assert_services_safe(list),
         Data::Nodes(list) => assert_nodes_safe(list),
+        Data::Node(detail) => {
+            if let Some(detail) = detail {
+                assert_node_detail_safe(detail);
+            }
+        }
         Data::Datacenters(list) => {
             for dc in list {
                 assert!(is_safe_token(dc, false), "unsafe datacenter {dc:?}");

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use consul_render::consul::data::{Instance, MAX_VALUE_LEN, NodeInfo, ServiceSummary};
+use consul_render::consul::data::{Instance, MAX_VALUE_LEN, NodeDetail, NodeInfo, ServiceSummary};
 use consul_render::consul::model;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 
@@ -284,6 +284,31 @@ pub fn assert_nodes_safe(nodes: &[NodeInfo]) {
             is_safe_token(&n.datacenter, true),
             "unsafe datacenter in {n:?}"
         );
+        assert!(is_safe_token(&n.id, true), "unsafe id in {n:?}");
+        for (name, address) in &n.tagged_addresses {
+            assert!(
+                is_safe_token(name, false),
+                "unsafe tagged address name in {n:?}"
+            );
+            assert!(is_address(address), "bad tagged address in {n:?}");
+        }
         assert_safe_meta(&n.meta, "meta", n);
+    }
+}
+
+/// Every identity field of a node's listing is safe, and so is the node.
+pub fn assert_node_detail_safe(detail: &NodeDetail) {
+    assert_nodes_safe(std::slice::from_ref(&detail.node));
+    for s in &detail.services {
+        assert!(is_safe_token(&s.id, false), "unsafe id in {s:?}");
+        assert!(is_safe_token(&s.service, false), "unsafe name in {s:?}");
+        assert!(
+            s.address.is_empty() || is_address(&s.address),
+            "bad address in {s:?}"
+        );
+        for tag in &s.tags {
+            assert!(is_safe_token(tag, false), "unsafe tag in {s:?}");
+        }
+        assert_safe_meta(&s.meta, "meta", s);
     }
 }

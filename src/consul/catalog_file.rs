@@ -7,7 +7,9 @@
 //!   "services": { "web": [ /* GET /v1/health/service/web */ ] },
 //!   "kv":       [ /* GET /v1/kv/?recurse */ ],
 //!   "nodes":    [ /* GET /v1/catalog/nodes (optional: derived from services) */ ],
-//!   "datacenters": [ "dc1" ]
+//!   "datacenters": [ "dc1" ],
+//!   "node_details": { "n1": { /* GET /v1/catalog/node/n1 (optional: derived) */ } },
+//!   "agent_node": "n1"
 //! }
 //! ```
 //! Every section is optional. Queries are answered the way Consul would:
@@ -21,9 +23,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::data::{self, Data, Instance, NotBase64, Rejection, Rejections, Status};
+use super::data::{
+    self, Data, Instance, NodeDetail, NodeInfo, NotBase64, Rejection, Rejections, Status,
+};
 use super::dependency::Dependency;
-use super::model::{Check, HealthEntry, KvPair, Node, Service, ServiceAddress};
+use super::model::{CatalogNode, Check, HealthEntry, KvPair, Node, Service, ServiceAddress};
 
 /// A catalog snapshot.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -35,6 +39,13 @@ pub struct CatalogFile {
     pub nodes: Vec<Node>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub datacenters: Vec<String>,
+    /// Nodes with their services, by name; a node not listed here is
+    /// derived from `nodes` and the services' health entries.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_details: BTreeMap<String, CatalogNode>,
+    /// The node of the agent a `node` query without a name asks about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_node: Option<String>,
 }
 
 /// A catalog file could not be read or written.
@@ -133,6 +144,11 @@ impl CatalogFile {
                 }
                 Data::Nodes(data::nodes(nodes.into_values().collect(), &mut rejections))
             }
+            Dependency::CatalogNode { name, dc } => {
+                let name = name.as_ref().or(self.agent_node.as_ref());
+                let raw = name.and_then(|name| self.node_detail(name, dc));
+                Data::Node(data::node(raw, &mut rejections))
+            }
             Dependency::Datacenters => {
                 let mut dcs = self.datacenters.clone();
                 if dcs.is_empty() {
@@ -168,6 +184,8 @@ impl CatalogFile {
                     .collect();
                 Data::Tree(data::tree(pairs, prefix)?)
             }
+            // Not part of the catalog: read where the render runs.
+            Dependency::File { path } => crate::local_file::read(path),
         };
         Ok((data, rejections.0))
     }
@@ -215,20 +233,49 @@ impl CatalogFile {
             (Dependency::CatalogNodes { .. }, Data::Nodes(nodes)) => {
                 for node in nodes {
                     if !self.nodes.iter().any(|n| n.node == node.name) {
-                        self.nodes.push(Node {
-                            node: node.name.clone(),
-                            address: node.address.clone(),
-                            datacenter: node.datacenter.clone(),
-                            meta: node.meta.clone(),
-                            ..Node::default()
-                        });
+                        self.nodes.push(node_shape(node));
                     }
                 }
+            }
+            (Dependency::CatalogNode { name, .. }, Data::Node(Some(detail))) => {
+                if name.is_none() {
+                    self.agent_node = Some(detail.node.name.clone());
+                }
+                self.node_details
+                    .insert(detail.node.name.clone(), catalog_node(detail));
             }
             // The service list is derived from the recorded services, and a
             // missing key is recorded by its absence.
             _ => {}
         }
+    }
+
+    /// The node called `name`, as `/v1/catalog/node/:name` would list it:
+    /// from `node_details`, or put together from the node lists and the
+    /// health entries of the services on it.
+    fn node_detail(&self, name: &str, dc: &Option<String>) -> Option<CatalogNode> {
+        let in_dc = |node: &Node| dc.as_ref().is_none_or(|dc| &node.datacenter == dc);
+        if let Some(detail) = self.node_details.get(name) {
+            return in_dc(&detail.node).then(|| detail.clone());
+        }
+        let entries: Vec<&HealthEntry> = self
+            .services
+            .values()
+            .flatten()
+            .filter(|e| e.node.node == name)
+            .collect();
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.node == name)
+            .or(entries.first().map(|e| &e.node))
+            .filter(|n| in_dc(n))?
+            .clone();
+        let services = entries
+            .into_iter()
+            .map(|e| (e.service.id.clone(), e.service.clone()))
+            .collect();
+        Some(CatalogNode { node, services })
     }
 
     fn add_kv(&mut self, key: &str, value: &str) {
@@ -239,6 +286,43 @@ impl CatalogFile {
             ..KvPair::default()
         });
         self.kv.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+}
+
+/// A node and its services back in the catalog's shape.
+fn catalog_node(detail: &NodeDetail) -> CatalogNode {
+    let services = detail
+        .services
+        .iter()
+        .map(|s| {
+            let service = Service {
+                id: s.id.clone(),
+                service: s.service.clone(),
+                tags: s.tags.clone(),
+                address: s.address.clone(),
+                port: i64::from(s.port),
+                meta: s.meta.clone(),
+                enable_tag_override: s.enable_tag_override,
+                ..Service::default()
+            };
+            (s.id.clone(), service)
+        })
+        .collect();
+    CatalogNode {
+        node: node_shape(&detail.node),
+        services,
+    }
+}
+
+/// A validated node back in Consul's shape.
+fn node_shape(node: &NodeInfo) -> Node {
+    Node {
+        id: node.id.clone(),
+        node: node.name.clone(),
+        address: node.address.clone(),
+        datacenter: node.datacenter.clone(),
+        tagged_addresses: node.tagged_addresses.clone(),
+        meta: node.meta.clone(),
     }
 }
 
@@ -305,6 +389,7 @@ fn health_entry(instance: &Instance) -> HealthEntry {
                 })
                 .collect(),
             weights: Some(instance.weights),
+            enable_tag_override: false,
         },
         checks,
     }
@@ -409,6 +494,36 @@ mod tests {
     }
 
     #[test]
+    fn answers_node_queries_from_the_services_on_the_node() {
+        let mut file = sample();
+        let node = |name: Option<&str>, dc: Option<&str>| Dependency::CatalogNode {
+            name: name.map(str::to_owned),
+            dc: dc.map(str::to_owned),
+        };
+        let Data::Node(Some(n2)) = file.answer(&node(Some("n2"), None)).unwrap().0 else {
+            panic!("n2 is derived from web-2's health entry");
+        };
+        assert_eq!(n2.node.address, "10.0.0.2");
+        assert_eq!(n2.services.len(), 1);
+        assert_eq!(n2.services[0].address, "10.0.1.2");
+        assert_eq!(
+            file.answer(&node(Some("n3"), Some("dc1"))).unwrap().0,
+            Data::Node(None),
+            "n3 is in dc2"
+        );
+        assert_eq!(
+            file.answer(&node(None, None)).unwrap().0,
+            Data::Node(None),
+            "no agent node named"
+        );
+        file.agent_node = Some("n1".into());
+        let Data::Node(Some(local)) = file.answer(&node(None, None)).unwrap().0 else {
+            panic!("the agent's node is n1");
+        };
+        assert_eq!(local.services[0].id, "web-1");
+    }
+
+    #[test]
     fn recorded_data_is_answered_back_unchanged() {
         let source = sample();
         let mut captured = CatalogFile::default();
@@ -420,6 +535,10 @@ mod tests {
             },
             Dependency::Tree {
                 prefix: "app/config".into(),
+                dc: None,
+            },
+            Dependency::CatalogNode {
+                name: Some("n2".into()),
                 dc: None,
             },
         ];

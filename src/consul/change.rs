@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::data::{self, Data, NotBase64, Rejection, Rejections};
 use super::dependency::Dependency;
 use super::gate::GaveUp;
-use super::model::{HealthEntry, KvPair, Node};
+use super::model::{CatalogNode, HealthEntry, KvPair, Node};
 use super::transport::{ConsulIndex, Reply};
 
 /// How soon suspect data (entries lost right after a failure) is re-read.
@@ -139,6 +139,13 @@ pub fn decode(
             let nodes: Vec<Node> = serde_json::from_slice(&reply.body).map_err(json_error)?;
             Data::Nodes(data::nodes(nodes, &mut rejections))
         }
+        Dependency::CatalogNode { .. } => {
+            let node: Option<CatalogNode> =
+                serde_json::from_slice(&reply.body).map_err(json_error)?;
+            Data::Node(data::node(node, &mut rejections))
+        }
+        // Never fetched over HTTP; read as the file's bytes, were it.
+        Dependency::File { .. } => Data::File(Some(String::from_utf8_lossy(&reply.body).into())),
         Dependency::Datacenters => {
             let dcs: Vec<String> = serde_json::from_slice(&reply.body).map_err(json_error)?;
             Data::Datacenters(data::datacenters(dcs, &mut rejections))

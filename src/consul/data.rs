@@ -32,11 +32,16 @@ pub enum Data {
     Instances(Vec<Instance>),
     Services(Vec<ServiceSummary>),
     Nodes(Vec<NodeInfo>),
+    /// `None`: there is no node by that name.
+    Node(Option<Box<NodeDetail>>),
     Datacenters(Vec<String>),
     /// `None`: the key does not exist.
     Key(Option<String>),
     Keys(Vec<String>),
     Tree(Vec<KvEntry>),
+    /// A local file's text; `None`: it cannot be read (see
+    /// [`local_file`](crate::local_file)).
+    File(Option<String>),
 }
 
 impl Data {
@@ -66,6 +71,14 @@ impl Data {
                 missing(b, n)
             }
             (Data::Key(b), Data::Key(n)) => b.is_some() && n.is_none(),
+            (Data::Node(b), Data::Node(n)) => match (b, n) {
+                (Some(_), None) => true,
+                (Some(b), Some(n)) => missing(
+                    &b.services.iter().map(|s| &s.id).collect::<Vec<_>>(),
+                    &n.services.iter().map(|s| &s.id).collect::<Vec<_>>(),
+                ),
+                (None, _) => false,
+            },
             (Data::Tree(b), Data::Tree(n)) => missing(
                 &b.iter().map(|e| &e.key).collect::<Vec<_>>(),
                 &n.iter().map(|e| &e.key).collect::<Vec<_>>(),
@@ -199,12 +212,37 @@ pub struct ServiceSummary {
 }
 
 /// One catalog node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeInfo {
+    pub id: String,
     pub name: String,
     pub address: String,
     pub datacenter: String,
+    /// The node's addresses by name (`lan`, `wan_ipv4`, …).
+    pub tagged_addresses: BTreeMap<String, String>,
     pub meta: BTreeMap<String, String>,
+}
+
+/// One node and the services registered on it, sorted by service name,
+/// then id.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeDetail {
+    pub node: NodeInfo,
+    pub services: Vec<NodeService>,
+}
+
+/// A service registered on a node, as the catalog lists it (no health).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeService {
+    pub id: String,
+    pub service: String,
+    pub tags: Vec<String>,
+    pub meta: BTreeMap<String, String>,
+    /// 0 for a service registered without a port.
+    pub port: u16,
+    /// The service's own address; empty when it uses the node's.
+    pub address: String,
+    pub enable_tag_override: bool,
 }
 
 /// One KV entry under a prefix; `key` is relative to that prefix and
@@ -595,29 +633,96 @@ pub fn services(
 pub fn nodes(raw: Vec<model::Node>, rejections: &mut Rejections) -> Vec<NodeInfo> {
     let mut out: Vec<NodeInfo> = raw
         .into_iter()
-        .filter_map(|node| {
-            let subject = format!("node {}", quote_excerpt(&node.node));
-            let problem = unsafe_token_reason(&node.node, false)
-                .map(|r| format!("name {r}"))
-                .or_else(|| invalid_address_reason(&node.address))
-                .or_else(|| {
-                    unsafe_token_reason(&node.datacenter, true).map(|r| format!("datacenter {r}"))
-                });
-            if let Some(reason) = problem {
-                rejections.push(subject, reason);
-                return None;
-            }
-            let meta = safe_meta(node.meta, &format!("meta of {subject}"), rejections);
-            Some(NodeInfo {
-                name: node.node,
-                address: node.address,
-                datacenter: node.datacenter,
-                meta,
-            })
-        })
+        .filter_map(|node| node_info(node, rejections))
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// `/v1/catalog/node/:name`: `None` for no such node, or one whose own
+/// identity fails validation; services that fail are dropped from it.
+pub fn node(
+    raw: Option<model::CatalogNode>,
+    rejections: &mut Rejections,
+) -> Option<Box<NodeDetail>> {
+    let raw = raw?;
+    let node = node_info(raw.node, rejections)?;
+    let mut services: Vec<NodeService> = raw
+        .services
+        .into_values()
+        .filter_map(|service| node_service(service, &node.name, rejections))
+        .collect();
+    services.sort_by(|a, b| (&a.service, &a.id).cmp(&(&b.service, &b.id)));
+    Some(Box::new(NodeDetail { node, services }))
+}
+
+/// A node whose name, id, address or datacenter is unsafe is dropped;
+/// unsafe meta and tagged addresses are dropped from it.
+fn node_info(node: model::Node, rejections: &mut Rejections) -> Option<NodeInfo> {
+    let subject = format!("node {}", quote_excerpt(&node.node));
+    let problem = unsafe_token_reason(&node.node, false)
+        .map(|r| format!("name {r}"))
+        .or_else(|| unsafe_token_reason(&node.id, true).map(|r| format!("id {r}")))
+        .or_else(|| invalid_address_reason(&node.address))
+        .or_else(|| unsafe_token_reason(&node.datacenter, true).map(|r| format!("datacenter {r}")));
+    if let Some(reason) = problem {
+        rejections.push(subject, reason);
+        return None;
+    }
+    let meta = safe_meta(node.meta, &format!("meta of {subject}"), rejections);
+    let tagged_addresses = safe_addresses(
+        node.tagged_addresses,
+        &format!("tagged addresses of {subject}"),
+        rejections,
+    );
+    Some(NodeInfo {
+        id: node.id,
+        name: node.node,
+        address: node.address,
+        datacenter: node.datacenter,
+        tagged_addresses,
+        meta,
+    })
+}
+
+/// A service of a node's listing: its id and name must be safe tokens, its
+/// address (if any) an address, its port 0–65535.
+fn node_service(
+    service: model::Service,
+    node: &str,
+    rejections: &mut Rejections,
+) -> Option<NodeService> {
+    let subject = format!(
+        "service {} on node {}",
+        quote_excerpt(&service.id),
+        quote_excerpt(node)
+    );
+    let port = u16::try_from(service.port).ok();
+    let problem = unsafe_token_reason(&service.id, false)
+        .map(|r| format!("id {r}"))
+        .or_else(|| unsafe_token_reason(&service.service, false).map(|r| format!("name {r}")))
+        .or_else(|| {
+            (!service.address.is_empty())
+                .then(|| invalid_address_reason(&service.address))
+                .flatten()
+        })
+        .or_else(|| {
+            port.is_none()
+                .then(|| format!("port {} is not 0-65535", service.port))
+        });
+    if let Some(reason) = problem {
+        rejections.push(subject, reason);
+        return None;
+    }
+    Some(NodeService {
+        tags: safe_tags(service.tags, &subject, rejections),
+        meta: safe_meta(service.meta, &format!("meta of {subject}"), rejections),
+        id: service.id,
+        service: service.service,
+        port: port.unwrap_or_default(),
+        address: service.address,
+        enable_tag_override: service.enable_tag_override,
+    })
 }
 
 /// `/v1/catalog/datacenters`, keeping only safe names.
@@ -954,5 +1059,78 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn a_node_keeps_its_safe_services_sorted_by_name_then_id() {
+        let service = |id: &str, name: &str, address: &str, port: i64| model::Service {
+            id: id.into(),
+            service: name.into(),
+            address: address.into(),
+            port,
+            tags: vec!["b".into(), "a b".into(), "a".into()],
+            ..Default::default()
+        };
+        let raw = model::CatalogNode {
+            node: model::Node {
+                node: "n1".into(),
+                address: "10.0.0.1".into(),
+                tagged_addresses: [
+                    ("lan".into(), "10.0.0.1".into()),
+                    ("x".into(), "x;y".into()),
+                ]
+                .into(),
+                ..Default::default()
+            },
+            services: [
+                service("web-2", "web", "", 0),
+                service("api-1", "api", "10.0.1.1", 9000),
+                service("web-1", "web", "10.0.1.2", 8080),
+                service("evil", "web;", "", 80),
+                service("far", "web", "10.0.0.1 ; x", 80),
+                service("big", "web", "", 70000),
+            ]
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect(),
+        };
+        let mut rejections = Rejections::default();
+        let detail = node(Some(raw), &mut rejections).expect("a valid node");
+        let ids: Vec<&str> = detail.services.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["api-1", "web-1", "web-2"]);
+        assert_eq!(
+            detail.services[0].tags,
+            ["a", "b"],
+            "the unsafe tag is dropped"
+        );
+        assert_eq!(
+            detail.services[2].port, 0,
+            "a service without a port is kept"
+        );
+        assert_eq!(
+            detail.node.tagged_addresses.keys().collect::<Vec<_>>(),
+            ["lan"]
+        );
+        let reasons: Vec<String> = rejections.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            reasons.len(),
+            7,
+            "one address, three services, three tags: {reasons:?}"
+        );
+        assert!(
+            reasons.iter().any(|r| r.contains("port 70000")),
+            "{reasons:?}"
+        );
+
+        assert_eq!(node(None, &mut rejections), None, "no such node");
+        let hostile = model::CatalogNode {
+            node: model::Node {
+                node: "n1\nserver evil".into(),
+                address: "10.0.0.1".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(node(Some(hostile), &mut rejections), None);
     }
 }

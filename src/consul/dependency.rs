@@ -1,4 +1,6 @@
-//! What a template can ask Consul for: one [`Dependency`] per distinct query.
+//! What a template can ask for: one [`Dependency`] per distinct Consul
+//! query, and local files (consul-template's `file`), which are read from
+//! disk by [`local_file`](crate::local_file), never over HTTP.
 //! A dependency knows its HTTP path and parameters and how to name itself in
 //! logs; it knows nothing about how (or whether) it is being watched.
 
@@ -14,6 +16,12 @@ pub enum Dependency {
     CatalogServices { dc: Option<String> },
     /// `GET /v1/catalog/nodes`.
     CatalogNodes { dc: Option<String> },
+    /// `GET /v1/catalog/node/:name`: one node and its services; without a
+    /// name, the local agent's node (asked of `/v1/agent/self` first).
+    CatalogNode {
+        name: Option<String>,
+        dc: Option<String>,
+    },
     /// `GET /v1/catalog/datacenters` (not a blocking endpoint).
     Datacenters,
     /// `GET /v1/kv/:key`: one key's value (absent keys are data too).
@@ -22,6 +30,8 @@ pub enum Dependency {
     Keys { prefix: String, dc: Option<String> },
     /// `GET /v1/kv/:prefix?recurse`: every key and value under a prefix.
     Tree { prefix: String, dc: Option<String> },
+    /// A local file's contents (not a Consul query).
+    File { path: String },
 }
 
 /// The instances of one service, optionally narrowed by tags and datacenter.
@@ -64,7 +74,12 @@ impl HealthQuery {
 impl Dependency {
     /// Whether Consul supports blocking queries on this endpoint.
     pub fn is_blocking(&self) -> bool {
-        !matches!(self, Dependency::Datacenters)
+        !matches!(self, Dependency::Datacenters | Dependency::File { .. })
+    }
+
+    /// Whether this is read from Consul (everything but a local file).
+    pub fn is_consul(&self) -> bool {
+        !matches!(self, Dependency::File { .. })
     }
 
     /// Whether the endpoint's index moves with every registration anywhere
@@ -78,7 +93,8 @@ impl Dependency {
     }
 
     /// The request path and query string, without index, wait, consistency
-    /// or namespace parameters (the transport adds those).
+    /// or namespace parameters (the transport adds those). A local file has
+    /// none: it is never handed to the transport.
     pub fn path_and_query(&self) -> String {
         let mut query = Query::default();
         let path = match self {
@@ -103,6 +119,13 @@ impl Dependency {
                 query.dc(dc);
                 "/v1/catalog/nodes".to_owned()
             }
+            Dependency::CatalogNode { name, dc } => {
+                query.dc(dc);
+                // An unnamed node is resolved before it is read; the path
+                // without a name is never sent.
+                let name = name.as_deref().unwrap_or_default();
+                format!("/v1/catalog/node/{}", encode_component(name))
+            }
             Dependency::Datacenters => "/v1/catalog/datacenters".to_owned(),
             Dependency::Key { path, dc } => {
                 query.dc(dc);
@@ -117,6 +140,10 @@ impl Dependency {
                 query.flag("recurse");
                 query.dc(dc);
                 format!("/v1/kv/{}", encode_key(prefix))
+            }
+            Dependency::File { path } => {
+                debug_assert!(false, "file({path}) has no Consul path");
+                return String::new();
             }
         };
         query.append_to(path)
@@ -139,10 +166,18 @@ impl fmt::Display for Dependency {
             }
             Dependency::CatalogServices { dc } => write!(f, "catalog.services{}", at(dc)),
             Dependency::CatalogNodes { dc } => write!(f, "catalog.nodes{}", at(dc)),
+            Dependency::CatalogNode { name: None, dc } => write!(f, "catalog.node{}", at(dc)),
+            Dependency::CatalogNode {
+                name: Some(name),
+                dc,
+            } => {
+                write!(f, "catalog.node({name}{})", at(dc))
+            }
             Dependency::Datacenters => write!(f, "catalog.datacenters"),
             Dependency::Key { path, dc } => write!(f, "kv.key({path}{})", at(dc)),
             Dependency::Keys { prefix, dc } => write!(f, "kv.keys({prefix}{})", at(dc)),
             Dependency::Tree { prefix, dc } => write!(f, "kv.tree({prefix}{})", at(dc)),
+            Dependency::File { path } => write!(f, "file({path})"),
         }
     }
 }
@@ -230,6 +265,13 @@ mod tests {
                 "/v1/catalog/nodes?dc=west",
             ),
             (Dependency::Datacenters, "/v1/catalog/datacenters"),
+            (
+                Dependency::CatalogNode {
+                    name: Some("n 1".into()),
+                    dc: Some("east".into()),
+                },
+                "/v1/catalog/node/n%201?dc=east",
+            ),
             (
                 Dependency::Key {
                     path: "/app/config".into(),

@@ -55,6 +55,19 @@ pub struct Service {
     )]
     pub tagged_addresses: BTreeMap<String, ServiceAddress>,
     pub weights: Option<Weights>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enable_tag_override: bool,
+}
+
+/// `GET /v1/catalog/node/:name`: a node and its services by id (`null`
+/// when there is no such node).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CatalogNode {
+    #[serde(deserialize_with = "null_as_default")]
+    pub node: Node,
+    #[serde(deserialize_with = "null_as_default")]
+    pub services: BTreeMap<String, Service>,
 }
 
 /// One of a service's tagged addresses (`lan_ipv4`, `wan`, …). Some of

@@ -1,5 +1,6 @@
 //! Watching dependencies: one task per dependency runs Consul's blocking
-//! query loop and reports each *change* of its data; [`Watchers`] starts and
+//! query loop (or, for a local file, [`local_file`](crate::local_file)'s
+//! watch) and reports each *change* of its data; [`Watchers`] starts and
 //! stops those tasks as the set of dependencies the templates use changes.
 //!
 //! The loop follows Consul's rules for blocking-query clients:
@@ -29,7 +30,7 @@ use tokio::time::Instant;
 use super::change::{Event, LastReported, RECHECK_DELAY, decode, index_went_back};
 use super::dependency::Dependency;
 use super::signal::Signal;
-use super::transport::{ConsulIndex, FetchError, Transport};
+use super::transport::{ConsulIndex, FetchError, Reply, Transport};
 
 /// How often a dependency without blocking support is re-read.
 const POLL_INTERVAL: Duration = Duration::from_secs(60);
@@ -115,11 +116,12 @@ impl Watchers {
         for dependency in &direct {
             if !self.running.contains_key(dependency) {
                 tracing::debug!(%dependency, "starting watch");
-                let task = tokio::spawn(watch(
-                    dependency.clone(),
-                    self.transport.clone(),
-                    self.events.clone(),
-                ));
+                let events = self.events.clone();
+                let task = if dependency.is_consul() {
+                    tokio::spawn(watch(dependency.clone(), self.transport.clone(), events))
+                } else {
+                    tokio::spawn(crate::local_file::watch(dependency.clone(), events))
+                };
                 self.running.insert(dependency.clone(), task);
             }
         }
@@ -187,6 +189,8 @@ async fn watch(
     let mut idle_wake = false;
     let mut bucket = TokenBucket::new();
     let mut warned_no_index = false;
+    // What is read for `dependency`: resolved once (see `resolve`).
+    let mut target: Option<Dependency> = None;
     loop {
         if idle_wake {
             if dependency.wakes_on_any_registration() {
@@ -195,7 +199,7 @@ async fn watch(
                 bucket.take().await;
             }
         }
-        let reply = match transport.get(&dependency, block_on).await {
+        let reply = match fetch(&dependency, &mut target, &transport, block_on).await {
             Ok(reply) => reply,
             Err(FetchError::GaveUp(e)) => {
                 let _ = events.send(Event::GaveUp(e));
@@ -270,6 +274,50 @@ async fn watch(
             }
             tokio::time::sleep(NO_INDEX_POLL).await;
         }
+    }
+}
+
+/// Reads `dependency` through `target`, resolving that first if need be.
+async fn fetch(
+    dependency: &Dependency,
+    target: &mut Option<Dependency>,
+    transport: &Transport,
+    index: Option<ConsulIndex>,
+) -> Result<Reply, FetchError> {
+    let target = match target {
+        Some(target) => target,
+        None => target.insert(resolve(dependency, transport).await?),
+    };
+    transport.get(target, index).await
+}
+
+/// What is read for `dependency`: itself, except that the local agent's
+/// node is asked for by the name `/v1/agent/self` gives (as consul-template
+/// does, once per watch: an agent does not change its name while running).
+async fn resolve(dependency: &Dependency, transport: &Transport) -> Result<Dependency, FetchError> {
+    let Dependency::CatalogNode { name: None, dc } = dependency else {
+        return Ok(dependency.clone());
+    };
+    #[derive(serde::Deserialize)]
+    struct AgentSelf {
+        #[serde(rename = "Config")]
+        config: AgentConfig,
+    }
+    #[derive(serde::Deserialize)]
+    struct AgentConfig {
+        #[serde(rename = "NodeName")]
+        node_name: String,
+    }
+    let reply = transport.get_path("/v1/agent/self", None).await?;
+    match serde_json::from_slice::<AgentSelf>(&reply.body) {
+        Ok(agent) if !agent.config.node_name.is_empty() => Ok(Dependency::CatalogNode {
+            name: Some(agent.config.node_name),
+            dc: dc.clone(),
+        }),
+        _ => Err(FetchError::Rejected {
+            status: reply.status,
+            body: "/v1/agent/self did not name the agent's node (Config.NodeName)".to_owned(),
+        }),
     }
 }
 

@@ -12,7 +12,6 @@
 //!   nothing, and the watchers are set to exactly what the renders used.
 
 mod apply;
-mod template_files;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -33,11 +32,11 @@ use crate::consul::gate::GaveUp;
 use crate::consul::transport::{Transport, TransportError};
 use crate::consul::watcher::Watchers;
 use crate::consul::{Data, Dependency};
+use crate::file_edits::{self, FileEdits};
 use crate::metrics::Metrics;
 use crate::output::WriteOptions;
 use crate::supervise::{ChildState, Supervisor};
 use crate::template::{Snapshot, Syntax, Template, TemplateError};
-use template_files::TemplateFiles;
 
 /// Why a run ended other than as asked.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +103,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             .iter()
             .map(|t| t.config.source.clone())
             .collect();
-        TemplateFiles::watch(&sources)
+        FileEdits::watch(&sources, "send SIGHUP after editing a template")
     });
     runner.render_due();
     let result = 'run: loop {
@@ -184,7 +183,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 runner.render_due();
             }
             Wake::Edited(path) => {
-                runner.reload_templates(|source| template_files::absolute(source) == path);
+                runner.reload_templates(|source| file_edits::absolute(source) == path);
                 runner.render_due();
             }
             Wake::Stats => runner.metrics.log(),
@@ -731,7 +730,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn next_edit(edits: &mut Option<TemplateFiles>) -> std::path::PathBuf {
+async fn next_edit(edits: &mut Option<FileEdits>) -> std::path::PathBuf {
     match edits {
         Some(edits) => edits.next().await,
         None => std::future::pending().await,

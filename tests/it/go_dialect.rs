@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use testbed::{ConsulAgent, Instance, wait_until};
 
-use crate::support::{Render, repo, run};
+use crate::support::{Render, repo, run, wait_for_file};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -153,6 +153,8 @@ fn render_all(
         .arg(program)
         .arg(format!("-consul-addr={}", consul.http_addr()))
         .arg("-once")
+        // Templates name the files they read relative to the repository.
+        .current_dir(repo())
         .env_remove("CONSUL_HTTP_ADDR")
         .env_remove("CONSUL_HTTP_TOKEN")
         .env("APP_NAME", "web")
@@ -287,11 +289,52 @@ fn a_missing_key_holds_the_render_until_it_exists() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(!render.out().exists(), "wrote before the key existed");
     consul.kv_put("late/key", "here");
-    let text = crate::support::wait_for_file(&render.out(), "the rendered key", T, |t| {
+    let text = wait_for_file(&render.out(), "the rendered key", T, |t| {
         t == "value=here\n"
     });
     assert_eq!(text, "value=here\n");
     assert!(started.elapsed() < T);
+}
+
+#[test]
+fn a_file_is_read_when_it_appears_and_again_after_each_edit() {
+    let consul = ConsulAgent::dev();
+    let render = Render::new(&consul.http_addr(), "").flag("-template-engine=go");
+    let data = render.dir().join("data").join("backends.txt");
+    std::fs::write(
+        render.source(),
+        format!("from file: {{{{ file \"{}\" }}}}\n", data.display()),
+    )
+    .unwrap();
+    let mut daemon = render.start();
+    // The file's directory does not even exist: the render waits for it.
+    daemon.wait_for_log("cannot read the file", 1, T);
+    assert!(!render.out().exists(), "wrote before the file existed");
+    std::fs::create_dir(data.parent().unwrap()).unwrap();
+    std::fs::write(&data, "one").unwrap();
+    wait_for_file(&render.out(), "the file's first text", T, |t| {
+        t == "from file: one\n"
+    });
+    // Edited in place, then replaced by a rename, as config management does.
+    std::fs::write(&data, "two").unwrap();
+    wait_for_file(&render.out(), "the edit in place", T, |t| {
+        t == "from file: two\n"
+    });
+    let replacement = data.with_extension("new");
+    std::fs::write(&replacement, "three").unwrap();
+    std::fs::rename(&replacement, &data).unwrap();
+    wait_for_file(&render.out(), "the replacement", T, |t| {
+        t == "from file: three\n"
+    });
+    // Gone: the last good output stays.
+    std::fs::remove_file(&data).unwrap();
+    daemon.wait_for_log("cannot read the file", 2, T);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_to_string(render.out()).unwrap(),
+        "from file: three\n"
+    );
+    daemon.assert_running();
 }
 
 #[test]

@@ -52,6 +52,50 @@ fn the_readme_example_renders_the_seeds_config_to_stdout() {
     );
 }
 
+#[test]
+fn tera_templates_read_a_node_and_a_local_file_from_a_catalog_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.json");
+    write(
+        &catalog,
+        r#"{"services": {"web": [
+             {"Node": {"Node": "n1", "Address": "10.0.0.1", "Datacenter": "dc1"},
+              "Service": {"ID": "web-2", "Service": "web", "Port": 8082}},
+             {"Node": {"Node": "n1", "Address": "10.0.0.1", "Datacenter": "dc1"},
+              "Service": {"ID": "api-1", "Service": "api", "Port": 9000, "Address": "10.0.1.1"}}]},
+           "agent_node": "n1"}"#,
+    );
+    let included = dir.path().join("extra.conf");
+    write(&included, "keepalive 16;");
+    let template = dir.path().join("t.tera");
+    write(
+        &template,
+        &format!(
+            "{{% set n = node(name=\"n1\") %}}{{{{ n.name }}}} {{{{ n.address }}}}:\
+             {{% for s in n.services %}} {{{{ s.name }}}}/{{{{ s.id }}}}={{{{ s.port }}}}{{% endfor %}}\n\
+             {{% set local = node() %}}{{% set gone = node(name=\"nope\") %}}\
+             local={{{{ local.name }}}} missing={{{{ gone is none }}}}\n\
+             {{{{ file(path=\"{}\") }}}}\n",
+            included.display()
+        ),
+    );
+    let done = run(
+        &[
+            &format!("-catalog-file={}", catalog.display()),
+            "-dry",
+            &format!("-template={}:/out.conf", template.display()),
+        ],
+        &[],
+        T,
+    );
+    assert_eq!(done.code, 0, "{done:?}");
+    assert_eq!(
+        done.stdout,
+        "> /out.conf\nn1 10.0.0.1: api/api-1=9000 web/web-2=8082\nlocal=n1 missing=true\nkeepalive 16;\n",
+        "{done:?}"
+    );
+}
+
 /// Renders the shipped template from `catalog` into a running nginx's
 /// conf.d and returns nginx's verdict on the result.
 fn render_and_test(catalog: &str, app: &str) -> (String, Result<(), String>) {

@@ -41,6 +41,7 @@ pub fn get(name: &str) -> Option<DataFunc> {
     let (params, variadic, run): (&'static [Param], Option<Param>, Run) = match name {
         "service" => (&[], Some(Param::Str), service),
         "services" => (&[], Some(Param::Str), services),
+        "node" => (&[], Some(Param::Str), node),
         "nodes" => (&[], Some(Param::Str), nodes),
         "datacenters" => (&[], Some(Param::Bool), datacenters),
         "key" => (ONE_STRING, None, key),
@@ -50,6 +51,7 @@ pub fn get(name: &str) -> Option<DataFunc> {
         "safeLs" => (ONE_STRING, None, safe_ls),
         "tree" => (ONE_STRING, None, tree),
         "safeTree" => (ONE_STRING, None, safe_tree),
+        "file" => (ONE_STRING, None, file),
         _ => return None,
     };
     Some(DataFunc {
@@ -213,6 +215,35 @@ fn nodes<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<Value<
     ))
 }
 
+/// `node "name@dc"`: one node and its services; without a name, the local
+/// agent's. Until the data arrives it is nil, as in consul-template.
+fn node<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
+    let query: String = strings(&args).collect();
+    let invalid = || {
+        format!(
+            "catalog.node: invalid format: {}",
+            super::parse::quote(&query)
+        )
+    };
+    let (name, dc, near) = split_dc_near(&query).ok_or_else(invalid)?;
+    // A datacenter needs a name before it, as consul-template's pattern says.
+    let named = word(name, ".-");
+    if near.is_some() || !(named || query.is_empty()) {
+        return Err(invalid());
+    }
+    let dependency = Dependency::CatalogNode {
+        name: (!name.is_empty()).then(|| name.to_owned()),
+        dc: dc.map(str::to_owned),
+    };
+    let Some(data) = lookup.get(dependency) else {
+        return Ok(Value::Nil);
+    };
+    let Data::Node(detail) = &**data else {
+        return Ok(Value::Nil);
+    };
+    Ok(Value::Obj(Obj::NodeDetail(detail.as_deref())))
+}
+
 /// `datacenters` (the optional "ignore failing" flag changes nothing with
 /// one reachable datacenter).
 fn datacenters<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
@@ -315,6 +346,26 @@ fn key_or_default<'a>(
         Some(Some(value)) if !value.is_empty() => Value::str(value),
         _ => default,
     })
+}
+
+/// `file "path"`: a local file's text. A file that cannot be read holds
+/// the render back (consul-template fails the read and retries).
+fn file<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
+    let path = first_str(&args);
+    if path.is_empty() {
+        return Ok(Value::str(""));
+    }
+    let dependency = Dependency::File {
+        path: path.trim().to_owned(),
+    };
+    match lookup.get(dependency.clone()).map(|d| &**d) {
+        Some(Data::File(Some(text))) => Ok(Value::str(text)),
+        Some(_) => {
+            lookup.record.wait_for(dependency);
+            Ok(Value::str(""))
+        }
+        None => Ok(Value::str("")),
+    }
 }
 
 /// A `prefix@dc` path, as `kv.list` parses it.

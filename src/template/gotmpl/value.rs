@@ -11,7 +11,9 @@ use std::fmt;
 use std::ops::Deref;
 use std::rc::Rc;
 
-use crate::consul::data::{CheckInfo, Instance, KvEntry, NodeInfo, ServiceSummary, TaggedAddress};
+use crate::consul::data::{
+    CheckInfo, Instance, KvEntry, NodeDetail, NodeInfo, NodeService, ServiceSummary, TaggedAddress,
+};
 use crate::consul::model::Weights;
 
 /// A string borrowed from the snapshot or made during the render.
@@ -94,6 +96,12 @@ pub enum Obj<'a> {
     Service(&'a ServiceSummary),
     /// `*dependency.Node`.
     Node(&'a NodeInfo),
+    /// `*dependency.CatalogNode`: `None` is the empty one consul-template
+    /// returns for a node the catalog does not have (nil `Node`, no
+    /// `Services`).
+    NodeDetail(Option<&'a NodeDetail>),
+    /// `*dependency.CatalogNodeService`.
+    NodeService(&'a NodeService),
     /// `*dependency.KeyPair`; `key` is the name the listing gives it.
     KeyPair { entry: &'a KvEntry, key: &'a str },
 }
@@ -234,6 +242,8 @@ impl<'a> Obj<'a> {
             Obj::Address(_) => "api.ServiceAddress",
             Obj::Service(_) => "*dependency.CatalogSnippet",
             Obj::Node(_) => "*dependency.Node",
+            Obj::NodeDetail(_) => "*dependency.CatalogNode",
+            Obj::NodeService(_) => "*dependency.CatalogNodeService",
             Obj::KeyPair { .. } => "*dependency.KeyPair",
         }
     }
@@ -244,6 +254,8 @@ impl<'a> Obj<'a> {
             Obj::Check(_) => "api.HealthChecks",
             Obj::Service(_) => "[]*dependency.CatalogSnippet",
             Obj::Node(_) => "[]*dependency.Node",
+            Obj::NodeDetail(_) => "[]*dependency.CatalogNode",
+            Obj::NodeService(_) => "[]*dependency.CatalogNodeService",
             Obj::KeyPair { .. } => "[]*dependency.KeyPair",
             Obj::Weights(_) | Obj::Address(_) => "[]interface {}",
         }
@@ -291,6 +303,16 @@ impl<'a> Obj<'a> {
                 "Datacenter",
                 "TaggedAddresses",
                 "Meta",
+            ],
+            Obj::NodeDetail(_) => &["Node", "Services"],
+            Obj::NodeService(_) => &[
+                "ID",
+                "Service",
+                "Tags",
+                "Meta",
+                "Port",
+                "Address",
+                "EnableTagOverride",
             ],
             Obj::KeyPair { .. } => &[
                 "Path",
@@ -368,13 +390,28 @@ impl<'a> Obj<'a> {
                 "Address" => s(&n.address),
                 "Datacenter" => s(&n.datacenter),
                 "Meta" => Some(Value::StrMap(&n.meta)),
-                "ID" | "TaggedAddresses" => {
-                    if name == "ID" {
-                        s("")
-                    } else {
-                        Some(Value::map(false, BTreeMap::new()))
-                    }
-                }
+                "ID" => s(&n.id),
+                "TaggedAddresses" => Some(Value::StrMap(&n.tagged_addresses)),
+                _ => None,
+            },
+            Obj::NodeDetail(detail) => match name {
+                "Node" => Some(detail.map_or(Value::Nil, |d| Value::Obj(Obj::Node(&d.node)))),
+                "Services" => Some(Value::list(detail.map_or_else(Vec::new, |d| {
+                    d.services
+                        .iter()
+                        .map(|s| Value::Obj(Obj::NodeService(s)))
+                        .collect()
+                }))),
+                _ => None,
+            },
+            Obj::NodeService(svc) => match name {
+                "ID" => s(&svc.id),
+                "Service" => s(&svc.service),
+                "Tags" => Some(Value::Strings(&svc.tags)),
+                "Meta" => Some(Value::StrMap(&svc.meta)),
+                "Port" => Some(Value::Int(svc.port.into())),
+                "Address" => s(&svc.address),
+                "EnableTagOverride" => Some(Value::Bool(svc.enable_tag_override)),
                 _ => None,
             },
             Obj::KeyPair { entry, key } => match name {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tera::{Kwargs, State, TeraResult, Value};
 
-use super::values::Values;
+use super::values::{self, Values};
 use crate::consul::data::Status;
 use crate::consul::{Dependency, HealthQuery};
 use crate::template::record::Record;
@@ -73,6 +73,8 @@ pub fn register(tera: &mut tera::Tera) {
     tera.register_function("keys", keys);
     tera.register_function("tree", tree);
     tera.register_function("nodes", nodes);
+    tera.register_function("node", node);
+    tera.register_function("file", file);
     tera.register_function("datacenters", datacenters);
     tera.register_function("env", env);
 }
@@ -192,21 +194,35 @@ fn services(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
 /// exist holds the render back until it does.
 fn key(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
     let path = kwargs.must_get::<&str>("path")?;
-    let dependency = Dependency::Key {
+    Ok(required(Dependency::Key {
         path: path.to_owned(),
         dc: dc(&kwargs)?,
-    };
+    }))
+}
+
+/// `file(path)`: a local file's text. A file that cannot be read holds
+/// the render back until it can.
+fn file(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let path = kwargs.must_get::<&str>("path")?;
+    Ok(required(Dependency::File {
+        path: path.trim().to_owned(),
+    }))
+}
+
+/// The value of `dependency`, which must exist: while it is none, the
+/// render waits for it (and meanwhile reads an empty string).
+fn required(dependency: Dependency) -> Value {
     match lookup(dependency.clone()) {
-        Some(value) if !value.is_none() => Ok(value),
+        Some(value) if !value.is_none() => value,
         Some(_) => {
             SCOPE.with(|s| {
                 if let Some(scope) = s.borrow_mut().as_mut() {
                     scope.record.wait_for(dependency);
                 }
             });
-            Ok(Value::from(""))
+            Value::from("")
         }
-        None => Ok(Value::from("")),
+        None => Value::from(""),
     }
 }
 
@@ -248,6 +264,18 @@ fn tree(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
 /// `nodes(dc?)`: catalog nodes as `{name, address, datacenter, meta}`.
 fn nodes(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
     Ok(lookup(Dependency::CatalogNodes { dc: dc(&kwargs)? }).unwrap_or_else(empty_list))
+}
+
+/// `node(name?, dc?)`: one node with its services (see README), the local
+/// agent's without a name; none for a node the catalog does not have, and
+/// an empty one while the data has not arrived.
+fn node(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
+    let name = kwargs.get::<&str>("name")?.map(str::to_owned);
+    Ok(lookup(Dependency::CatalogNode {
+        name,
+        dc: dc(&kwargs)?,
+    })
+    .unwrap_or_else(values::empty_node))
 }
 
 /// `datacenters()`: the known datacenters.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tera::Value;
 
-use crate::consul::data::{Instance, KvEntry, NodeInfo, ServiceSummary};
+use crate::consul::data::{Instance, KvEntry, NodeDetail, NodeInfo, ServiceSummary};
 use crate::consul::{Data, Dependency};
 
 /// Converted values by dependency, each with the data it was converted
@@ -151,6 +151,65 @@ struct NodeView<'a> {
     meta: &'a BTreeMap<String, String>,
 }
 
+/// What `node()` gives: the node, its tagged addresses and its services.
+#[derive(Serialize)]
+struct NodeDetailView<'a> {
+    #[serde(flatten)]
+    node: NodeView<'a>,
+    id: &'a str,
+    tagged_addresses: &'a BTreeMap<String, String>,
+    services: Vec<NodeServiceView<'a>>,
+}
+
+#[derive(Serialize)]
+struct NodeServiceView<'a> {
+    id: &'a str,
+    name: &'a str,
+    tags: &'a [String],
+    meta: &'a BTreeMap<String, String>,
+    port: u16,
+    address: &'a str,
+}
+
+/// What `node()` reads as until its data arrives: a node with no name and
+/// no services, so the first render does not fail on its fields.
+pub fn empty_node() -> Value {
+    Value::from_serializable(&NodeDetailView::from(&NodeDetail::default()))
+}
+
+impl<'a> From<&'a NodeInfo> for NodeView<'a> {
+    fn from(node: &'a NodeInfo) -> Self {
+        NodeView {
+            name: &node.name,
+            address: &node.address,
+            datacenter: &node.datacenter,
+            meta: &node.meta,
+        }
+    }
+}
+
+impl<'a> From<&'a NodeDetail> for NodeDetailView<'a> {
+    fn from(detail: &'a NodeDetail) -> Self {
+        NodeDetailView {
+            node: NodeView::from(&detail.node),
+            id: &detail.node.id,
+            tagged_addresses: &detail.node.tagged_addresses,
+            services: detail
+                .services
+                .iter()
+                .map(|s| NodeServiceView {
+                    id: &s.id,
+                    name: &s.service,
+                    tags: &s.tags,
+                    meta: &s.meta,
+                    port: s.port,
+                    address: &s.address,
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct KvView<'a> {
     key: &'a str,
@@ -168,26 +227,16 @@ fn to_value(data: &Data) -> Value {
                 .map(|ServiceSummary { name, tags }| ServiceView { name, tags })
                 .collect::<Vec<_>>(),
         ),
-        Data::Nodes(list) => Value::from_serializable(
-            &list
-                .iter()
-                .map(
-                    |NodeInfo {
-                         name,
-                         address,
-                         datacenter,
-                         meta,
-                     }| NodeView {
-                        name,
-                        address,
-                        datacenter,
-                        meta,
-                    },
-                )
-                .collect::<Vec<_>>(),
-        ),
+        Data::Nodes(list) => {
+            Value::from_serializable(&list.iter().map(NodeView::from).collect::<Vec<_>>())
+        }
+        Data::Node(detail) => detail.as_ref().map_or_else(Value::none, |detail| {
+            Value::from_serializable(&NodeDetailView::from(&**detail))
+        }),
         Data::Datacenters(list) | Data::Keys(list) => Value::from_serializable(list),
-        Data::Key(value) => value.as_deref().map_or_else(Value::none, Value::from),
+        Data::Key(value) | Data::File(value) => {
+            value.as_deref().map_or_else(Value::none, Value::from)
+        }
         Data::Tree(list) => Value::from_serializable(
             &list
                 .iter()

@@ -310,6 +310,11 @@ fn same_object(a: &Obj, b: &Obj) -> bool {
         (Obj::Check(x), Obj::Check(y)) => std::ptr::eq(*x, *y),
         (Obj::Service(x), Obj::Service(y)) => std::ptr::eq(*x, *y),
         (Obj::Node(x), Obj::Node(y)) => std::ptr::eq(*x, *y),
+        (Obj::NodeService(x), Obj::NodeService(y)) => std::ptr::eq(*x, *y),
+        (Obj::NodeDetail(x), Obj::NodeDetail(y)) => match (x, y) {
+            (Some(x), Some(y)) => std::ptr::eq(*x, *y),
+            _ => false,
+        },
         (Obj::KeyPair { entry: x, .. }, Obj::KeyPair { entry: y, .. }) => std::ptr::eq(*x, *y),
         (Obj::Weights(x), Obj::Weights(y)) => x == y,
         (Obj::Address(x), Obj::Address(y)) => x == y,

@@ -1,8 +1,8 @@
-//! Notices edits of template source files and tells the runner which one
-//! changed. The `notify` crate (inotify on Linux) watches the directories
-//! holding the templates rather than the files, because editors and config
-//! management replace a file by renaming a new one over it, which a watch
-//! on the old inode would never see.
+//! Notices edits of files (template sources, files templates read with
+//! `file`) and says which one changed. The `notify` crate (inotify on
+//! Linux) watches the directories holding the files rather than the files,
+//! because editors and config management replace a file by renaming a new
+//! one over it, which a watch on the old inode would never see.
 //!
 //! Only the two events that finish an edit count: a file closed after
 //! writing, and a file renamed into the directory. A file being created or
@@ -10,10 +10,10 @@
 //! template. Other files in the directories (a log next to the templates, an
 //! editor's swap file) are dropped on notify's thread. That thread wakes for
 //! every open, write and close in the watched directories, as notify asks
-//! the kernel for all of them; the runner is woken only for the templates.
+//! the kernel for all of them; the owner is woken only for its files.
 //!
-//! If watching is impossible (inotify limits, missing directory) the runner
-//! carries on without it: SIGHUP still re-reads every template.
+//! If watching is impossible (inotify limits, missing directory) the owner
+//! carries on without it, with the fallback its `unwatched` hint names.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -23,20 +23,21 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 /// The watcher and the edited sources it reports.
-pub struct TemplateFiles {
+pub struct FileEdits {
     /// Watching stops when this is dropped; `None` if it could not start.
     _watcher: Option<RecommendedWatcher>,
-    /// Edited sources (absolute), sent from notify's thread. Closed if
+    /// Edited files (absolute), sent from notify's thread. Closed if
     /// the watcher could not start.
     reported: UnboundedReceiver<PathBuf>,
-    /// Edited sources taken from `reported` and not handed out yet.
+    /// Edited files taken from `reported` and not handed out yet.
     edited: VecDeque<PathBuf>,
 }
 
-impl TemplateFiles {
+impl FileEdits {
     /// Watches the directories of `sources`; events for other files in
-    /// them are ignored.
-    pub fn watch(sources: &[PathBuf]) -> TemplateFiles {
+    /// them are ignored. `unwatched` says, in a warning, what stands in
+    /// when a directory cannot be watched.
+    pub fn watch(sources: &[PathBuf], unwatched: &'static str) -> FileEdits {
         let wanted: BTreeSet<PathBuf> = sources.iter().map(|p| absolute(p)).collect();
         let dirs: BTreeSet<PathBuf> = wanted
             .iter()
@@ -50,26 +51,24 @@ impl TemplateFiles {
             Ok(mut watcher) => {
                 for dir in &dirs {
                     if let Err(error) = watcher.watch(dir, RecursiveMode::NonRecursive) {
-                        tracing::warn!(dir = %dir.display(), "cannot watch for template edits ({error}); send SIGHUP after editing");
+                        tracing::warn!(dir = %dir.display(), "cannot watch for edits ({error}); {unwatched}");
                     }
                 }
                 Some(watcher)
             }
             Err(error) => {
-                tracing::warn!(
-                    "cannot watch for template edits ({error}); send SIGHUP after editing"
-                );
+                tracing::warn!("cannot watch for edits ({error}); {unwatched}");
                 None
             }
         };
-        TemplateFiles {
+        FileEdits {
             _watcher: watcher,
             reported,
             edited: VecDeque::new(),
         }
     }
 
-    /// The next edited template source (absolute path). Never returns if
+    /// The next edited file (absolute path). Never returns if
     /// nothing is watched. Cancel-safe.
     pub async fn next(&mut self) -> PathBuf {
         if let Some(path) = self.edited.pop_front() {
@@ -89,7 +88,7 @@ impl TemplateFiles {
 }
 
 /// Runs on notify's thread: sends the wanted files an event says were
-/// edited. The send fails only once the `TemplateFiles` is gone.
+/// edited. The send fails only once the `FileEdits` is gone.
 fn report(
     wanted: &BTreeSet<PathBuf>,
     sender: &UnboundedSender<PathBuf>,
@@ -98,13 +97,13 @@ fn report(
     let event = match event {
         Ok(event) => event,
         Err(error) => {
-            tracing::warn!("watching for template edits: {error}");
+            tracing::warn!("watching for edits: {error}");
             return;
         }
     };
     let paths: Vec<&PathBuf> = if event.need_rescan() {
         // The kernel's queue overflowed and events were lost: any
-        // template may have been edited.
+        // file may have been edited.
         wanted.iter().collect()
     } else if edit_finished(&event.kind) {
         event.paths.iter().filter(|p| wanted.contains(*p)).collect()
@@ -141,14 +140,14 @@ mod tests {
 
     use super::*;
 
-    async fn next_edit(files: &mut TemplateFiles, what: &str) -> PathBuf {
+    async fn next_edit(files: &mut FileEdits, what: &str) -> PathBuf {
         tokio::time::timeout(Duration::from_secs(10), files.next())
             .await
             .unwrap_or_else(|_| panic!("{what} is reported"))
     }
 
     /// Reports that arrived and were not handed out.
-    fn queued(files: &mut TemplateFiles) -> Vec<PathBuf> {
+    fn queued(files: &mut FileEdits) -> Vec<PathBuf> {
         let mut queued: Vec<PathBuf> = files.edited.drain(..).collect();
         while let Ok(path) = files.reported.try_recv() {
             queued.push(path);
@@ -161,7 +160,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let template = dir.path().join("t.tera");
         std::fs::write(&template, "a").unwrap();
-        let mut files = TemplateFiles::watch(std::slice::from_ref(&template));
+        let mut files = FileEdits::watch(std::slice::from_ref(&template), "test");
         // Noise first: another file written and renamed, the template's
         // own temp file written. Events come in order, so the report of
         // the rename below comes after any report of the noise.
@@ -184,7 +183,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (first, second) = (dir.path().join("a.tera"), dir.path().join("b.tera"));
         std::fs::write(&second, "b").unwrap();
-        let mut files = TemplateFiles::watch(&[first.clone(), second.clone()]);
+        let mut files = FileEdits::watch(&[first.clone(), second.clone()], "test");
         // Created and half written, still open.
         let mut writing = std::fs::File::create(&first).unwrap();
         writing.write_all(b"half").unwrap();
