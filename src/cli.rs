@@ -13,7 +13,6 @@
 //! process's own. Clap's types stay inside this module.
 
 use std::ffi::OsStr;
-use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -667,7 +666,7 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         Some(auth) => auth,
         None => env.or(None, "CONSUL_HTTP_AUTH", str::parse)?,
     };
-    let token = resolve_token(
+    let (token, token_file) = resolve_token(
         [
             (token.map(Token::new), token_file, "-consul-token-file"),
             (
@@ -716,6 +715,7 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         consul: ConsulConfig {
             address,
             token,
+            token_file,
             auth,
             tls: TlsConfig {
                 enabled: tls_enabled,
@@ -791,39 +791,36 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
 /// Picks the token by precedence: from each of `given` in turn (the flags',
 /// then the files'), a token, else a token file named by `origin`; then
 /// `CONSUL_HTTP_TOKEN`, `CONSUL_HTTP_TOKEN_FILE`. Only the winning file is
-/// read. An empty token means none; the given tokens are never empty.
+/// read, and is returned with the token. An empty token means none; the
+/// given tokens are never empty.
 fn resolve_token(
     given: [(Option<Token>, Option<PathBuf>, &'static str); 2],
     env: &Env<'_>,
-) -> Result<Option<Token>, ConfigError> {
+) -> Result<(Option<Token>, Option<PathBuf>), ConfigError> {
     for (token, token_file, origin) in given {
         if token.is_some() {
-            return Ok(token);
+            return Ok((token, None));
         }
         if let Some(path) = token_file {
-            return Ok(non_empty(read_token_file(origin, path)?));
+            return read_token_file(origin, path);
         }
     }
-    let secret = match (
+    match (
         env.get("CONSUL_HTTP_TOKEN"),
         env.get("CONSUL_HTTP_TOKEN_FILE"),
     ) {
-        (Some(token), _) => token,
-        (None, Some(path)) => read_token_file("CONSUL_HTTP_TOKEN_FILE", path.into())?,
-        (None, None) => return Ok(None),
-    };
-    Ok(non_empty(secret))
+        (Some(secret), _) => Ok((Some(secret).filter(|s| !s.is_empty()).map(Token::new), None)),
+        (None, Some(path)) => read_token_file("CONSUL_HTTP_TOKEN_FILE", path.into()),
+        (None, None) => Ok((None, None)),
+    }
 }
 
-fn non_empty(secret: String) -> Option<Token> {
-    Some(secret)
-        .filter(|secret| !secret.is_empty())
-        .map(Token::new)
-}
-
-fn read_token_file(origin: &'static str, path: PathBuf) -> Result<String, ConfigError> {
-    match fs::read_to_string(&path) {
-        Ok(contents) => Ok(contents.trim().to_owned()),
+fn read_token_file(
+    origin: &'static str,
+    path: PathBuf,
+) -> Result<(Option<Token>, Option<PathBuf>), ConfigError> {
+    match Token::read_file(&path) {
+        Ok(token) => Ok((token, Some(path))),
         Err(error) => Err(ConfigError::TokenFile {
             origin,
             path,
@@ -908,7 +905,7 @@ Consul connection:
   -consul-token=<token>
       ACL token. Default: $CONSUL_HTTP_TOKEN.
   -consul-token-file=<path>
-      File holding the ACL token, read at start. Default:
+      File holding the ACL token, read again when it changes. Default:
       $CONSUL_HTTP_TOKEN_FILE. Order: -consul-token, -consul-token-file,
       $CONSUL_HTTP_TOKEN, $CONSUL_HTTP_TOKEN_FILE.
   -consul-auth=<user[:password]>
@@ -1455,7 +1452,7 @@ mod tests {
     /// Writes `text` as a config file and returns its `-config` flag.
     fn config_flag(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
         let path = dir.path().join(name);
-        fs::write(&path, text).expect("write config file");
+        std::fs::write(&path, text).expect("write config file");
         format!("-config={}", path.display())
     }
 
@@ -1658,7 +1655,7 @@ mod tests {
     fn reads_the_token_file_a_config_file_names_unless_a_flag_gives_a_token() {
         let dir = tempfile::tempdir().expect("temp dir");
         let token_file = dir.path().join("token");
-        fs::write(&token_file, "from-file-token-file\n").expect("write token");
+        std::fs::write(&token_file, "from-file-token-file\n").expect("write token");
         let config = config_flag(
             &dir,
             "config.hcl",
@@ -1806,9 +1803,9 @@ template {
         let flag_file = dir.path().join("flag-token");
         let env_file = dir.path().join("env-token");
         let empty_file = dir.path().join("empty");
-        fs::write(&flag_file, "  from-flag-file\n").expect("write token");
-        fs::write(&env_file, "from-env-file\n").expect("write token");
-        fs::write(&empty_file, "\n").expect("write token");
+        std::fs::write(&flag_file, "  from-flag-file\n").expect("write token");
+        std::fs::write(&env_file, "from-env-file\n").expect("write token");
+        std::fs::write(&empty_file, "\n").expect("write token");
         let flag_file = format!("-consul-token-file={}", flag_file.display());
         let env_file = env_file.display().to_string();
         let empty_file = format!("-consul-token-file={}", empty_file.display());

@@ -118,6 +118,9 @@ pub struct TemplateConfig {
 pub struct ConsulConfig {
     pub address: ConsulAddress,
     pub token: Option<Token>,
+    /// The file `token` was read from: read again whenever it changes, so
+    /// a rotated token takes over without a restart.
+    pub token_file: Option<PathBuf>,
     pub auth: Option<BasicAuth>,
     pub tls: TlsConfig,
     pub retry: RetryConfig,
@@ -499,6 +502,13 @@ impl Token {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The token in the file at `path`, without surrounding white space;
+    /// `None` for an empty file.
+    pub fn read_file(path: &std::path::Path) -> std::io::Result<Option<Token>> {
+        let secret = std::fs::read_to_string(path)?.trim().to_owned();
+        Ok((!secret.is_empty()).then(|| Token::new(secret)))
+    }
 }
 
 impl fmt::Debug for Token {
@@ -585,6 +595,7 @@ pub(crate) fn sample() -> Config {
         consul: ConsulConfig {
             address: ConsulAddress::Http("127.0.0.1:8500".to_owned()),
             token: None,
+            token_file: None,
             auth: None,
             tls: TlsConfig {
                 enabled: false,

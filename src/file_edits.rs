@@ -127,6 +127,13 @@ fn edit_finished(kind: &EventKind) -> bool {
     )
 }
 
+/// A file's size and modification time: what a poll compares to notice
+/// an edit that no event reported. `None` if it cannot be read.
+pub fn stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
 /// `path` made absolute against the current directory (events carry
 /// absolute paths).
 pub fn absolute(path: &Path) -> PathBuf {

@@ -12,13 +12,13 @@
 //! exits.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::consul::change::{Event, LastReported};
 use crate::consul::{Data, Dependency};
-use crate::file_edits::FileEdits;
+use crate::file_edits::{FileEdits, stamp};
 
 /// How often a file's size and modification time are checked.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -52,12 +52,6 @@ fn read_text(path: &Path) -> Result<String, String> {
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// Size and modification time: what the poll compares.
-fn stamp(path: &Path) -> Option<(u64, SystemTime)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
 }
 
 /// Reports the file's data, then each change of it, until aborted or

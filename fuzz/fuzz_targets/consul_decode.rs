@@ -78,7 +78,7 @@ fn decode_and_check(dependency: &Dependency, status: u16, body: &[u8]) -> Option
                 assert!(is_safe_token(dc, false), "unsafe datacenter {dc:?}");
             }
         }
-        Data::Key(_) | Data::Keys(_) | Data::Tree(_) => {}
+        Data::Key(_) | Data::Keys(_) | Data::Tree(_) | Data::File(_) => {}
     }
     Some(data)
 }

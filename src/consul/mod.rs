@@ -1,6 +1,7 @@
 //! Everything about talking to Consul: what can be asked
 //! ([`dependency`]), what comes back ([`model`], raw; [`data`], validated),
-//! the shared HTTP client ([`transport`]) with its outage gate ([`gate`])
+//! the shared HTTP client ([`transport`]) with its outage gate ([`gate`]),
+//! the headers that authenticate it ([`credentials`])
 //! and connection limits ([`connections`]) over HTTP/1.1 or HTTP/2
 //! connections of its own ([`http2`]),
 //! the blocking-query loops ([`watcher`]) and, past the connection budget,
@@ -11,6 +12,7 @@
 pub mod catalog_file;
 pub mod change;
 pub mod connections;
+pub mod credentials;
 pub mod data;
 pub mod dependency;
 pub mod gate;

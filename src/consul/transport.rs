@@ -14,6 +14,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 
 use super::connections::{Connections, Via};
+use super::credentials::Credentials;
 use super::dependency::{Dependency, encode_component};
 use super::gate::{Backoff, Gate, GaveUp};
 use super::http2::{self, Connector, Target, TlsFiles};
@@ -113,8 +114,8 @@ pub struct Transport {
     metrics: Arc<Metrics>,
     connections: Connections,
     base: String,
-    /// `X-Consul-Token` and basic auth, built once, marked sensitive.
-    credentials: HeaderMap,
+    /// `X-Consul-Token` and basic auth, marked sensitive.
+    credentials: Credentials,
     namespace: Option<String>,
     max_stale: Option<Duration>,
     block_wait: Duration,
@@ -225,7 +226,7 @@ impl Transport {
             metrics: metrics.clone(),
             connections,
             base,
-            credentials: credentials(config)?,
+            credentials: Credentials::new(config)?,
             namespace: config.namespace.clone(),
             max_stale: config.max_stale,
             block_wait: config.block_wait,
@@ -345,6 +346,7 @@ impl Transport {
             }
             Ok((status, headers, body)) => {
                 self.gate.succeeded(ticket);
+                self.credentials.note_policy(&headers);
                 if !(status == 200 || (status == 404 && read.not_found_is_data)) {
                     return Err(FetchError::Rejected {
                         status,
@@ -427,7 +429,7 @@ impl Transport {
             .header(hyper::header::USER_AGENT, USER_AGENT)
             .body(http_body_util::Empty::new())
             .map_err(|e| format!("invalid request for {url}: {e}"))?;
-        request.headers_mut().extend(self.credentials.clone());
+        request.headers_mut().extend(self.credentials.current());
         let describe = |e: hyper::Error| http2::describe(&e);
         let response = sender.send_request(request).await.map_err(describe)?;
         let (parts, mut incoming) = response.into_parts();
@@ -447,7 +449,7 @@ impl Transport {
         timeout: Duration,
     ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
         let request = client.get(url).timeout(timeout);
-        let request = request.headers(self.credentials.clone());
+        let request = request.headers(self.credentials.current());
         let mut response = request.send().await.map_err(describe)?;
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
@@ -643,33 +645,6 @@ fn append(body: &mut Vec<u8>, chunk: &[u8]) -> Result<(), String> {
     }
     body.extend_from_slice(chunk);
     Ok(())
-}
-
-/// The token and basic-auth headers every request carries, marked
-/// sensitive so that no debug output shows them.
-fn credentials(config: &ConsulConfig) -> Result<HeaderMap, TransportError> {
-    use base64::Engine;
-    let mut headers = HeaderMap::new();
-    let sensitive = |text: &str, what| {
-        let mut value = reqwest::header::HeaderValue::from_str(text)
-            .map_err(|_| TransportError::Header(what))?;
-        value.set_sensitive(true);
-        Ok::<_, TransportError>(value)
-    };
-    if let Some(token) = &config.token {
-        headers.insert("x-consul-token", sensitive(token.expose(), "token")?);
-    }
-    if let Some(auth) = &config.auth {
-        let pair = format!(
-            "{}:{}",
-            auth.username,
-            auth.password.as_deref().unwrap_or("")
-        );
-        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-        let value = sensitive(&format!("Basic {encoded}"), "basic auth")?;
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-    }
-    Ok(headers)
 }
 
 /// The host part of `host:port` (`[v6]:port` too): the TLS server name

@@ -31,7 +31,11 @@ impl ClusterMember {
     /// Registers `instance` with this member's agent; returns once its
     /// catalog has it.
     pub fn register(&self, instance: &crate::Instance) {
-        crate::consul::register_with(&self.url(), &self.node, instance);
+        crate::consul::register_with(
+            &|path| format!("{}{path}", self.url()),
+            &self.node,
+            instance,
+        );
     }
 
     /// "127.0.0.1:PORT" of its HTTP API.

@@ -143,6 +143,8 @@ impl TlsFiles {
 pub struct AgentOptions {
     hcl: Vec<String>,
     https: Option<[PathBuf; 3]>,
+    /// The management token the test bed's own requests carry.
+    token: Option<String>,
 }
 
 impl AgentOptions {
@@ -154,6 +156,17 @@ impl AgentOptions {
     /// Adds an `-hcl` config fragment.
     pub fn hcl(mut self, fragment: &str) -> AgentOptions {
         self.hcl.push(fragment.to_string());
+        self
+    }
+
+    /// Turns ACLs on with a default policy of deny, as production runs
+    /// them: `management` is the bootstrap token, which the test bed's own
+    /// requests (registrations, KV writes, reads) carry.
+    pub fn acl_deny(mut self, management: &str) -> AgentOptions {
+        self.hcl.push(format!(
+            "acl {{ enabled = true default_policy = \"deny\" tokens {{ initial_management = \"{management}\" agent = \"{management}\" }} }}"
+        ));
+        self.token = Some(management.to_owned());
         self
     }
 
@@ -349,11 +362,11 @@ impl ConsulAgent {
             cmd.arg("-hcl").arg(fragment);
         }
         let label = format!("consul agent {}", self.node);
+        let health = self.api(&format!("/v1/health/node/{}", self.node));
         let process = self
             .process
             .insert(Process::spawn(&label, cmd, &self.log_path()));
         let url = format!("http://127.0.0.1:{}", self.ports.http);
-        let health = format!("{url}/v1/health/node/{}", self.node);
         wait_until(&format!("{label} to be ready"), READY_TIMEOUT, || {
             process.assert_running();
             leader(&url).is_some()
@@ -378,13 +391,13 @@ impl ConsulAgent {
 
     /// Raw GET of `path` (e.g. "/v1/health/service/web?passing").
     pub fn get(&self, path: &str) -> Response {
-        call("GET", &format!("{}{path}", self.url()), None)
+        call("GET", &self.api(path), None)
     }
 
     /// Registers `instance` with the agent; returns once the catalog has it
     /// (and its check, if any).
     pub fn register(&self, instance: &Instance) {
-        register_with(&self.url(), &self.node, instance);
+        register_with(&|path| self.api(path), &self.node, instance);
     }
 
     /// Deregisters service instance `service_id`; returns once it has left
@@ -453,7 +466,13 @@ impl ConsulAgent {
 
     /// Deletes KV `key`.
     pub fn kv_delete(&self, key: &str) {
-        call_ok("DELETE", &format!("{}/v1/kv/{key}", self.url()), None);
+        self.delete(&format!("/v1/kv/{key}"));
+    }
+
+    /// DELETE of API `path` (e.g. `/v1/acl/token/:id`), panicking unless
+    /// it answers 2xx.
+    pub fn delete(&self, path: &str) -> Response {
+        call_ok("DELETE", &self.api(path), None)
     }
 
     /// The running process; panics if the agent is stopped.
@@ -472,7 +491,20 @@ impl ConsulAgent {
     /// node names and addresses the agent API would not), panicking unless
     /// it answers 2xx.
     pub fn put(&self, path: &str, body: Option<&str>) -> Response {
-        call_ok("PUT", &format!("{}{path}", self.url()), body)
+        call_ok("PUT", &self.api(path), body)
+    }
+
+    /// The URL of API `path`, with the management token of an
+    /// [`AgentOptions::acl_deny`] agent (Consul hides it in its logs).
+    fn api(&self, path: &str) -> String {
+        let url = format!("{}{path}", self.url());
+        match &self.options.token {
+            None => url,
+            Some(token) => {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}token={token}")
+            }
+        }
     }
 
     /// Sets a TTL check and waits for the catalog to show `status`.
@@ -497,19 +529,15 @@ impl ConsulAgent {
     }
 }
 
-/// Registers `instance` with the agent at `url` (whose node is `node`);
-/// returns once the catalog has it (and its check, if any).
-pub(crate) fn register_with(url: &str, node: &str, instance: &Instance) {
+/// Registers `instance` with the agent whose API `api` addresses (whose
+/// node is `node`); returns once the catalog has it (and its check, if any).
+pub(crate) fn register_with(api: &dyn Fn(&str) -> String, node: &str, instance: &Instance) {
     let body = instance.registration().to_string();
-    call_ok(
-        "PUT",
-        &format!("{url}/v1/agent/service/register"),
-        Some(&body),
-    );
+    call_ok("PUT", &api("/v1/agent/service/register"), Some(&body));
     let what = format!("service instance {} to reach the catalog", instance.id);
     wait_until(&what, READY_TIMEOUT, || {
-        let services = call("GET", &format!("{url}/v1/catalog/node/{node}"), None).json();
-        let checks = call("GET", &format!("{url}/v1/health/node/{node}"), None).json();
+        let services = call("GET", &api(&format!("/v1/catalog/node/{node}")), None).json();
+        let checks = call("GET", &api(&format!("/v1/health/node/{node}")), None).json();
         services["Services"].get(&instance.id).is_some()
             && (!instance.check || check_status(&checks, &instance.check_id()).is_some())
     });

@@ -304,3 +304,128 @@ fn a_rejected_token_is_reported_without_ever_being_printed() {
     );
     daemon.assert_running();
 }
+
+/// What a production token for templates is granted: reads of services,
+/// nodes and the KV prefix they use, nothing else.
+const READ_ONLY_RULES: &str = r#"service_prefix "" { policy = "read" } node_prefix "" { policy = "read" } key_prefix "app/" { policy = "read" }"#;
+
+/// Creates a token with the read-only policy; returns (accessor, secret).
+fn read_only_token(agent: &ConsulAgent) -> (String, String) {
+    let policy = serde_json::json!({"Name": format!("templates-{}", testbed::free_port()), "Rules": READ_ONLY_RULES});
+    agent.put("/v1/acl/policy", Some(&policy.to_string()));
+    let token = serde_json::json!({"Policies": [{"Name": policy["Name"]}]});
+    let created = agent.put("/v1/acl/token", Some(&token.to_string())).json();
+    (
+        created["AccessorID"].as_str().unwrap().to_owned(),
+        created["SecretID"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn against_default_deny_a_read_only_token_renders_and_a_revoked_one_waits_for_the_next() {
+    let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
+    web(&agent);
+    agent.kv_put("app/config", "v1");
+    let (accessor, first) = read_only_token(&agent);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    write(&token_file, &format!("{first}\n"));
+    let (tera, go) = (dir.path().join("t.tera"), dir.path().join("t.ctmpl"));
+    write(
+        &tera,
+        "{% for i in service(name=\"web\") %}{{ i.endpoint }}{% endfor %} {{ key(path=\"app/config\") }}\n",
+    );
+    write(
+        &go,
+        &format!(
+            "{{{{ range service \"web\" }}}}{{{{ .Address }}}}:{{{{ .Port }}}}{{{{ end }}}} {{{{ key \"app/config\" }}}} {{{{ with node \"{}\" }}}}{{{{ len .Services }}}}{{{{ end }}}}\n",
+            agent.node_name()
+        ),
+    );
+    let (tera_out, go_out) = (dir.path().join("tera.out"), dir.path().join("go.out"));
+    let mut daemon = Daemon::start(
+        &[
+            &format!("-consul-addr={}", agent.http_addr()),
+            &format!("-consul-token-file={}", token_file.display()),
+            "-consul-retry-max-backoff=500ms",
+            // Consul answers a blocking query with the rights its token
+            // had when the query began: short waits let a revocation bite.
+            "-block-wait=1s",
+            "-log-level=trace",
+            &format!("-template={}:{}", tera.display(), tera_out.display()),
+            &format!("-template={}:{}", go.display(), go_out.display()),
+        ],
+        &[],
+    );
+    wait_for_file(&tera_out, "the Tera render", T, |t| t == "10.0.0.1:80 v1\n");
+    wait_for_file(&go_out, "the Go render", T, |t| t == "10.0.0.1:80 v1 2\n");
+
+    // Revoked: every read (service, key, node) is refused with Consul's
+    // reason; then the data changes, and the files keep their last good text.
+    agent.delete(&format!("/v1/acl/token/{accessor}"));
+    daemon.wait_for_log(
+        "dependency=kv.key(app/config) error=consul answered 403: ACL not found",
+        1,
+        T,
+    );
+    agent.kv_put("app/config", "v2");
+    daemon.assert_running();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        std::fs::read_to_string(&tera_out).unwrap(),
+        "10.0.0.1:80 v1\n"
+    );
+
+    // A new token in the file: it is read again and the changes land.
+    let (_, second) = read_only_token(&agent);
+    write(&token_file, &format!("{second}\n"));
+    daemon.wait_for_log("the token file changed", 1, T);
+    wait_for_file(&tera_out, "the render after the new token", T, |t| {
+        t == "10.0.0.1:80 v2\n"
+    });
+    wait_for_file(&go_out, "the Go render after the new token", T, |t| {
+        t == "10.0.0.1:80 v2 2\n"
+    });
+
+    // Neither secret is anywhere in what consul-render wrote.
+    let log = daemon.log();
+    for output in [
+        log.clone(),
+        std::fs::read_to_string(&tera_out).unwrap(),
+        std::fs::read_to_string(&go_out).unwrap(),
+    ] {
+        for secret in [&first, &second, &MANAGEMENT.to_owned()] {
+            assert!(
+                !output.contains(secret.as_str()),
+                "a token leaked:\n{output}"
+            );
+        }
+    }
+    assert!(log.contains("403"), "{log}");
+}
+
+#[test]
+fn a_missing_permission_is_named_and_no_token_is_warned_about() {
+    let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
+    web(&agent);
+    agent.kv_put("secret/db", "x");
+    let (_, token) = read_only_token(&agent);
+    let render = Render::new(&agent.http_addr(), "{{ key(path=\"secret/db\") }}\n")
+        .flag(&format!("-consul-token={token}"))
+        .flag("-consul-retry-max-backoff=500ms");
+    let mut daemon = render.start();
+    // Consul's own words: which permission, on what.
+    daemon.wait_for_log("lacks permission 'key:read' on \"secret/db\"", 1, T);
+    daemon.wait_for_log("kv.key(secret/db)", 1, T);
+    assert!(!render.out().exists());
+    assert!(!daemon.log().contains(&token));
+    daemon.assert_running();
+    drop(daemon);
+
+    let anonymous = Render::new(
+        &agent.http_addr(),
+        "{% for i in service(name=\"web\") %}{{ i.endpoint }}{% endfor %}\n",
+    );
+    let mut daemon = anonymous.start();
+    daemon.wait_for_log("default ACL policy is deny and no token is set", 1, T);
+}

@@ -1,0 +1,190 @@
+//! The headers that authenticate every request: the ACL token and HTTP
+//! basic auth, marked sensitive so that no debug output shows them. A
+//! token read from a file is read again whenever the file's size or
+//! modification time changes (checked before each request: one `stat`),
+//! so a rotated or restored token takes over without a restart.
+//!
+//! Nothing here ever logs the token: only the file's path and what
+//! happened to it.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+
+use super::transport::TransportError;
+use crate::config::{ConsulConfig, Token};
+use crate::file_edits::stamp;
+
+const TOKEN_HEADER: &str = "x-consul-token";
+
+/// The credentials of one transport.
+pub struct Credentials {
+    current: Mutex<Current>,
+    /// Whether the warning about a deny policy without a token was given.
+    warned_anonymous: AtomicBool,
+}
+
+struct Current {
+    headers: HeaderMap,
+    token_file: Option<TokenFile>,
+}
+
+/// Where the token came from, and the file's stamp when it was read.
+struct TokenFile {
+    path: PathBuf,
+    stamp: Option<(u64, SystemTime)>,
+}
+
+impl Credentials {
+    pub fn new(config: &ConsulConfig) -> Result<Credentials, TransportError> {
+        let mut headers = HeaderMap::new();
+        if let Some(token) = &config.token {
+            headers.insert(TOKEN_HEADER, sensitive(token.expose(), "token")?);
+        }
+        if let Some(auth) = &config.auth {
+            let pair = format!(
+                "{}:{}",
+                auth.username,
+                auth.password.as_deref().unwrap_or("")
+            );
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            let value = sensitive(&format!("Basic {encoded}"), "basic auth")?;
+            headers.insert(AUTHORIZATION, value);
+        }
+        let token_file = config.token_file.as_ref().map(|path| TokenFile {
+            stamp: stamp(path),
+            path: path.clone(),
+        });
+        Ok(Credentials {
+            current: Mutex::new(Current {
+                headers,
+                token_file,
+            }),
+            warned_anonymous: AtomicBool::new(false),
+        })
+    }
+
+    /// The headers for the next request, with the token file read again
+    /// first if it changed.
+    pub fn current(&self) -> HeaderMap {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current.refresh();
+        current.headers.clone()
+    }
+
+    /// Warns, once, when Consul's replies say its default ACL policy is
+    /// deny while requests carry no token: then services and nodes the
+    /// anonymous token may not read come back *empty*, not refused.
+    pub fn note_policy(&self, reply_headers: &HeaderMap) {
+        let deny = reply_headers
+            .get("x-consul-default-acl-policy")
+            .is_some_and(|v| v.as_bytes() == b"deny");
+        if !deny || self.warned_anonymous.load(Ordering::Relaxed) {
+            return;
+        }
+        let anonymous = !self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .headers
+            .contains_key(TOKEN_HEADER);
+        if anonymous && !self.warned_anonymous.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "consul's default ACL policy is deny and no token is set (-consul-token, -consul-token-file, CONSUL_HTTP_TOKEN): services and nodes the anonymous token cannot read look empty"
+            );
+        }
+    }
+}
+
+impl Current {
+    fn refresh(&mut self) {
+        let Some(file) = &mut self.token_file else {
+            return;
+        };
+        let now = stamp(&file.path);
+        if now == file.stamp {
+            return;
+        }
+        file.stamp = now;
+        let path = file.path.display().to_string();
+        match Token::read_file(&file.path) {
+            Ok(Some(token)) => match sensitive(token.expose(), "token") {
+                Ok(value) => {
+                    self.headers.insert(TOKEN_HEADER, value);
+                    tracing::info!(file = path, "the token file changed: using its token");
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        file = path,
+                        "{error} in the changed token file; keeping the last token"
+                    );
+                }
+            },
+            Ok(None) => {
+                self.headers.remove(TOKEN_HEADER);
+                tracing::warn!(
+                    file = path,
+                    "the token file is empty now: requests carry no token"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(
+                    file = path,
+                    "cannot read the changed token file ({error}); keeping the last token"
+                );
+            }
+        }
+    }
+}
+
+fn sensitive(text: &str, what: &'static str) -> Result<HeaderValue, TransportError> {
+    let mut value = HeaderValue::from_str(text).map_err(|_| TransportError::Header(what))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_of(credentials: &Credentials) -> Option<String> {
+        let headers = credentials.current();
+        let value = headers.get(TOKEN_HEADER)?;
+        assert!(value.is_sensitive());
+        Some(value.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn a_token_file_is_read_again_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first\n").unwrap();
+        let mut config = crate::config::sample().consul;
+        config.token = Token::read_file(&path).unwrap();
+        config.token_file = Some(path.clone());
+        let credentials = Credentials::new(&config).unwrap();
+        assert_eq!(token_of(&credentials).as_deref(), Some("first"));
+        std::fs::write(&path, "second-token\n").unwrap();
+        assert_eq!(token_of(&credentials).as_deref(), Some("second-token"));
+        // Unreadable: the last token stays.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(token_of(&credentials).as_deref(), Some("second-token"));
+        // A token that cannot be a header value is refused, the last kept.
+        std::fs::write(&path, "bad\u{1}token").unwrap();
+        assert_eq!(token_of(&credentials).as_deref(), Some("second-token"));
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(token_of(&credentials), None, "an empty file means no token");
+    }
+
+    #[test]
+    fn a_token_not_from_a_file_never_changes() {
+        let mut config = crate::config::sample().consul;
+        config.token = Some(Token::new("fixed".into()));
+        let credentials = Credentials::new(&config).unwrap();
+        assert_eq!(token_of(&credentials).as_deref(), Some("fixed"));
+    }
+}
