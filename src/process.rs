@@ -35,9 +35,20 @@ pub struct ProcessGroup {
     reaped: bool,
 }
 
+/// Variables that carry Consul credentials: no child ever sees them.
+const SECRET_VARIABLES: &[&str] = &[
+    "CONSUL_HTTP_TOKEN",
+    "CONSUL_HTTP_TOKEN_FILE",
+    "CONSUL_HTTP_AUTH",
+];
+
 impl ProcessGroup {
-    /// Spawns `command` as the leader of a new process group.
+    /// Spawns `command` as the leader of a new process group, without the
+    /// variables that carry Consul credentials.
     pub fn spawn(command: &mut Command) -> io::Result<ProcessGroup> {
+        for name in SECRET_VARIABLES {
+            command.env_remove(name);
+        }
         let child = command.process_group(0).kill_on_drop(true).spawn()?;
         // tokio forgets the pid only once the child has been reaped, and
         // nothing has waited on this one yet. Pids always fit in an i32.

@@ -22,9 +22,6 @@ use crate::config::{ExecConfig, ProcessSignal};
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::process::{self, ProcessGroup};
 
-/// Variables that carry Consul credentials: the child never sees them.
-const SECRET_VARIABLES: &[&str] = &["CONSUL_HTTP_TOKEN", "CONSUL_HTTP_AUTH"];
-
 /// Where the child is in its life.
 pub enum ChildState {
     /// Not started: some template has not rendered completely yet.
@@ -74,9 +71,6 @@ impl Supervisor {
             .arg("-c")
             .arg(format!("exec {}", self.config.command))
             .stdin(Stdio::null());
-        for name in SECRET_VARIABLES {
-            command.env_remove(name);
-        }
         let group = ProcessGroup::spawn(&mut command)?;
         tracing::info!(
             command = self.config.command,

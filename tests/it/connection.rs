@@ -429,3 +429,54 @@ fn a_missing_permission_is_named_and_no_token_is_warned_about() {
     let mut daemon = anonymous.start();
     daemon.wait_for_log("default ACL policy is deny and no token is set", 1, T);
 }
+
+#[test]
+fn the_token_is_in_nothing_consul_render_writes_or_hands_to_a_child() {
+    let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
+    web(&agent);
+    let (_, token) = read_only_token(&agent);
+    let dir = tempfile::tempdir().unwrap();
+    let (env_dump, catalog) = (dir.path().join("env"), dir.path().join("catalog.json"));
+    let port = testbed::free_port();
+    let render = Render::new(
+        &agent.http_addr(),
+        "{% for i in service(name=\"web\") %}{{ i.endpoint }}{% endfor %}\n",
+    )
+    .command(&format!("env > {}", env_dump.display()))
+    .flag("-log-level=trace")
+    .flag(&format!("-metrics-addr=127.0.0.1:{port}"))
+    .flag(&format!("-save-catalog={}", catalog.display()));
+    let mut daemon = render.start_with(&[("CONSUL_HTTP_TOKEN", token.as_str())]);
+    wait_for_file(&render.out(), "the render", T, |t| t == "10.0.0.1:80\n");
+    wait_for_file(&env_dump, "the command's environment", T, |t| {
+        t.contains("PATH=")
+    });
+    wait_for_file(&catalog, "the saved catalog", T, |t| t.contains("10.0.0.1"));
+    let (status, metrics) =
+        testbed::http_get(&format!("http://127.0.0.1:{port}/metrics")).expect("GET /metrics");
+    assert_eq!(status, 200);
+    daemon.assert_running();
+    let written = [
+        ("the log", daemon.log()),
+        (
+            "the rendered file",
+            std::fs::read_to_string(render.out()).unwrap(),
+        ),
+        (
+            "the command's environment",
+            std::fs::read_to_string(&env_dump).unwrap(),
+        ),
+        (
+            "the saved catalog",
+            std::fs::read_to_string(&catalog).unwrap(),
+        ),
+        ("/metrics", metrics),
+    ];
+    for (what, text) in written {
+        assert!(!text.contains(&token), "the token is in {what}:\n{text}");
+        assert!(
+            !text.contains(MANAGEMENT),
+            "the management token is in {what}"
+        );
+    }
+}

@@ -287,9 +287,14 @@ impl Render {
 
     /// Starts it as a daemon.
     pub fn start(&self) -> Daemon {
+        self.start_with(&[])
+    }
+
+    /// Starts it as a daemon with `env` added to its environment.
+    pub fn start_with(&self, env: &[(&str, &str)]) -> Daemon {
         let args = self.args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Daemon::start(&args, &[])
+        Daemon::start(&args, env)
     }
 
     /// Runs it with `-once` and `env` to completion.
