@@ -10,6 +10,12 @@
 //! It does not render, decide when to write, or run the check and reload
 //! commands.
 //!
+//! A destination that is a symbolic link stays one: what is written is the
+//! file it points to (followed link by link, a relative link read against
+//! the link's directory), staged in that file's directory, so a link into a
+//! shared or mounted config directory keeps working. consul-template
+//! instead renames over the link, replacing it with a plain file.
+//!
 //! Every file it creates besides the destination and `<dest>.bak` is named
 //! `.<file name>.consul-render.<random>` and is removed again on every path,
 //! so anything a crash leaves behind is easy to recognise.
@@ -109,6 +115,7 @@ impl Staged {
             path: dest.to_owned(),
             source,
         };
+        let dest = &write_target(dest).map_err(stage_error)?;
         let (dir, name) = split(dest).map_err(stage_error)?;
         fs::DirBuilder::new()
             .recursive(true)
@@ -306,6 +313,26 @@ impl Previous {
     }
 }
 
+/// The file writes to `dest` go to: `dest`, or the end of the chain of
+/// symbolic links it starts (which may not exist yet).
+fn write_target(dest: &Path) -> io::Result<PathBuf> {
+    let mut path = dest.to_path_buf();
+    // The kernel's own limit on links followed in one lookup.
+    for _ in 0..40 {
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&path)?;
+                path = match path.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::ELOOP))
+}
+
 /// Splits a destination into the directory it lives in and its file name.
 fn split(dest: &Path) -> io::Result<(&Path, &OsStr)> {
     let name = dest.file_name().ok_or_else(|| {
@@ -331,6 +358,9 @@ fn existing(dest: &Path) -> io::Result<Option<Metadata>> {
 /// `dest` (a SIGKILL between staging and renaming leaves one). Assumes this
 /// process is the destination's only writer. Returns how many it removed.
 pub fn remove_leftovers(dest: &Path) -> usize {
+    let Ok(dest) = write_target(dest) else {
+        return 0;
+    };
     let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
         return 0;
     };
@@ -602,6 +632,57 @@ mod tests {
         assert_eq!(meta.mode() & 0o7777, 0o600);
         assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
         assert_eq!(names(dir.path()), ["secret.conf"]);
+    }
+
+    #[test]
+    fn a_symlinked_destination_stays_a_link_and_its_target_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        write(&shared.join("real.conf"), "old", 0o640);
+        let conf_d = dir.path().join("conf.d");
+        fs::create_dir(&conf_d).unwrap();
+        // A chain: conf.d/default.conf -> conf.d/hop -> ../shared/real.conf.
+        std::os::unix::fs::symlink("hop", conf_d.join("default.conf")).unwrap();
+        std::os::unix::fs::symlink("../shared/real.conf", conf_d.join("hop")).unwrap();
+        let dest = conf_d.join("default.conf");
+        let options = WriteOptions {
+            perms: None,
+            backup: true,
+        };
+
+        let staged = Staged::stage(&dest, b"new", &options).unwrap();
+        let staged_in = fs::canonicalize(staged.path().parent().unwrap()).unwrap();
+        assert_eq!(staged_in, fs::canonicalize(&shared).unwrap());
+        staged.commit().unwrap().0.finish();
+
+        assert!(
+            fs::symlink_metadata(&dest)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&dest).unwrap(), b"new");
+        assert_eq!(mode(&shared.join("real.conf")), 0o640);
+        assert_eq!(names(&shared), ["real.conf", "real.conf.bak"]);
+        assert_eq!(names(&conf_d), ["default.conf", "hop"]);
+
+        // A dangling link: its target is created.
+        let dangling = conf_d.join("new.conf");
+        std::os::unix::fs::symlink("../shared/created.conf", &dangling).unwrap();
+        Staged::stage(&dangling, b"made", &WriteOptions::default())
+            .unwrap()
+            .commit()
+            .unwrap()
+            .0
+            .finish();
+        assert_eq!(fs::read(shared.join("created.conf")).unwrap(), b"made");
+
+        // A loop is an error that touches nothing.
+        let looped = conf_d.join("loop.conf");
+        std::os::unix::fs::symlink("loop.conf", &looped).unwrap();
+        let error = Staged::stage(&looped, b"x", &WriteOptions::default()).unwrap_err();
+        assert!(error.to_string().contains("symbolic links"), "{error}");
     }
 
     #[test]
