@@ -11,22 +11,66 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 
-/// Sends requests on one HTTP/2 connection.
-pub type Sender = http2::SendRequest<Empty<Bytes>>;
+/// Sends requests on one HTTP/2 connection, and knows why it ended.
+#[derive(Clone)]
+pub struct Sender {
+    requests: http2::SendRequest<Empty<Bytes>>,
+    /// Why the connection ended, once it has. Some failures reach only the
+    /// connection: a server that wants a client certificate says so in a
+    /// TLS alert after the handshake, while the request merely sees the
+    /// connection close.
+    ended: Arc<OnceLock<String>>,
+    /// Set when we have no client certificate: whether a server asked.
+    no_certificate: Option<Arc<NoClientCertificate>>,
+}
+
+impl Sender {
+    pub fn is_closed(&self) -> bool {
+        self.requests.is_closed()
+    }
+
+    /// Sends `request`. A failure says why the connection ended, if it did
+    /// (the driver records that in the same poll that ends it, so on this
+    /// single-threaded runtime it is known by the time the request fails).
+    pub async fn send(
+        &mut self,
+        request: hyper::Request<Empty<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+        self.requests.send_request(request).await.map_err(|error| {
+            let mut error = describe(&error);
+            if let Some(reason) = self.ended.get() {
+                error = format!("{error}: {reason}");
+            }
+            if self
+                .no_certificate
+                .as_ref()
+                .is_some_and(|c| c.asked.load(Ordering::Relaxed))
+            {
+                error.push_str(
+                    " (consul asked for a client certificate and none is configured: -consul-ssl-cert, -consul-ssl-key)",
+                );
+            }
+            error
+        })
+    }
+}
 
 /// How long opening a connection (TCP and TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,6 +98,7 @@ pub struct TlsFiles<'a> {
 /// Opens HTTP/2 connections to the agent.
 pub struct Connector {
     tls: TlsConnector,
+    no_certificate: Option<Arc<NoClientCertificate>>,
     server_name: ServerName<'static>,
     target: Target,
 }
@@ -71,12 +116,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 impl Connector {
     pub fn new(files: &TlsFiles<'_>, host: &str, target: Target) -> Result<Connector, String> {
-        let mut config = client_config(files)?;
+        let (mut config, no_certificate) = client_config(files)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let server_name = ServerName::try_from(host.to_owned())
             .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
         Ok(Connector {
             tls: TlsConnector::from(Arc::new(config)),
+            no_certificate,
             server_name,
             target,
         })
@@ -95,12 +141,20 @@ impl Connector {
             .handshake(TokioIo::new(io))
             .await
             .map_err(|e| ConnectError::Failed(describe(&e)))?;
+        let ended = Arc::new(OnceLock::new());
+        let reason = ended.clone();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::debug!("HTTP/2 connection to consul ended: {}", describe(&error));
+                let error = describe(&error);
+                tracing::debug!("HTTP/2 connection to consul ended: {error}");
+                let _ = reason.set(error);
             }
         });
-        Ok(sender)
+        Ok(Sender {
+            requests: sender,
+            ended,
+            no_certificate: self.no_certificate.clone(),
+        })
     }
 
     async fn open(&self) -> Result<tokio_rustls::client::TlsStream<Box<dyn Io>>, ConnectError> {
@@ -143,8 +197,11 @@ fn tcp(stream: tokio::net::TcpStream) -> tokio::net::TcpStream {
 
 /// The rustls configuration: the given CA certificates (or the platform's
 /// when none are given), an optional client identity, or no verification
-/// at all (`-consul-ssl-verify=false`).
-fn client_config(files: &TlsFiles<'_>) -> Result<ClientConfig, String> {
+/// at all (`-consul-ssl-verify=false`). Without an identity, also what
+/// notes whether a server asks for one.
+fn client_config(
+    files: &TlsFiles<'_>,
+) -> Result<(ClientConfig, Option<Arc<NoClientCertificate>>), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -172,16 +229,40 @@ fn client_config(files: &TlsFiles<'_>) -> Result<ClientConfig, String> {
         builder.with_root_certificates(roots)
     };
     match files.identity {
-        None => Ok(builder.with_no_client_auth()),
+        None => {
+            let resolver = Arc::new(NoClientCertificate::default());
+            let config = builder.with_client_cert_resolver(resolver.clone());
+            Ok((config, Some(resolver)))
+        }
         Some(pem) => {
             let chain = CertificateDer::pem_slice_iter(pem)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("client certificate: {e}"))?;
             let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("client key: {e}"))?;
-            builder
+            let config = builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("client certificate or key: {e}"))
+                .map_err(|e| format!("client certificate or key: {e}"))?;
+            Ok((config, None))
         }
+    }
+}
+
+/// No client certificate, and a note of whether a server asked for one:
+/// over TLS 1.3 its refusal comes after the handshake, as a connection
+/// that merely closes.
+#[derive(Debug, Default)]
+struct NoClientCertificate {
+    asked: AtomicBool,
+}
+
+impl ResolvesClientCert for NoClientCertificate {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
     }
 }
 

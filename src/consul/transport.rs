@@ -180,6 +180,12 @@ impl Transport {
         let mut base = format!("{scheme}://{host_port}");
         let https = scheme == "https";
         if https {
+            if !tls.verify {
+                tracing::warn!(
+                    consul = %host_port,
+                    "TLS certificate verification is off (-consul-ssl-verify=false): whoever sits between here and consul can read the token and forge the catalog"
+                );
+            }
             settings.tls = Some(TlsMaterial::load(config)?);
             if let (Some(name), None) = (&tls.server_name, &settings.unix_socket) {
                 // Verify (and send SNI) for the configured name while
@@ -431,7 +437,7 @@ impl Transport {
             .map_err(|e| format!("invalid request for {url}: {e}"))?;
         request.headers_mut().extend(self.credentials.current());
         let describe = |e: hyper::Error| http2::describe(&e);
-        let response = sender.send_request(request).await.map_err(describe)?;
+        let response = sender.send(request).await?;
         let (parts, mut incoming) = response.into_parts();
         let mut body = Vec::new();
         while let Some(frame) = http_body_util::BodyExt::frame(&mut incoming).await {

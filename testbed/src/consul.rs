@@ -90,7 +90,8 @@ pub(crate) fn unique_node_name(kind: &str) -> String {
 }
 
 /// CA, server certificate and key made by `consul tls`, for an agent's HTTPS
-/// listener (the certificate is valid for 127.0.0.1 and localhost).
+/// listener (the certificate is valid for 127.0.0.1 and localhost), and a
+/// client certificate signed by the same CA.
 pub struct TlsFiles {
     dir: TempDir,
 }
@@ -105,6 +106,7 @@ impl TlsFiles {
         for args in [
             &["tls", "ca", "create"][..],
             &["tls", "cert", "create", "-server", "-dc", "dc1"][..],
+            &["tls", "cert", "create", "-client", "-dc", "dc1"][..],
         ] {
             let mut cmd = Command::new("consul");
             cmd.args(args).current_dir(dir.path());
@@ -135,6 +137,86 @@ impl TlsFiles {
     /// The server certificate's private key (PEM).
     pub fn key_file(&self) -> PathBuf {
         self.dir.path().join("dc1-server-consul-0-key.pem")
+    }
+
+    /// A client certificate from the same CA (PEM).
+    pub fn client_cert_file(&self) -> PathBuf {
+        self.dir.path().join("dc1-client-consul-0.pem")
+    }
+
+    /// The client certificate's private key (PEM).
+    pub fn client_key_file(&self) -> PathBuf {
+        self.dir.path().join("dc1-client-consul-0-key.pem")
+    }
+
+    /// A server certificate from the same CA, for the same names, that
+    /// expired in 2020 (made with `openssl ca`, which takes any dates);
+    /// returns its certificate and key files.
+    pub fn expired_server(&self) -> (PathBuf, PathBuf) {
+        let dir = self.dir.path();
+        let db = dir.join("expired-db");
+        std::fs::create_dir_all(&db).expect("creating the openssl ca database");
+        std::fs::write(db.join("index"), "").expect("openssl ca index");
+        std::fs::write(db.join("serial"), "01\n").expect("openssl ca serial");
+        std::fs::write(
+            dir.join("expired-ca.cnf"),
+            "[ca]\ndefault_ca = expired\n[expired]\ndatabase = expired-db/index\n\
+             new_certs_dir = expired-db\nserial = expired-db/serial\ndefault_md = sha256\n\
+             policy = any\nx509_extensions = ext\n[any]\ncommonName = supplied\n[ext]\n\
+             subjectAltName = IP:127.0.0.1,DNS:localhost,DNS:server.dc1.consul\n\
+             extendedKeyUsage = serverAuth,clientAuth\n",
+        )
+        .expect("openssl ca config");
+        let (cert, key) = (dir.join("expired.pem"), dir.join("expired-key.pem"));
+        let steps: [&[&str]; 2] = [
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "expired-key.pem",
+                "-subj",
+                "/CN=server.dc1.consul",
+                "-out",
+                "expired.csr",
+            ],
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "expired-ca.cnf",
+                "-cert",
+                "consul-agent-ca.pem",
+                "-keyfile",
+                "consul-agent-ca-key.pem",
+                "-in",
+                "expired.csr",
+                "-out",
+                "expired.pem",
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+            ],
+        ];
+        for args in steps {
+            let mut cmd = Command::new("openssl");
+            cmd.args(args).current_dir(dir);
+            let output = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+            assert!(
+                output.status.success(),
+                "{cmd:?} exited with {}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        (cert, key)
     }
 }
 
@@ -173,8 +255,14 @@ impl AgentOptions {
     /// Also serves the HTTP API over HTTPS on an extra free port (see
     /// [`ConsulAgent::https_port`]) with `tls.defaults` from `tls`, which
     /// must outlive the agent. Incoming client certificates are not verified.
-    pub fn https(mut self, tls: &TlsFiles) -> AgentOptions {
-        self.https = Some([tls.ca_file(), tls.cert_file(), tls.key_file()]);
+    pub fn https(self, tls: &TlsFiles) -> AgentOptions {
+        self.https_with(tls, tls.cert_file(), tls.key_file())
+    }
+
+    /// Like [`AgentOptions::https`], serving `cert` and `key` instead of
+    /// the usual server certificate.
+    pub fn https_with(mut self, tls: &TlsFiles, cert: PathBuf, key: PathBuf) -> AgentOptions {
+        self.https = Some([tls.ca_file(), cert, key]);
         self
     }
 }

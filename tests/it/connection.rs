@@ -97,6 +97,68 @@ fn https_with_a_ca_certificate_from_flags_or_environment() {
 }
 
 #[test]
+fn an_agent_verifying_incoming_certificates_gets_ours_and_refuses_none() {
+    let tls = TlsFiles::generate();
+    let agent = ConsulAgent::dev_with(
+        AgentOptions::new()
+            .https(&tls)
+            .hcl("tls { https { verify_incoming = true } }"),
+    );
+    web(&agent);
+    let https = format!(
+        "-consul-addr=https://127.0.0.1:{}",
+        agent.https_port().unwrap()
+    );
+    let ca = format!("-consul-ssl-ca-cert={}", tls.ca_file().display());
+    let with_cert = [
+        https.clone(),
+        ca.clone(),
+        format!("-consul-ssl-cert={}", tls.client_cert_file().display()),
+        format!("-consul-ssl-key={}", tls.client_key_file().display()),
+    ];
+    let (code, out, log) = render_once(&with_cert, &[]);
+    assert_eq!((code, out.as_str()), (0, "10.0.0.1:80\n"), "{log}");
+    let without = [https, ca, "-consul-retry-attempts=1".to_owned()];
+    let (code, out, log) = render_once(&without, &[]);
+    assert_eq!((code, out.as_str()), (14, ""), "{log}");
+    assert!(
+        log.contains("consul asked for a client certificate and none is configured"),
+        "the log says why: {log}"
+    );
+}
+
+#[test]
+fn an_expired_certificate_or_a_plain_http_port_fails_and_never_downgrades() {
+    let tls = TlsFiles::generate();
+    let (cert, key) = tls.expired_server();
+    let agent = ConsulAgent::dev_with(AgentOptions::new().https_with(&tls, cert, key));
+    web(&agent);
+    let ca = format!("-consul-ssl-ca-cert={}", tls.ca_file().display());
+    let expired = format!(
+        "-consul-addr=https://127.0.0.1:{}",
+        agent.https_port().unwrap()
+    );
+    let retry_once = "-consul-retry-attempts=1".to_owned();
+    let (code, out, log) = render_once(&[expired.clone(), ca.clone(), retry_once.clone()], &[]);
+    assert_eq!((code, out.as_str()), (14, ""), "{log}");
+    assert!(
+        log.to_lowercase().contains("expired"),
+        "the log says why: {log}"
+    );
+
+    // HTTPS asked of a port that speaks plain HTTP: an error, not a
+    // quiet switch to http:// (which would have worked).
+    let plain = format!("-consul-addr=https://{}", agent.http_addr());
+    let (code, out, log) = render_once(&[plain, ca, retry_once], &[]);
+    assert_eq!((code, out.as_str()), (14, ""), "{log}");
+
+    // Verification off is honoured only when asked, and warned about.
+    let (code, out, log) = render_once(&[expired, "-consul-ssl-verify=false".to_owned()], &[]);
+    assert_eq!((code, out.as_str()), (0, "10.0.0.1:80\n"), "{log}");
+    assert!(log.contains("TLS certificate verification is off"), "{log}");
+}
+
+#[test]
 fn an_https_agent_restarted_gets_a_new_http2_connection_and_changes_flow_again() {
     let tls = TlsFiles::generate();
     let mut agent = ConsulAgent::dev_with(AgentOptions::new().https(&tls));
