@@ -2,7 +2,7 @@
 //! with its own data dir and free ports, joined over serf; kill a member,
 //! restart it on the same ports and data dir, and follow leadership.
 
-use crate::consul::{Ports, leader, unique_node_name};
+use crate::consul::{Ports, acl_deny_hcl, api_url, leader, unique_node_name};
 use crate::http::try_call;
 use crate::process::{Process, read_log};
 use crate::wait_until;
@@ -25,17 +25,15 @@ pub struct ClusterMember {
     node: String,
     data_dir: PathBuf,
     log_path: PathBuf,
+    /// The management token of a cluster with ACLs.
+    token: Option<String>,
 }
 
 impl ClusterMember {
     /// Registers `instance` with this member's agent; returns once its
     /// catalog has it.
     pub fn register(&self, instance: &crate::Instance) {
-        crate::consul::register_with(
-            &|path| format!("{}{path}", self.url()),
-            &self.node,
-            instance,
-        );
+        crate::consul::register_with(&|path| self.api(path), &self.node, instance);
     }
 
     /// "127.0.0.1:PORT" of its HTTP API.
@@ -71,6 +69,17 @@ impl ClusterMember {
             .pid()
     }
 
+    /// PUT to its API (e.g. `/v1/acl/token`), panicking unless it answers
+    /// 2xx.
+    pub fn put(&self, path: &str, body: Option<&str>) -> crate::Response {
+        crate::http::call_ok("PUT", &self.api(path), body)
+    }
+
+    /// The URL of API `path`, with the cluster's management token if any.
+    fn api(&self, path: &str) -> String {
+        api_url(&self.url(), path, self.token.as_deref())
+    }
+
     /// Its log (all runs, across restarts).
     pub fn log(&self) -> String {
         read_log(&self.log_path)
@@ -88,6 +97,17 @@ impl ConsulCluster {
     /// Starts three servers and waits until they agree on a leader and every
     /// one sees all three members alive.
     pub fn three() -> ConsulCluster {
+        ConsulCluster::start(None)
+    }
+
+    /// Like [`ConsulCluster::three`], with ACLs on and a default policy of
+    /// deny; `management` is the bootstrap token, which the test bed's own
+    /// requests carry.
+    pub fn three_with_acls(management: &str) -> ConsulCluster {
+        ConsulCluster::start(Some(management))
+    }
+
+    fn start(management: Option<&str>) -> ConsulCluster {
         let dir = tempfile::Builder::new()
             .prefix("testbed-cluster-")
             .tempdir()
@@ -103,6 +123,7 @@ impl ConsulCluster {
                     node: unique_node_name(&format!("server{i}")),
                     data_dir,
                     log_path: dir.path().join(format!("consul-{i}.log")),
+                    token: management.map(str::to_owned),
                 }
             })
             .collect();
@@ -181,6 +202,9 @@ impl ConsulCluster {
         .args(member.ports.args())
         .args(["-retry-interval", "1s"])
         .args(["-hcl", "performance { raft_multiplier = 1 }"]);
+        if let Some(token) = &member.token {
+            cmd.arg("-hcl").arg(acl_deny_hcl(token));
+        }
         for port in peers {
             cmd.arg("-retry-join").arg(format!("127.0.0.1:{port}"));
         }
@@ -225,8 +249,7 @@ impl ConsulCluster {
         if !member.is_running() {
             return false;
         }
-        let Ok(response) = try_call("GET", &format!("{}/v1/agent/members", member.url()), None)
-        else {
+        let Ok(response) = try_call("GET", &member.api("/v1/agent/members"), None) else {
             return false;
         };
         if response.status != 200 {

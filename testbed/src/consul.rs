@@ -82,6 +82,27 @@ pub(crate) fn leader(url: &str) -> Option<String> {
     }
 }
 
+/// The agent configuration for ACLs with a default policy of deny, with
+/// `management` as the bootstrap token and the agents' own token.
+pub(crate) fn acl_deny_hcl(management: &str) -> String {
+    format!(
+        "acl {{ enabled = true default_policy = \"deny\" tokens {{ initial_management = \"{management}\" agent = \"{management}\" }} }}"
+    )
+}
+
+/// `base` + API `path`, carrying `token` if there is one (as a query
+/// parameter, which Consul hides in its logs).
+pub(crate) fn api_url(base: &str, path: &str, token: Option<&str>) -> String {
+    let url = format!("{base}{path}");
+    match token {
+        None => url,
+        Some(token) => {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}token={token}")
+        }
+    }
+}
+
 /// A name no other agent started by this process has.
 pub(crate) fn unique_node_name(kind: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -245,9 +266,7 @@ impl AgentOptions {
     /// them: `management` is the bootstrap token, which the test bed's own
     /// requests (registrations, KV writes, reads) carry.
     pub fn acl_deny(mut self, management: &str) -> AgentOptions {
-        self.hcl.push(format!(
-            "acl {{ enabled = true default_policy = \"deny\" tokens {{ initial_management = \"{management}\" agent = \"{management}\" }} }}"
-        ));
+        self.hcl.push(acl_deny_hcl(management));
         self.token = Some(management.to_owned());
         self
     }
@@ -585,14 +604,7 @@ impl ConsulAgent {
     /// The URL of API `path`, with the management token of an
     /// [`AgentOptions::acl_deny`] agent (Consul hides it in its logs).
     fn api(&self, path: &str) -> String {
-        let url = format!("{}{path}", self.url());
-        match &self.options.token {
-            None => url,
-            Some(token) => {
-                let sep = if path.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}token={token}")
-            }
-        }
+        api_url(&self.url(), path, self.options.token.as_deref())
     }
 
     /// Sets a TTL check and waits for the catalog to show `status`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use testbed::{AgentOptions, ConsulAgent, Instance, TlsFiles};
 
-use crate::support::{Daemon, Render, run, wait_for_file, write};
+use crate::support::{Daemon, Render, read_only_token, run, wait_for_file, write};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -367,20 +367,9 @@ fn a_rejected_token_is_reported_without_ever_being_printed() {
     daemon.assert_running();
 }
 
-/// What a production token for templates is granted: reads of services,
-/// nodes and the KV prefix they use, nothing else.
-const READ_ONLY_RULES: &str = r#"service_prefix "" { policy = "read" } node_prefix "" { policy = "read" } key_prefix "app/" { policy = "read" }"#;
-
-/// Creates a token with the read-only policy; returns (accessor, secret).
-fn read_only_token(agent: &ConsulAgent) -> (String, String) {
-    let policy = serde_json::json!({"Name": format!("templates-{}", testbed::free_port()), "Rules": READ_ONLY_RULES});
-    agent.put("/v1/acl/policy", Some(&policy.to_string()));
-    let token = serde_json::json!({"Policies": [{"Name": policy["Name"]}]});
-    let created = agent.put("/v1/acl/token", Some(&token.to_string())).json();
-    (
-        created["AccessorID"].as_str().unwrap().to_owned(),
-        created["SecretID"].as_str().unwrap().to_owned(),
-    )
+/// A read-only token of `agent`: (accessor, secret).
+fn token_for_templates(agent: &ConsulAgent) -> (String, String) {
+    read_only_token(&|path, body| agent.put(path, Some(body)).json())
 }
 
 #[test]
@@ -388,7 +377,7 @@ fn against_default_deny_a_read_only_token_renders_and_a_revoked_one_waits_for_th
     let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
     web(&agent);
     agent.kv_put("app/config", "v1");
-    let (accessor, first) = read_only_token(&agent);
+    let (accessor, first) = token_for_templates(&agent);
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     write(&token_file, &format!("{first}\n"));
@@ -439,7 +428,7 @@ fn against_default_deny_a_read_only_token_renders_and_a_revoked_one_waits_for_th
     );
 
     // A new token in the file: it is read again and the changes land.
-    let (_, second) = read_only_token(&agent);
+    let (_, second) = token_for_templates(&agent);
     write(&token_file, &format!("{second}\n"));
     daemon.wait_for_log("the token file changed", 1, T);
     wait_for_file(&tera_out, "the render after the new token", T, |t| {
@@ -471,7 +460,7 @@ fn a_missing_permission_is_named_and_no_token_is_warned_about() {
     let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
     web(&agent);
     agent.kv_put("secret/db", "x");
-    let (_, token) = read_only_token(&agent);
+    let (_, token) = token_for_templates(&agent);
     let render = Render::new(&agent.http_addr(), "{{ key(path=\"secret/db\") }}\n")
         .flag(&format!("-consul-token={token}"))
         .flag("-consul-retry-max-backoff=500ms");
@@ -496,7 +485,7 @@ fn a_missing_permission_is_named_and_no_token_is_warned_about() {
 fn the_token_is_in_nothing_consul_render_writes_or_hands_to_a_child() {
     let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
     web(&agent);
-    let (_, token) = read_only_token(&agent);
+    let (_, token) = token_for_templates(&agent);
     let dir = tempfile::tempdir().unwrap();
     let (env_dump, catalog) = (dir.path().join("env"), dir.path().join("catalog.json"));
     let port = testbed::free_port();

@@ -12,7 +12,7 @@ use testbed::{
     wait_until,
 };
 
-use crate::support::{Daemon, FileHistory, Render, wait_for_file, write};
+use crate::support::{Daemon, FileHistory, Render, read_only_token, wait_for_file, write};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -463,6 +463,45 @@ fn losing_the_cluster_leader_changes_nothing_for_the_worse() {
         "{:?}",
         history.versions()
     );
+    daemon.assert_running();
+}
+
+#[test]
+fn with_acls_a_leader_lost_in_a_burst_of_changes_loses_none_of_them() {
+    const MANAGEMENT: &str = "7d0c2a41-9b3e-4f6a-8c5d-cluster00mgmt";
+    let mut cluster = ConsulCluster::three_with_acls(MANAGEMENT);
+    let leader = cluster.leader_index();
+    let (follower, survivor) = ((leader + 1) % 3, (leader + 2) % 3);
+    let member = cluster.member(follower);
+    let (_, token) = read_only_token(&|path, body| member.put(path, Some(body)).json());
+    member.register(&web("w1", 81));
+    let render = Render::new(&member.http_addr(), WEB_UPSTREAM)
+        .flag(&format!("-consul-token={token}"))
+        .flag("-consul-retry-max-backoff=500ms");
+    let mut daemon = render.start();
+    let out = render.out();
+    wait_for_file(&out, "w1", T, |c| endpoints(c) == ["10.0.0.1:81"]);
+    let history = FileHistory::record(&out);
+
+    // A burst of registrations with the leader killed in the middle of it:
+    // the ones after it wait in the agents for the new leader.
+    cluster.member(survivor).register(&web("w2", 82));
+    cluster.member(follower).register(&web("w3", 83));
+    cluster.kill(leader);
+    cluster.wait_for_new_leader(leader);
+    for (id, port) in [("w4", 84), ("w5", 85), ("w6", 86)] {
+        cluster.member(survivor).register(&web(id, port));
+    }
+    wait_for_file(&out, "all six instances", T, |c| endpoints(c).len() == 6);
+    assert!(
+        history
+            .versions()
+            .iter()
+            .all(|v| v.contains("10.0.0.1:81") && !v.contains("down")),
+        "an upstream lost its servers: {:?}",
+        history.versions()
+    );
+    assert!(!daemon.log().contains(&token));
     daemon.assert_running();
 }
 

@@ -314,3 +314,22 @@ pub fn proc_stat(pid: u32) -> Option<Vec<String>> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     Some(after_name.split_whitespace().map(str::to_owned).collect())
 }
+
+/// What a production token for templates is granted: reads of services,
+/// nodes and the KV prefix they use (`app/`), nothing else.
+const READ_ONLY_RULES: &str = r#"service_prefix "" { policy = "read" } node_prefix "" { policy = "read" } key_prefix "app/" { policy = "read" }"#;
+
+/// Creates a token with the read-only policy through `put` (an agent's
+/// or a cluster member's management-token PUT, returning the reply's
+/// JSON); returns (accessor, secret).
+pub fn read_only_token(put: &dyn Fn(&str, &str) -> serde_json::Value) -> (String, String) {
+    let name = format!("templates-{}", testbed::free_port());
+    let policy = serde_json::json!({"Name": name, "Rules": READ_ONLY_RULES});
+    put("/v1/acl/policy", &policy.to_string());
+    let token = serde_json::json!({"Policies": [{"Name": name}]});
+    let created = put("/v1/acl/token", &token.to_string());
+    (
+        created["AccessorID"].as_str().unwrap().to_owned(),
+        created["SecretID"].as_str().unwrap().to_owned(),
+    )
+}
