@@ -183,6 +183,8 @@ struct RawFlags {
     log_level: Option<String>,
     #[arg(long)]
     pid_file: Option<String>,
+    #[arg(long)]
+    nginx_pid_file: Option<String>,
 
     #[arg(long)]
     reset_grace: Option<String>,
@@ -614,6 +616,7 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         str::parse,
     )?;
     let pid_file = flag("pid-file", raw.pid_file.as_deref(), parse_path)?;
+    let nginx_pid_file = flag("nginx-pid-file", raw.nginx_pid_file.as_deref(), parse_path)?;
     let catalog_file = flag("catalog-file", raw.catalog_file.as_deref(), parse_path)?;
     let save_catalog = flag("save-catalog", raw.save_catalog.as_deref(), parse_path)?;
     let exec_command = flag("exec", raw.exec.as_deref(), parse_string)?;
@@ -767,6 +770,7 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         dry: dry.unwrap_or(false),
         log_level: log_level.or(file.log_level).unwrap_or_default(),
         pid_file: pid_file.or(file.pid_file),
+        nginx_pid_file,
         catalog_file,
         save_catalog,
         exec: exec_command
@@ -993,6 +997,12 @@ Behaviour:
       Default: not served.
   -pid-file=<path>
       Write the process id to this file.
+  -nginx-pid-file=<path>
+      The pid file of the nginx master that the templates' commands reload
+      (e.g. /run/nginx.pid). After a command succeeds, consul-render checks
+      that the master started new workers, i.e. took the new config, and
+      reports a reload it rolled back. Default: not checked (supervise mode
+      checks its child without this).
   -h, -help
       Print this help and exit.
   -v, -version

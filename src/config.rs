@@ -42,6 +42,9 @@ pub struct Config {
     pub dry: bool,
     pub log_level: LogLevel,
     pub pid_file: Option<PathBuf>,
+    /// The nginx master the reload commands reload: its new workers prove
+    /// a reload took.
+    pub nginx_pid_file: Option<PathBuf>,
     /// Offline mode: render from this catalog snapshot instead of Consul.
     pub catalog_file: Option<PathBuf>,
     /// After the first complete render, write the data it used here.
@@ -634,6 +637,7 @@ pub(crate) fn sample() -> Config {
         dry: false,
         log_level: LogLevel::Info,
         pid_file: None,
+        nginx_pid_file: None,
         catalog_file: None,
         save_catalog: None,
         exec: None,

@@ -29,6 +29,7 @@ pub mod logging;
 pub mod metrics;
 pub mod output;
 pub mod process;
+pub mod reload_check;
 pub mod runner;
 pub mod supervise;
 pub mod template;

@@ -7,7 +7,6 @@
 //! changed render, stop) and what an exit means (consul-render exits with
 //! the child's code).
 
-use std::collections::BTreeSet;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -21,6 +20,7 @@ use tokio::time::Instant;
 use crate::config::{ExecConfig, ProcessSignal};
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::process::{self, ProcessGroup};
+use crate::reload_check;
 
 /// Where the child is in its life.
 pub enum ChildState {
@@ -94,11 +94,16 @@ impl Supervisor {
             via: "signal".to_owned(),
         };
         metrics.reloads.get_or_create(&via).inc();
-        let workers = children_of(group.pid());
+        let workers = reload_check::workers(group.pid());
         match send(group, signal) {
             Ok(()) => {
                 tracing::info!(signal = %signal, pid = group.pid(), "signalled the child to reload");
-                tokio::spawn(verify_reload(group.pid(), workers, metrics.clone()));
+                tokio::spawn(reload_check::verify(
+                    "the child",
+                    group.pid(),
+                    workers,
+                    metrics.clone(),
+                ));
             }
             Err(error) => {
                 metrics.reload_failures.get_or_create(&via).inc();
@@ -170,62 +175,6 @@ impl Supervisor {
         self.state = ChildState::Exited(status);
         status
     }
-}
-
-/// How long nginx may take to start the workers of a new configuration.
-const RELOAD_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// nginx's master takes a new configuration by starting new workers; one
-/// that rejects it (a port it cannot bind, a certificate it cannot read:
-/// what `nginx -t` cannot see) logs `[emerg]` and keeps the old ones. So a
-/// reload took if a child of the master appears that was not there before
-/// the signal. A child without children of its own cannot be judged and
-/// is not.
-async fn verify_reload(pid: i32, before: BTreeSet<i32>, metrics: Arc<Metrics>) {
-    if before.is_empty() {
-        return;
-    }
-    let deadline = Instant::now() + RELOAD_VERIFY_TIMEOUT;
-    loop {
-        let now = children_of(pid);
-        if now.is_empty() && !alive(pid) {
-            // It died; following that is the runner's business.
-            return;
-        }
-        if now.iter().any(|child| !before.contains(child)) {
-            tracing::debug!(pid, "the child took the reload (new workers)");
-            metrics.reload_verified(None);
-            return;
-        }
-        if Instant::now() >= deadline {
-            let why = format!(
-                "no new worker process within {}s of the reload signal; the child kept its old configuration (nginx logs why at [emerg] in its error log)",
-                RELOAD_VERIFY_TIMEOUT.as_secs()
-            );
-            let rollbacks = metrics.reload_rollbacks.get() + 1;
-            tracing::error!(
-                pid,
-                reload_rollbacks = rollbacks,
-                "the child did not take the reload: {why}"
-            );
-            metrics.reload_verified(Some(why));
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The pids of `pid`'s children, from /proc.
-fn children_of(pid: i32) -> BTreeSet<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|child| child.parse().ok())
-        .collect()
-}
-
-fn alive(pid: i32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 async fn wait(group: &mut ProcessGroup) -> ExitStatus {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::command;
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::output::{self, Staged, Swap, WriteOptions};
+use crate::reload_check;
 
 /// What to do for one template.
 pub struct Job {
@@ -50,8 +51,15 @@ pub struct Report {
 }
 
 /// Runs one pass. With `dry`, prints each text to stdout after `> dest`
-/// instead of writing it, and runs nothing.
-pub async fn apply(jobs: Vec<Job>, dry: bool, metrics: Arc<Metrics>) -> Report {
+/// instead of writing it, and runs nothing. With `nginx_pid_file`, a
+/// command that succeeds is followed by a check that the nginx master
+/// took the reload (in the background: the pass does not wait for it).
+pub async fn apply(
+    jobs: Vec<Job>,
+    dry: bool,
+    nginx_pid_file: Option<PathBuf>,
+    metrics: Arc<Metrics>,
+) -> Report {
     let mut report = Report::default();
     let mut commands: Vec<(String, Duration)> = Vec::new();
     for job in jobs {
@@ -77,10 +85,17 @@ pub async fn apply(jobs: Vec<Job>, dry: bool, metrics: Arc<Metrics>) -> Report {
             via: "command".to_owned(),
         };
         metrics.reloads.get_or_create(&via).inc();
+        let master = nginx_pid_file
+            .as_deref()
+            .and_then(reload_check::master_from)
+            .map(|pid| (pid, reload_check::workers(pid)));
         let result = match command::run(&command, &[], timeout).await {
             Ok(done) => {
                 metrics.reload_seconds.observe(done.elapsed.as_secs_f64());
                 tracing::info!(command, elapsed = ?done.elapsed, "command succeeded");
+                if let Some((pid, before)) = master {
+                    tokio::spawn(reload_check::verify("nginx", pid, before, metrics.clone()));
+                }
                 Ok(())
             }
             Err(error) => {

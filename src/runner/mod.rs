@@ -264,6 +264,8 @@ struct Runner {
     held: BTreeMap<Dependency, Held>,
     once: bool,
     dry: bool,
+    /// The nginx master whose new workers prove a reload command took.
+    nginx_pid_file: Option<std::path::PathBuf>,
     save_catalog: Option<std::path::PathBuf>,
     applying: Option<JoinHandle<apply::Report>>,
     /// Jobs waiting for the pass in flight, latest text per template.
@@ -327,6 +329,7 @@ impl Runner {
             held: BTreeMap::new(),
             once,
             dry: config.dry,
+            nginx_pid_file: config.nginx_pid_file.clone(),
             save_catalog: config.save_catalog,
             applying: None,
             queued: BTreeMap::new(),
@@ -569,6 +572,7 @@ impl Runner {
         self.applying = Some(tokio::spawn(apply::apply(
             jobs,
             self.dry,
+            self.nginx_pid_file.clone(),
             self.metrics.clone(),
         )));
     }

@@ -167,3 +167,68 @@ fn a_check_that_flaps_within_the_quiescence_window_reloads_nothing() {
     assert_eq!(after, before);
     assert_eq!(bed.nginx.reload_count(), reloads, "{}", bed.daemon.log());
 }
+
+#[test]
+fn with_nginx_pid_file_a_reload_command_nginx_rolls_back_is_reported() {
+    let consul = ConsulAgent::dev();
+    consul.kv_put("app/port", "0");
+    let nginx = Nginx::start("");
+    let nginx_args = nginx.args().join(" ");
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("extra.tera");
+    // `nginx -t` binds nothing, so a port another process holds passes the
+    // check; only the reload finds out, and nginx keeps its old workers.
+    write(
+        &source,
+        "{% set port = key(path=\"app/port\") %}{% if port != \"0\" %}server { listen 127.0.0.1:{{ port }}; return 204; }{% endif %}\n",
+    );
+    let metrics_port = free_port();
+    let mut daemon = Daemon::start(
+        &[
+            &format!("-consul-addr={}", consul.http_addr()),
+            &format!(
+                "-template={}:{}:nginx {nginx_args} -s reload",
+                source.display(),
+                nginx.conf_d().join("extra.conf").display()
+            ),
+            &format!("-check=nginx {nginx_args} -t -q"),
+            &format!(
+                "-nginx-pid-file={}",
+                nginx.prefix().join("nginx.pid").display()
+            ),
+            &format!("-metrics-addr=127.0.0.1:{metrics_port}"),
+            "-log-level=debug",
+        ],
+        &[],
+    );
+    // The first render's reload takes: new workers.
+    daemon.wait_for_log("nginx took the reload", 1, T);
+    let health = format!("http://127.0.0.1:{metrics_port}/health");
+    wait_until("/health 200", T, || {
+        testbed::http_get(&health).is_ok_and(|(status, _)| status == 200)
+    });
+
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    consul.kv_put("app/port", &held.local_addr().unwrap().port().to_string());
+    daemon.wait_for_log("nginx did not take the reload", 1, T);
+    let (status, body) = testbed::http_get(&health).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("nginx did not take the last reload"),
+        "{body}"
+    );
+    let (_, metrics) =
+        testbed::http_get(&format!("http://127.0.0.1:{metrics_port}/metrics")).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "consul_render_reload_rollbacks_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        nginx.error_log().contains("[emerg]"),
+        "{}",
+        nginx.error_log()
+    );
+    daemon.assert_running();
+}
