@@ -879,19 +879,20 @@ fn parse_int(text: &str) -> Option<i64> {
     }
 }
 
-/// Go's `underscoreOK`: `_` only between digits or after a base prefix.
-fn underscores_ok(text: &str) -> bool {
-    let bytes = text.trim_start_matches(['+', '-']).as_bytes();
+/// Go's `underscoreOK`: each `_` sits between digits (or after a prefix).
+pub(super) fn underscores_ok(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s).as_bytes();
+    // The last thing seen: ^ the start, 0 a digit or prefix, _ or !.
     let mut saw = b'^';
     let mut i = 0;
-    let hex = bytes.len() >= 2 && bytes[0] == b'0' && matches!(bytes[1] | 0x20, b'x' | b'b' | b'o');
-    if hex {
+    let mut hex = false;
+    if s.len() >= 2 && s[0] == b'0' && matches!(s[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
         i = 2;
         saw = b'0';
+        hex = s[1].eq_ignore_ascii_case(&b'x');
     }
-    while i < bytes.len() {
-        let c = bytes[i];
-        if c.is_ascii_hexdigit() {
+    for &c in &s[i..] {
+        if c.is_ascii_digit() || hex && c.is_ascii_hexdigit() {
             saw = b'0';
         } else if c == b'_' {
             if saw != b'0' {
@@ -904,7 +905,6 @@ fn underscores_ok(text: &str) -> bool {
             }
             saw = b'!';
         }
-        i += 1;
     }
     saw != b'_'
 }

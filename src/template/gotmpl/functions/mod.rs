@@ -5,6 +5,7 @@
 mod builtins;
 mod lists;
 mod math;
+mod sprig;
 mod strings;
 
 use std::collections::HashMap;
@@ -75,6 +76,7 @@ pub fn table() -> &'static Table {
         strings::register(&mut table);
         math::register(&mut table);
         lists::register(&mut table);
+        sprig::register(&mut table);
         table
     })
 }

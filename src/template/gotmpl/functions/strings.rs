@@ -153,17 +153,17 @@ pub fn register(table: &mut Table) {
 }
 
 /// The string of a `Param::Str` argument (checked before the call).
-fn text<'v>(value: &'v Value) -> &'v str {
+pub(super) fn text<'v>(value: &'v Value) -> &'v str {
     value.as_str().unwrap_or_default()
 }
 
 /// `strings.TrimSpace`: Unicode white space at both ends.
-fn go_trim_space(s: &str) -> &str {
+pub(super) fn go_trim_space(s: &str) -> &str {
     s.trim_matches(char::is_whitespace)
 }
 
 /// `strings.Split`: an empty separator splits into characters.
-fn go_split<'s>(s: &'s str, sep: &str) -> Vec<&'s str> {
+pub(super) fn go_split<'s>(s: &'s str, sep: &str) -> Vec<&'s str> {
     if sep.is_empty() {
         return s
             .char_indices()
@@ -174,7 +174,7 @@ fn go_split<'s>(s: &'s str, sep: &str) -> Vec<&'s str> {
 }
 
 /// `strings.ReplaceAll`: an empty `from` inserts `to` around every character.
-fn replace_all(s: &str, from: &str, to: &str) -> String {
+pub(super) fn replace_all(s: &str, from: &str, to: &str) -> String {
     if !from.is_empty() {
         return s.replace(from, to);
     }
@@ -240,7 +240,7 @@ fn json<'a>(
         .map_err(|e| format!("{name}: {e}"))
 }
 
-fn decode_base64<'a>(s: &str, url: bool) -> Result<Value<'a>, String> {
+pub(super) fn decode_base64<'a>(s: &str, url: bool) -> Result<Value<'a>, String> {
     let engine = if url { &URL_SAFE } else { &STANDARD };
     let bytes = engine.decode(s).map_err(|e| match e {
         base64::DecodeError::InvalidByte(at, _)
