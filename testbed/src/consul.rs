@@ -9,7 +9,7 @@ use crate::process::Process;
 use crate::{free_ports, wait_until};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -82,6 +82,23 @@ pub(crate) fn leader(url: &str) -> Option<String> {
     }
 }
 
+/// Runs `program args` in `dir`, panicking with its output unless it
+/// succeeds.
+fn run_in(dir: &Path, program: &str, args: &[&str]) {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(dir);
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} exited with {}: {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The agent configuration for ACLs with a default policy of deny, with
 /// `management` as the bootstrap token and the agents' own token.
 pub(crate) fn acl_deny_hcl(management: &str) -> String {
@@ -129,18 +146,7 @@ impl TlsFiles {
             &["tls", "cert", "create", "-server", "-dc", "dc1"][..],
             &["tls", "cert", "create", "-client", "-dc", "dc1"][..],
         ] {
-            let mut cmd = Command::new("consul");
-            cmd.args(args).current_dir(dir.path());
-            let output = cmd
-                .output()
-                .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-            assert!(
-                output.status.success(),
-                "{cmd:?} exited with {}: {}{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
+            run_in(dir.path(), "consul", args);
         }
         TlsFiles { dir }
     }
@@ -225,17 +231,7 @@ impl TlsFiles {
             ],
         ];
         for args in steps {
-            let mut cmd = Command::new("openssl");
-            cmd.args(args).current_dir(dir);
-            let output = cmd
-                .output()
-                .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-            assert!(
-                output.status.success(),
-                "{cmd:?} exited with {}: {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            );
+            run_in(dir, "openssl", args);
         }
         (cert, key)
     }

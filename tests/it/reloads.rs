@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use testbed::{Backend, ConsulAgent, Instance, Nginx, free_port, wait_until};
 
-use crate::support::{Daemon, write};
+use crate::support::{Daemon, assert_rollback_reported, write};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -211,24 +211,6 @@ fn with_nginx_pid_file_a_reload_command_nginx_rolls_back_is_reported() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     consul.kv_put("app/port", &held.local_addr().unwrap().port().to_string());
     daemon.wait_for_log("nginx did not take the reload", 1, T);
-    let (status, body) = testbed::http_get(&health).unwrap();
-    assert_eq!(status, 503, "{body}");
-    assert!(
-        body.contains("nginx did not take the last reload"),
-        "{body}"
-    );
-    let (_, metrics) =
-        testbed::http_get(&format!("http://127.0.0.1:{metrics_port}/metrics")).unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l == "consul_render_reload_rollbacks_total 1"),
-        "{metrics}"
-    );
-    assert!(
-        nginx.error_log().contains("[emerg]"),
-        "{}",
-        nginx.error_log()
-    );
+    assert_rollback_reported(metrics_port, &nginx.error_log());
     daemon.assert_running();
 }

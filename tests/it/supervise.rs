@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use testbed::{Backend, ConsulAgent, Instance, NginxPrefix, free_port, http_get, wait_until};
 
-use crate::support::{BIN, Daemon, proc_stat, repo, upstream_servers, wait_for_file};
+use crate::support::{
+    BIN, Daemon, assert_rollback_reported, proc_stat, repo, upstream_servers, wait_for_file,
+};
 
 const SERVICE: &str = "web";
 const T: Duration = Duration::from_secs(20);
@@ -280,24 +282,7 @@ fn a_reload_nginx_refuses_after_its_check_passed_is_reported_as_a_rollback() {
 
     s.daemon
         .wait_for_log("the child did not take the reload", 1, T);
-    let (status, body) = http_get(&health).unwrap();
-    assert_eq!(status, 503, "{body}");
-    assert!(
-        body.contains("nginx did not take the last reload"),
-        "{body}"
-    );
-    let (_, metrics) = http_get(&format!("http://127.0.0.1:{}/metrics", s.metrics_port)).unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l == "consul_render_reload_rollbacks_total 1"),
-        "{metrics}"
-    );
-    assert!(
-        s.nginx.error_log().contains("[emerg]"),
-        "{}",
-        s.nginx.error_log()
-    );
+    assert_rollback_reported(s.metrics_port, &s.nginx.error_log());
     // nginx still serves the config before the refused one.
     s.wait_for_traffic(&[&a]);
     s.daemon.assert_running();

@@ -333,3 +333,24 @@ pub fn read_only_token(put: &dyn Fn(&str, &str) -> serde_json::Value) -> (String
         created["SecretID"].as_str().unwrap().to_owned(),
     )
 }
+
+/// What a reload nginx rolled back must show: `/health` 503 saying so,
+/// one rollback in `/metrics` (both served on `metrics_port`), and the
+/// `[emerg]` in nginx's `error_log` that says why.
+pub fn assert_rollback_reported(metrics_port: u16, error_log: &str) {
+    let base = format!("http://127.0.0.1:{metrics_port}");
+    let (status, body) = testbed::http_get(&format!("{base}/health")).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("nginx did not take the last reload"),
+        "{body}"
+    );
+    let (_, metrics) = testbed::http_get(&format!("{base}/metrics")).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "consul_render_reload_rollbacks_total 1"),
+        "{metrics}"
+    );
+    assert!(error_log.contains("[emerg]"), "{error_log}");
+}

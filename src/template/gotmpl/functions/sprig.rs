@@ -25,7 +25,9 @@ use base64::engine::general_purpose::STANDARD;
 use super::super::fmt::{sprint, sprintf};
 use super::super::parse::underscores_ok;
 use super::super::value::{Obj, Value};
-use super::strings::{decode_base64, go_split, go_trim_space, replace_all, text};
+use super::strings::{
+    decode_base64, go_split, go_trim_space, replace_all, text, trim, trim_prefix, trim_suffix,
+};
 use super::{Param, Table};
 
 const S: Param = Param::Str;
@@ -64,20 +66,10 @@ fn register_strings(table: &mut Table) {
     table.add("sprig_repeat", &[I, S], None, |a| {
         repeat(text(&a[1]), int(&a[0])).map(Value::string)
     });
-    table.add("sprig_trimall", &[S, S], None, |a| {
-        Ok(Value::string(trim_cutset(text(&a[1]), text(&a[0]))))
-    });
-    table.add("sprig_trimAll", &[S, S], None, |a| {
-        Ok(Value::string(trim_cutset(text(&a[1]), text(&a[0]))))
-    });
-    table.add("sprig_trimSuffix", &[S, S], None, |a| {
-        let s = text(&a[1]);
-        Ok(Value::string(s.strip_suffix(text(&a[0])).unwrap_or(s)))
-    });
-    table.add("sprig_trimPrefix", &[S, S], None, |a| {
-        let s = text(&a[1]);
-        Ok(Value::string(s.strip_prefix(text(&a[0])).unwrap_or(s)))
-    });
+    table.add("sprig_trimall", &[S, S], None, trim);
+    table.add("sprig_trimAll", &[S, S], None, trim);
+    table.add("sprig_trimSuffix", &[S, S], None, trim_suffix);
+    table.add("sprig_trimPrefix", &[S, S], None, trim_prefix);
     table.add("sprig_nospace", &[S], None, |a| {
         Ok(Value::string(delete_white_space(text(&a[0]))))
     });
@@ -742,12 +734,6 @@ fn repeat(s: &str, count: i64) -> Result<String, String> {
 fn indent(spaces: i64, s: &str) -> Result<String, String> {
     let pad = repeat(" ", spaces)?;
     Ok(format!("{pad}{}", s.replace('\n', &format!("\n{pad}"))))
-}
-
-/// `strings.Trim`: characters of `cutset` off both ends.
-fn trim_cutset<'s>(s: &'s str, cutset: &str) -> &'s str {
-    let cutset: Vec<char> = cutset.chars().collect();
-    s.trim_matches(cutset.as_slice())
 }
 
 /// Bytes `s[from..to]`; a cut through a character cannot be kept as Go

@@ -28,18 +28,9 @@ pub fn register(table: &mut Table) {
     table.add("trimSpace", &[S], None, |a| {
         Ok(Value::string(go_trim_space(text(&a[0]))))
     });
-    table.add("trim", &[S, S], None, |a| {
-        let cutset: Vec<char> = text(&a[0]).chars().collect();
-        Ok(Value::string(text(&a[1]).trim_matches(cutset.as_slice())))
-    });
-    table.add("trimPrefix", &[S, S], None, |a| {
-        let s = text(&a[1]);
-        Ok(Value::string(s.strip_prefix(text(&a[0])).unwrap_or(s)))
-    });
-    table.add("trimSuffix", &[S, S], None, |a| {
-        let s = text(&a[1]);
-        Ok(Value::string(s.strip_suffix(text(&a[0])).unwrap_or(s)))
-    });
+    table.add("trim", &[S, S], None, trim);
+    table.add("trimPrefix", &[S, S], None, trim_prefix);
+    table.add("trimSuffix", &[S, S], None, trim_suffix);
     table.add("replaceAll", &[S, S, S], None, |a| {
         Ok(Value::string(replace_all(
             text(&a[2]),
@@ -153,6 +144,25 @@ pub fn register(table: &mut Table) {
 }
 
 /// The string of a `Param::Str` argument (checked before the call).
+/// `trim CUTSET S` (sprig's `trimAll` too): the cutset's characters off
+/// both ends.
+pub(super) fn trim<'a>(a: Vec<Value<'a>>) -> Result<Value<'a>, String> {
+    let cutset: Vec<char> = text(&a[0]).chars().collect();
+    Ok(Value::string(text(&a[1]).trim_matches(cutset.as_slice())))
+}
+
+/// `trimPrefix PREFIX S` (sprig's too).
+pub(super) fn trim_prefix<'a>(a: Vec<Value<'a>>) -> Result<Value<'a>, String> {
+    let s = text(&a[1]);
+    Ok(Value::string(s.strip_prefix(text(&a[0])).unwrap_or(s)))
+}
+
+/// `trimSuffix SUFFIX S` (sprig's too).
+pub(super) fn trim_suffix<'a>(a: Vec<Value<'a>>) -> Result<Value<'a>, String> {
+    let s = text(&a[1]);
+    Ok(Value::string(s.strip_suffix(text(&a[0])).unwrap_or(s)))
+}
+
 pub(super) fn text<'v>(value: &'v Value) -> &'v str {
     value.as_str().unwrap_or_default()
 }
