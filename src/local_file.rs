@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::consul::change::{Event, LastReported};
 use crate::consul::{Data, Dependency};
@@ -72,7 +73,7 @@ pub async fn watch(dependency: Dependency, events: mpsc::UnboundedSender<Event>)
         // Why it cannot be read is logged when that starts, not every poll.
         let data = load(path, readable);
         readable = matches!(data, Data::File(Some(_)));
-        if let Some(news) = last.update(&dependency, data, &[], false)
+        if let Some(news) = last.update(&dependency, data, &[], false, Instant::now())
             && events.send(Event::Changed(news.change)).is_err()
         {
             return;

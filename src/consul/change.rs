@@ -2,7 +2,7 @@
 //! loops ([`watcher`](super::watcher)) and the catalog-wide signals
 //! ([`signal`](super::signal)), that turns a reply (status, index, body)
 //! into a [`Change`] or nothing, and the [`Event`]s that carry changes to
-//! the runner.
+//! the runner, and the [`Staleness`] of a watch whose reads fail.
 //!
 //! A reply is decoded and validated into [`Data`]; data equal to what was
 //! last reported is not a change, whatever its index says; an index below
@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::data::{self, Data, NotBase64, Rejection, Rejections};
 use super::dependency::Dependency;
@@ -27,6 +29,15 @@ pub const RECHECK_DELAY: Duration = Duration::from_secs(1);
 pub enum Event {
     /// A dependency has new data.
     Changed(Change),
+    /// A dependency's reads began failing at `since`: its data may be out
+    /// of date from then on.
+    Stale {
+        dependency: Dependency,
+        since: Instant,
+    },
+    /// A stale dependency's reads work again (any change they found was
+    /// sent before this).
+    Current(Dependency),
     /// Consul stayed unreachable past the retry policy.
     GaveUp(GaveUp),
 }
@@ -42,6 +53,41 @@ pub struct Change {
     pub after_reset: bool,
     /// Values Consul sent that validation kept out of `data`.
     pub rejected: usize,
+    /// The earliest the change may have happened: when the reply came,
+    /// for a watch that was live; when its reads began failing, for the
+    /// first reply after that.
+    pub since: Instant,
+}
+
+/// Since when a watch has not been able to confirm its data: its reads
+/// fail (Consul unreachable, a refusal, a garbled reply). A live blocking
+/// query hears of every change within milliseconds, so a watch is either
+/// current or stale since its first failure.
+#[derive(Default)]
+pub struct Staleness(Option<Instant>);
+
+impl Staleness {
+    /// A read failed: returns when staleness began if this failure began it.
+    pub fn failed(&mut self) -> Option<Instant> {
+        match self.0 {
+            Some(_) => None,
+            None => Some(*self.0.insert(Instant::now())),
+        }
+    }
+
+    /// A read worked: returns since when the data it brings may have
+    /// changed (now, or when the failures began) and whether the watch had
+    /// been stale.
+    pub fn confirmed(&mut self) -> (Instant, bool) {
+        match self.0.take() {
+            Some(since) => (since, true),
+            None => (Instant::now(), false),
+        }
+    }
+
+    pub fn is_stale(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 /// Whether Consul's index went backwards: the agent restarted or its state
@@ -73,6 +119,7 @@ impl LastReported {
         data: Data,
         rejections: &[Rejection],
         after_reset: bool,
+        since: Instant,
     ) -> Option<News> {
         if self.0.as_ref() == Some(&data) {
             return None;
@@ -91,6 +138,7 @@ impl LastReported {
             data,
             after_reset,
             rejected: rejections.len(),
+            since,
         };
         Some(News { change, suspect })
     }
@@ -263,13 +311,50 @@ mod tests {
             )
         };
         let mut last = LastReported::default();
-        let first = last.update(&dep, tree(&["a", "b"]), &[], true).unwrap();
+        let first = last
+            .update(&dep, tree(&["a", "b"]), &[], true, Instant::now())
+            .unwrap();
         assert!(!first.suspect, "nothing to lose yet");
-        assert!(last.update(&dep, tree(&["a", "b"]), &[], false).is_none());
-        let lost = last.update(&dep, tree(&["a"]), &[], false).unwrap();
+        assert!(
+            last.update(&dep, tree(&["a", "b"]), &[], false, Instant::now())
+                .is_none()
+        );
+        let lost = last
+            .update(&dep, tree(&["a"]), &[], false, Instant::now())
+            .unwrap();
         assert!(!lost.suspect, "losing entries in normal operation is news");
         assert_eq!(lost.change.data, tree(&["a"]));
-        assert!(last.update(&dep, tree(&[]), &[], true).unwrap().suspect);
-        assert!(!last.update(&dep, tree(&["c"]), &[], true).unwrap().suspect);
+        assert!(
+            last.update(&dep, tree(&[]), &[], true, Instant::now())
+                .unwrap()
+                .suspect
+        );
+        assert!(
+            !last
+                .update(&dep, tree(&["c"]), &[], true, Instant::now())
+                .unwrap()
+                .suspect
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn staleness_begins_at_the_first_failure_and_ends_with_a_reply() {
+        let mut staleness = Staleness::default();
+        let start = Instant::now();
+        let (since, was_stale) = staleness.confirmed();
+        assert!(!was_stale);
+        assert_eq!(since, start, "a live watch's change is as old as its reply");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(staleness.failed(), Some(start + Duration::from_secs(1)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(staleness.failed(), None, "the episode had begun");
+        assert!(staleness.is_stale());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            staleness.confirmed(),
+            (start + Duration::from_secs(1), true),
+            "the first reply's changes date from the first failure"
+        );
+        assert!(!staleness.is_stale());
     }
 }

@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::change::{Event, LastReported, RECHECK_DELAY, decode, index_went_back};
+use super::change::{Event, LastReported, RECHECK_DELAY, Staleness, decode, index_went_back};
 use super::dependency::{Dependency, HealthQuery};
 use super::gate::GaveUp;
 use super::model::StateCheck;
@@ -96,8 +96,9 @@ struct SignalLoop {
     catalog_index: Option<ConsulIndex>,
     state_failures: u32,
     catalog_failures: u32,
-    /// A signal read failed: the next good one re-reads everything.
-    recovering: bool,
+    /// A signal or service read failed: every watched service may be out
+    /// of date, and the next good signal re-reads them all.
+    staleness: Staleness,
     /// A state/any difference was attributed since the last catalog reply.
     attributed: Option<ConsulIndex>,
     pending_sweep: Option<(Instant, ConsulIndex)>,
@@ -140,7 +141,7 @@ impl SignalLoop {
             catalog_index: None,
             state_failures: 0,
             catalog_failures: 0,
-            recovering: false,
+            staleness: Staleness::default(),
             attributed: None,
             pending_sweep: None,
             next_safety_sweep: Instant::now() + SAFETY_SWEEP,
@@ -210,7 +211,7 @@ impl SignalLoop {
                         .take()
                         .map(|(_, queries)| queries)
                         .unwrap_or_default();
-                    self.read(queries, false).await
+                    self.read(queries, None).await
                 }
             };
             if let Err(stop) = outcome {
@@ -238,7 +239,7 @@ impl SignalLoop {
         if !new.is_empty() {
             tracing::debug!(count = new.len(), "reading newly watched services");
             // A give-up surfaces through the signal polls as well.
-            let _ = self.read(new, false).await;
+            let _ = self.read(new, None).await;
         }
     }
 
@@ -257,7 +258,7 @@ impl SignalLoop {
                 tracing::warn!("could not decode consul's health state: {error}");
                 self.state_failures += 1;
                 self.state_index = None;
-                self.recovering = true;
+                self.went_stale();
                 return Ok(());
             }
         };
@@ -280,7 +281,7 @@ impl SignalLoop {
         };
         self.checks = Some(checks);
         self.state_index = if went_back { None } else { reply.index };
-        if self.recovering || went_back {
+        if self.staleness.is_stale() || went_back {
             return self.reread_all().await;
         }
         if !changed.is_empty() {
@@ -312,7 +313,7 @@ impl SignalLoop {
                     tracing::warn!("could not decode consul's service catalog: {error}");
                     self.catalog_failures += 1;
                     self.catalog_index = None;
-                    self.recovering = true;
+                    self.went_stale();
                     return Ok(());
                 }
             };
@@ -339,7 +340,7 @@ impl SignalLoop {
         };
         self.catalog = Some(catalog);
         self.catalog_index = if went_back { None } else { reply.index };
-        if self.recovering || went_back {
+        if self.staleness.is_stale() || went_back {
             return self.reread_all().await;
         }
         let explained =
@@ -365,12 +366,12 @@ impl SignalLoop {
             Ok(reply) => Ok(Some(reply)),
             Err(FetchError::GaveUp(e)) => Err(Stop::GaveUp(e)),
             Err(FetchError::Unreachable(_)) => {
-                self.recovering = true;
+                self.went_stale();
                 Ok(None)
             }
             Err(error @ FetchError::Rejected { .. }) => {
                 tracing::warn!(%error, "watching the {what} failed");
-                self.recovering = true;
+                self.went_stale();
                 Ok(None)
             }
         }
@@ -380,11 +381,38 @@ impl SignalLoop {
     /// watched service again (data that lost entries is flagged, so the
     /// runner can hold it).
     async fn reread_all(&mut self) -> Result<(), Stop> {
-        self.recovering = false;
+        let (since, was_stale) = self.staleness.confirmed();
         self.pending_sweep = None;
         let all: BTreeSet<HealthQuery> = self.tracked.keys().cloned().collect();
         tracing::debug!(count = all.len(), "re-reading every watched service");
-        self.read(all, true).await
+        self.read(all, Some(since)).await?;
+        if was_stale && !self.staleness.is_stale() {
+            for q in self.tracked.keys() {
+                if self
+                    .events
+                    .send(Event::Current(Dependency::Health(q.clone())))
+                    .is_err()
+                {
+                    return Err(Stop::RunnerStopped);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks a failed read; the first of an episode tells the runner that
+    /// every watched service may be out of date. (A runner gone is noticed
+    /// by the next change it is sent.)
+    fn went_stale(&mut self) {
+        let Some(since) = self.staleness.failed() else {
+            return;
+        };
+        for q in self.tracked.keys() {
+            let _ = self.events.send(Event::Stale {
+                dependency: Dependency::Health(q.clone()),
+                since,
+            });
+        }
     }
 
     async fn read_services(&mut self, services: &BTreeSet<String>) -> Result<(), Stop> {
@@ -394,7 +422,7 @@ impl SignalLoop {
             .filter(|q| services.contains(&q.service))
             .cloned()
             .collect();
-        self.read(queries, false).await
+        self.read(queries, None).await
     }
 
     /// Probes every watched service's index and re-reads those that moved.
@@ -432,11 +460,12 @@ impl SignalLoop {
     }
 
     /// Reads `queries` in full, side by side, and reports the ones whose
-    /// data changed.
+    /// data changed. `reset_since`: the read follows an outage or reset,
+    /// whose changes may date from then.
     async fn read(
         &mut self,
         queries: BTreeSet<HealthQuery>,
-        after_reset: bool,
+        reset_since: Option<Instant>,
     ) -> Result<(), Stop> {
         let results = self
             .concurrently(queries.into_iter(), |t, q| async move {
@@ -452,7 +481,7 @@ impl SignalLoop {
                 Err(FetchError::GaveUp(e)) => return Err(Stop::GaveUp(e)),
                 Err(error) => {
                     tracing::debug!(%dependency, %error, "read failed; retrying after the next signal");
-                    self.recovering = true;
+                    self.went_stale();
                     continue;
                 }
             };
@@ -460,7 +489,7 @@ impl SignalLoop {
                 Ok(decoded) => decoded,
                 Err(error) => {
                     tracing::warn!(%dependency, %error, "could not decode consul's reply");
-                    self.recovering = true;
+                    self.went_stale();
                     continue;
                 }
             };
@@ -470,7 +499,10 @@ impl SignalLoop {
             let Some(last) = self.tracked.get_mut(&q) else {
                 continue;
             };
-            let Some(news) = last.update(&dependency, data, &rejections, after_reset) else {
+            let since = reset_since.unwrap_or_else(Instant::now);
+            let Some(news) =
+                last.update(&dependency, data, &rejections, reset_since.is_some(), since)
+            else {
                 continue;
             };
             if news.suspect {

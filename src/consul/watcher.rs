@@ -11,6 +11,9 @@
 //!   whole `wait`;
 //! - what a reply means (a change or not, suspect or not) is
 //!   [`change`](super::change)'s rule, shared with signal mode;
+//! - the first failed read of an episode tells the runner the data is
+//!   stale from then on; the first good reply after it says when its
+//!   change may date from, or that the data is current again;
 //! - replies that bring changes are followed at once. After a wake-up that
 //!   brought nothing new, a watch of one service or key blocks again at
 //!   once too, paced only by a small token bucket so a misbehaving endpoint
@@ -27,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::change::{Event, LastReported, RECHECK_DELAY, decode, index_went_back};
+use super::change::{Event, LastReported, RECHECK_DELAY, Staleness, decode, index_went_back};
 use super::dependency::Dependency;
 use super::signal::Signal;
 use super::transport::{ConsulIndex, FetchError, Reply, Transport};
@@ -180,8 +183,9 @@ async fn watch(
     // even when it happened while Consul was unreachable.
     let mut last_index: Option<ConsulIndex> = None;
     // A read failed (Consul unreachable, an error answer, a garbled body)
-    // since the last good reply: the next data may not be the whole truth.
-    let mut recovering = false;
+    // since the last good reply: the next data may not be the whole truth,
+    // and the runner is told the data may be out of date.
+    let mut staleness = Staleness::default();
     let mut last = LastReported::default();
     let mut refused = 0u32;
     // The last reply brought nothing new: pace the next query. Replies that
@@ -208,13 +212,17 @@ async fn watch(
             Err(FetchError::Unreachable(_)) => {
                 // The gate logs the outage and paces the retries.
                 block_on = None;
-                recovering = true;
+                if !went_stale(&mut staleness, &dependency, &events) {
+                    return;
+                }
                 continue;
             }
             Err(error @ FetchError::Rejected { .. }) => {
                 refused += 1;
                 block_on = None;
-                recovering = true;
+                if !went_stale(&mut staleness, &dependency, &events) {
+                    return;
+                }
                 let delay = transport.backoff().delay(refused);
                 tracing::warn!(%dependency, %error, retry_in = ?delay, "query failed");
                 tokio::time::sleep(delay).await;
@@ -229,9 +237,9 @@ async fn watch(
                 if went_back {
                     tracing::warn!(%dependency, old = ?last_index, new = ?reply.index, "consul index went backwards (agent restarted or state reset)");
                 }
-                let after_reset = went_back || recovering;
-                recovering = false;
-                let news = last.update(&dependency, data, &rejections, after_reset);
+                let after_reset = went_back || staleness.is_stale();
+                let (since, was_stale) = staleness.confirmed();
+                let news = last.update(&dependency, data, &rejections, after_reset, since);
                 idle_wake = news.is_none();
                 // Suspect data (a re-syncing catalog, a garbled answer that
                 // parsed) is read again shortly without blocking, rather
@@ -240,6 +248,9 @@ async fn watch(
                 if let Some(news) = news
                     && events.send(Event::Changed(news.change)).is_err()
                 {
+                    return;
+                }
+                if was_stale && events.send(Event::Current(dependency.clone())).is_err() {
                     return;
                 }
                 last_index = reply.index;
@@ -256,7 +267,9 @@ async fn watch(
             Err(error) => {
                 refused += 1;
                 block_on = None;
-                recovering = true;
+                if !went_stale(&mut staleness, &dependency, &events) {
+                    return;
+                }
                 let delay = transport.backoff().delay(refused);
                 tracing::warn!(%dependency, %error, retry_in = ?delay, "could not decode consul's reply");
                 tokio::time::sleep(delay).await;
@@ -275,6 +288,24 @@ async fn watch(
             tokio::time::sleep(NO_INDEX_POLL).await;
         }
     }
+}
+
+/// Marks a failed read; the first of an episode tells the runner the data
+/// may be out of date. Returns whether the runner still listens.
+fn went_stale(
+    staleness: &mut Staleness,
+    dependency: &Dependency,
+    events: &mpsc::UnboundedSender<Event>,
+) -> bool {
+    let Some(since) = staleness.failed() else {
+        return true;
+    };
+    events
+        .send(Event::Stale {
+            dependency: dependency.clone(),
+            since,
+        })
+        .is_ok()
 }
 
 /// Reads `dependency` through `target`, resolving that first if need be.

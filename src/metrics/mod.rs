@@ -11,7 +11,7 @@
 pub mod server;
 
 use std::sync::{Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -82,8 +82,10 @@ pub struct Metrics {
     pub consul_unreachable_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// 1 while service watches share catalog-wide signals.
     pub signal_mode: Gauge,
-    /// How old the data behind a template may be: 0 while Consul answers
-    /// (blocking queries deliver every change), else the outage's length.
+    /// How far behind Consul a rendered template's destination may be:
+    /// since its earliest change not applied yet (held by `-wait`, refused
+    /// by its check) or since reads of the data it uses began failing; 0
+    /// when it shows the latest data of live watches.
     pub template_data_age_seconds: Family<TemplateLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub template_last_good_render: Family<TemplateLabels, Gauge>,
     health: Mutex<Health>,
@@ -108,6 +110,28 @@ pub struct TemplateHealth {
     pub check_failed: Option<String>,
     #[serde(skip)]
     pub last_good: Option<SystemTime>,
+    /// See [`Metrics::template_data_age_seconds`]; 0 until rendered.
+    pub data_age_seconds: f64,
+    #[serde(skip)]
+    behind: Behind,
+}
+
+/// Since when a template's destination may be behind Consul.
+#[derive(Clone, Copy, Default)]
+pub struct Behind {
+    pub since: Option<Instant>,
+    /// Reads of data it uses fail (or the data is held back): not just a
+    /// change on its way.
+    pub unconfirmed: bool,
+}
+
+impl TemplateHealth {
+    fn data_age(&self) -> Duration {
+        match self.behind.since {
+            Some(since) if self.rendered => since.elapsed(),
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// The body of `/health`.
@@ -153,6 +177,8 @@ impl Metrics {
                         rendered: false,
                         check_failed: None,
                         last_good: None,
+                        data_age_seconds: 0.0,
+                        behind: Behind::default(),
                     })
                     .collect(),
                 ..Health::default()
@@ -255,7 +281,7 @@ impl Metrics {
         );
         r.register(
             "template_data_age_seconds",
-            "How old the data behind a rendered template may be",
+            "How far behind Consul a rendered template's destination may be",
             m.template_data_age_seconds.clone(),
         );
         r.register(
@@ -307,14 +333,20 @@ impl Metrics {
 
     fn refresh_ages(&self) {
         let health = self.health();
-        let age = health.consul_unreachable.unwrap_or_default().as_secs_f64();
         for t in health.templates.iter().filter(|t| t.rendered) {
             let labels = TemplateLabels {
                 template: t.template.clone(),
             };
             self.template_data_age_seconds
                 .get_or_create(&labels)
-                .set(age);
+                .set(t.data_age().as_secs_f64());
+        }
+    }
+
+    /// Since when template `index`'s destination may be behind Consul.
+    pub fn template_behind(&self, index: usize, behind: Behind) {
+        if let Some(t) = self.health().templates.get_mut(index) {
+            t.behind = behind;
         }
     }
 
@@ -363,9 +395,19 @@ impl Metrics {
 
     pub fn health_report(&self) -> HealthReport {
         self.sample();
-        let health = self.health();
+        let mut health = self.health();
+        for t in &mut health.templates {
+            t.data_age_seconds = t.data_age().as_secs_f64();
+        }
         let mut reasons = Vec::new();
         for t in &health.templates {
+            if t.rendered && t.behind.unconfirmed {
+                reasons.push(format!(
+                    "{}: its data may be {} s old: reads from Consul fail; serving what it had",
+                    t.template,
+                    t.data_age().as_secs()
+                ));
+            }
             match (&t.check_failed, t.rendered) {
                 (Some(error), true) => reasons.push(format!(
                     "{}: the latest render was not applied; serving the last good config: {error}",
@@ -491,6 +533,46 @@ mod tests {
         assert!(!metrics.health_report().healthy);
         metrics.reload_verified(None);
         assert!(metrics.health_report().healthy);
+    }
+
+    #[test]
+    fn data_age_counts_once_rendered_and_unconfirmed_data_is_a_reason() {
+        let metrics = Metrics::new(&["a.tera".to_owned(), "b.tera".to_owned()]);
+        let an_hour_ago = Instant::now() - Duration::from_secs(3600);
+        let behind = |unconfirmed| Behind {
+            since: Some(an_hour_ago),
+            unconfirmed,
+        };
+        metrics.template_behind(0, behind(true));
+        let report = metrics.health_report();
+        assert_eq!(
+            report.templates[0].data_age_seconds, 0.0,
+            "not rendered yet"
+        );
+        metrics.template_rendered(0);
+        metrics.template_rendered(1);
+        metrics.template_behind(1, behind(false));
+        let report = metrics.health_report();
+        for t in &report.templates {
+            assert!(t.data_age_seconds >= 3600.0, "{}", t.template);
+        }
+        assert_eq!(
+            report.reasons,
+            ["a.tera: its data may be 3600 s old: reads from Consul fail; serving what it had"],
+            "a change on its way (b) is not a reason"
+        );
+        let text = metrics.encode();
+        assert!(
+            text.contains("consul_render_template_data_age_seconds{template=\"a.tera\"} 3600."),
+            "{text}"
+        );
+        metrics.template_behind(0, Behind::default());
+        assert!(metrics.health_report().healthy);
+        assert!(
+            metrics
+                .encode()
+                .contains("consul_render_template_data_age_seconds{template=\"a.tera\"} 0.0\n")
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::consul::transport::{Transport, TransportError};
 use crate::consul::watcher::Watchers;
 use crate::consul::{Data, Dependency};
 use crate::file_edits::{self, FileEdits};
-use crate::metrics::Metrics;
+use crate::metrics::{Behind, Metrics};
 use crate::output::WriteOptions;
 use crate::supervise::{ChildState, Supervisor};
 use crate::template::{Snapshot, Syntax, Template, TemplateError};
@@ -131,6 +131,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 while let Some(event) = next {
                     match event {
                         Event::Changed(change) => runner.apply_change(change),
+                        Event::Stale { dependency, since } => {
+                            runner.stale.entry(dependency).or_insert(since);
+                        }
+                        Event::Current(dependency) => {
+                            runner.stale.remove(&dependency);
+                        }
                         Event::GaveUp(error) => break 'run Err(RunError::GaveUp(error)),
                     }
                     next = runner.try_next_event();
@@ -188,6 +194,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             }
             Wake::Stats => runner.metrics.log(),
         }
+        runner.publish_data_ages();
     };
     runner.metrics.log();
     // Leaving for a reason of our own (Consul gave up, a failure): the
@@ -227,6 +234,13 @@ struct TemplateState {
     dirty: Option<Dirty>,
     /// A complete render has reached the destination (written or unchanged).
     done: bool,
+    /// The earliest change the destination does not show yet.
+    behind_since: Option<Instant>,
+    /// The earliest change no queued or applied render includes yet.
+    unqueued_since: Option<Instant>,
+    /// The earliest change the queued render includes and the one in
+    /// flight does not.
+    queued_since: Option<Instant>,
     /// The template's command failed last time: run it again next pass,
     /// even if the text is unchanged.
     command_pending: bool,
@@ -244,6 +258,8 @@ struct Dirty {
 struct Held {
     latest: Data,
     until: Instant,
+    /// When the held change may have happened.
+    since: Instant,
 }
 
 /// Where data comes from.
@@ -262,6 +278,8 @@ struct Runner {
     wait: Option<Wait>,
     reset_grace: Duration,
     held: BTreeMap<Dependency, Held>,
+    /// Watched dependencies whose reads fail, and since when.
+    stale: BTreeMap<Dependency, Instant>,
     once: bool,
     dry: bool,
     /// The nginx master whose new workers prove a reload command took.
@@ -292,6 +310,9 @@ impl Runner {
                     used: BTreeSet::new(),
                     dirty: None,
                     done: false,
+                    behind_since: None,
+                    unqueued_since: None,
+                    queued_since: None,
                     command_pending: false,
                 })
             })
@@ -327,6 +348,7 @@ impl Runner {
             wait: config.wait,
             reset_grace: config.reset_grace,
             held: BTreeMap::new(),
+            stale: BTreeMap::new(),
             once,
             dry: config.dry,
             nginx_pid_file: config.nginx_pid_file.clone(),
@@ -361,7 +383,10 @@ impl Runner {
             data,
             after_reset,
             rejected,
+            since,
         } = change;
+        // A reply came: the watch is current again.
+        self.stale.remove(&dependency);
         if rejected > 0 {
             self.metrics.rejected_values.inc_by(rejected as u64);
         }
@@ -389,15 +414,17 @@ impl Runner {
                 Held {
                     latest: data,
                     until: Instant::now() + self.reset_grace,
+                    since,
                 },
             );
             return;
         }
-        self.store(dependency, data);
+        self.store(dependency, data, since);
     }
 
-    /// Stores data and marks the templates that read it dirty.
-    fn store(&mut self, dependency: Dependency, data: Data) {
+    /// Stores data that changed at `since` and marks the templates that
+    /// read it dirty.
+    fn store(&mut self, dependency: Dependency, data: Data, since: Instant) {
         let changed = Arc::make_mut(&mut self.snapshot).insert(dependency.clone(), data);
         if !changed {
             return;
@@ -411,6 +438,8 @@ impl Runner {
         {
             let first = t.dirty.map_or(now, |d| d.first);
             t.dirty = Some(Dirty { first, last: now });
+            t.behind_since = earliest(t.behind_since, Some(since));
+            t.unqueued_since = earliest(t.unqueued_since, Some(since));
         }
     }
 
@@ -426,7 +455,7 @@ impl Runner {
         for dependency in expired {
             if let Some(held) = self.held.remove(&dependency) {
                 tracing::warn!(%dependency, "grace period over and consul still has fewer entries; applying its data");
-                self.store(dependency, held.latest);
+                self.store(dependency, held.latest, held.since);
             }
         }
     }
@@ -501,6 +530,7 @@ impl Runner {
             tracing::debug!(template = t.name, waiting_for = ?waiting, "rendered; waiting for data");
             return;
         }
+        t.queued_since = earliest(t.queued_since, t.unqueued_since.take());
         let tc = &t.config;
         self.queued.insert(
             i,
@@ -532,6 +562,7 @@ impl Runner {
         self.metrics.watched_dependencies.set(wanted.len() as i64);
         Arc::make_mut(&mut self.snapshot).retain(|d| wanted.contains(d));
         self.held.retain(|d, _| wanted.contains(d));
+        self.stale.retain(|d, _| wanted.contains(d));
         match &mut self.source {
             Source::Consul { watchers, .. } => {
                 watchers.set(&wanted);
@@ -555,8 +586,9 @@ impl Runner {
                     }
                 }
                 let any = !answered.is_empty();
+                let now = Instant::now();
                 for (dependency, data) in answered {
-                    self.store(dependency, data);
+                    self.store(dependency, data, now);
                 }
                 any
             }
@@ -569,6 +601,9 @@ impl Runner {
             return;
         }
         let jobs: Vec<apply::Job> = std::mem::take(&mut self.queued).into_values().collect();
+        for t in &mut self.templates {
+            t.queued_since = None;
+        }
         self.applying = Some(tokio::spawn(apply::apply(
             jobs,
             self.dry,
@@ -587,6 +622,8 @@ impl Runner {
             match outcome {
                 apply::Outcome::Written | apply::Outcome::Unchanged => {
                     t.done = true;
+                    // It shows every change before its render.
+                    t.behind_since = earliest(t.queued_since, t.unqueued_since);
                     self.metrics.template_rendered(*i);
                 }
                 apply::Outcome::CheckFailed(error) | apply::Outcome::WriteFailed(error) => {
@@ -679,6 +716,31 @@ impl Runner {
         }
     }
 
+    /// Tells the metrics since when each template's destination may be
+    /// behind Consul: its earliest change not applied yet, or the earliest
+    /// failure or hold among the dependencies it reads.
+    fn publish_data_ages(&self) {
+        let affected = !self.stale.is_empty() || !self.held.is_empty();
+        for (i, t) in self.templates.iter().enumerate() {
+            let unconfirmed = affected
+                .then(|| {
+                    t.used
+                        .iter()
+                        .filter_map(|d| {
+                            let held = self.held.get(d).map(|h| h.since);
+                            earliest(self.stale.get(d).copied(), held)
+                        })
+                        .min()
+                })
+                .flatten();
+            let behind = Behind {
+                since: earliest(t.behind_since, unconfirmed).map(Instant::into_std),
+                unconfirmed: unconfirmed.is_some(),
+            };
+            self.metrics.template_behind(i, behind);
+        }
+    }
+
     /// On stop, lets a pass in flight finish (a check that passed its swap
     /// must get the chance to roll back), within [`STOP_GRACE`].
     async fn finish_in_flight_pass(&mut self) {
@@ -718,6 +780,11 @@ fn load_template(path: &Path, syntax: &Syntax) -> Result<Template, RunError> {
         &source,
         syntax,
     )?)
+}
+
+/// The earlier of two moments, if any.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    a.into_iter().chain(b).min()
 }
 
 async fn next_event(source: &mut Source) -> Option<Event> {

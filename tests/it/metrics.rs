@@ -1,14 +1,15 @@
 //! `/metrics` and `/health` over real HTTP, read after real events: a key
-//! that does not exist yet, a check that refuses a render, and Consul
-//! dropping out behind a fault-injecting proxy. Each step is checked in
-//! both: the health answer an orchestrator acts on, and the counters an
-//! operator graphs.
+//! that does not exist yet, a check that refuses a render, Consul
+//! dropping out behind a fault-injecting proxy, and an ACL policy that
+//! stops covering one template's key. Each step is checked in both: the
+//! health answer an orchestrator acts on, and the counters an operator
+//! graphs.
 
 use std::time::Duration;
 
-use testbed::{ConsulAgent, FaultProxy, free_port, http_get, wait_until};
+use testbed::{AgentOptions, ConsulAgent, FaultProxy, Instance, free_port, http_get, wait_until};
 
-use crate::support::{Render, wait_for_file};
+use crate::support::{Daemon, Render, wait_for_file, write};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -136,14 +137,186 @@ fn health_and_metrics_follow_a_missing_key_a_refused_check_and_an_outage() {
     endpoints.wait_for_health(200, "");
     assert_eq!(endpoints.metric("consul_render_writes_total", ""), 2.0);
 
-    // Consul drops out: still serving, but unhealthy and counted.
+    // Consul drops out: still serving, but unhealthy and counted, and
+    // the data behind the template ages from the moment its watch failed.
+    let age = || endpoints.metric("consul_render_template_data_age_seconds", "");
+    assert_eq!(age(), 0.0);
     proxy.set_enabled(false);
     endpoints.wait_for_health(503, "Consul unreachable");
     assert_eq!(endpoints.metric("consul_render_consul_reachable", ""), 0.0);
     assert!(endpoints.metric("consul_render_consul_retries_total", "") >= 1.0);
+    endpoints.wait_for_health(503, "its data may be");
+    let first = age();
+    wait_until("the data age to grow", T, || age() > first);
     proxy.set_enabled(true);
     endpoints.wait_for_health(200, "");
     assert_eq!(endpoints.metric("consul_render_consul_reachable", ""), 1.0);
+    assert_eq!(age(), 0.0, "nothing changed meanwhile: current again");
+    daemon.assert_running();
+}
+
+#[test]
+fn in_signal_mode_an_outage_ages_every_signalled_service_and_recovery_ends_it() {
+    let consul = ConsulAgent::dev();
+    for (i, service) in ["a", "b", "c"].iter().enumerate() {
+        consul.register(
+            &Instance::new(service, &format!("{service}1"))
+                .address(&format!("10.0.0.{}", i + 1))
+                .port(80),
+        );
+    }
+    let proxy = FaultProxy::start(&consul.http_addr());
+    let port = free_port();
+    let render = Render::new(
+        &proxy.listen_addr(),
+        "{% for s in [\"a\", \"b\", \"c\"] %}{% for i in service(name=s) %}{{ i.endpoint }}\n{% endfor %}{% endfor %}",
+    )
+    .flag(&format!("-metrics-addr=127.0.0.1:{port}"))
+    // Room for two long polls: three services go through the signals.
+    .flag("-consul-max-connections=4")
+    .flag("-block-wait=2s");
+    let mut daemon = render.start();
+    let endpoints = Endpoints {
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let age = || endpoints.metric("consul_render_template_data_age_seconds", "");
+    wait_for_file(&render.out(), "three services", T, |c| {
+        c.lines().count() == 3
+    });
+    daemon.wait_for_log("catalog-wide signals", 1, T);
+    endpoints.wait_for_health(200, "");
+    assert_eq!(endpoints.metric("consul_render_signal_mode", ""), 1.0);
+    assert_eq!(age(), 0.0);
+
+    proxy.set_enabled(false);
+    endpoints.wait_for_health(503, "its data may be");
+    let first = age();
+    wait_until("the data age to grow", T, || age() > first);
+
+    // Back, with a change made meanwhile: it lands, and the age ends.
+    consul.register(&Instance::new("b", "b2").address("10.0.0.9").port(80));
+    proxy.set_enabled(true);
+    wait_for_file(&render.out(), "the change made during the outage", T, |c| {
+        c.contains("10.0.0.9:80")
+    });
+    endpoints.wait_for_health(200, "");
+    wait_until("the data age to end", T, || age() == 0.0);
+    daemon.assert_running();
+}
+
+const MANAGEMENT: &str = "9b7e2d41-5c3a-4f08-8e6d-management01";
+
+/// The ACL rules of the templates' token: `app/`, and `extra/` if `extra`.
+fn rules(extra: bool) -> String {
+    let mut rules = r#"key_prefix "app/" { policy = "read" }"#.to_owned();
+    if extra {
+        rules.push_str(r#" key_prefix "extra/" { policy = "read" }"#);
+    }
+    rules
+}
+
+#[test]
+fn data_age_is_per_template_and_counts_from_a_refused_check_or_a_refused_read() {
+    let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
+    agent.kv_put("app/a", "1");
+    agent.kv_put("extra/b", "1");
+    let policy = serde_json::json!({"Name": "templates", "Rules": rules(true)});
+    let policy_id = agent
+        .put("/v1/acl/policy", Some(&policy.to_string()))
+        .json()["ID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = serde_json::json!({"Policies": [{"Name": "templates"}]});
+    let token = agent.put("/v1/acl/token", Some(&token.to_string())).json()["SecretID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let refuse = dir.path().join("refuse");
+    let (a, b) = (dir.path().join("a.tera"), dir.path().join("b.tera"));
+    write(&a, "a={{ key(path=\"app/a\") }}\n");
+    write(&b, "b={{ key(path=\"extra/b\") }}\n");
+    let (a_out, b_out) = (dir.path().join("a.out"), dir.path().join("b.out"));
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        &[
+            &format!("-consul-addr={}", agent.http_addr()),
+            &format!("-metrics-addr=127.0.0.1:{port}"),
+            &format!("-check=test ! -e {}", refuse.display()),
+            // Consul answers a blocking query with the rights its token
+            // had when the query began: short waits let a policy change bite.
+            "-block-wait=1s",
+            "-consul-retry-max-backoff=500ms",
+            &format!("-template={}:{}", a.display(), a_out.display()),
+            &format!("-template={}:{}", b.display(), b_out.display()),
+        ],
+        &[("CONSUL_HTTP_TOKEN", &token)],
+    );
+    let endpoints = Endpoints {
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let age = |template: &std::path::Path| {
+        endpoints.metric(
+            "consul_render_template_data_age_seconds",
+            &format!("template=\"{}\"", template.display()),
+        )
+    };
+    wait_for_file(&a_out, "a", T, |c| c == "a=1\n");
+    wait_for_file(&b_out, "b", T, |c| c == "b=1\n");
+    endpoints.wait_for_health(200, "");
+    assert_eq!(age(&a), 0.0, "live watches, everything applied");
+    assert_eq!(age(&b), 0.0);
+
+    // a's check refuses its next change: a's destination falls behind
+    // from that change on, b's does not.
+    std::fs::write(&refuse, "").unwrap();
+    agent.kv_put("app/a", "2");
+    daemon.wait_for_log("check failed", 1, T);
+    let first = age(&a);
+    assert!(first > 0.0, "a holds a change it could not apply");
+    assert_eq!(age(&b), 0.0, "b shows the latest data");
+    wait_until("a's data age to grow", T, || age(&a) > first);
+    let (_, health) = endpoints.health();
+    assert!(
+        health["templates"][0]["data_age_seconds"].as_f64().unwrap() > 0.0,
+        "{health}"
+    );
+    assert_eq!(health["templates"][1]["data_age_seconds"], 0.0, "{health}");
+    std::fs::remove_file(&refuse).unwrap();
+    agent.kv_put("app/a", "3");
+    wait_for_file(&a_out, "a's next change", T, |c| c == "a=3\n");
+    wait_until("a to be current again", T, || age(&a) == 0.0);
+
+    // The policy stops covering `extra/`: b's reads are refused, so its
+    // data can no longer be confirmed. /health names it; a stays current.
+    let narrowed = serde_json::json!({"Name": "templates", "Rules": rules(false)});
+    agent.put(
+        &format!("/v1/acl/policy/{policy_id}"),
+        Some(&narrowed.to_string()),
+    );
+    daemon.wait_for_log("dependency=kv.key(extra/b)", 1, T);
+    let health = endpoints.wait_for_health(503, "its data may be");
+    let reasons = health["reasons"].to_string();
+    assert!(
+        reasons.contains(&format!("{}: its data may be", b.display())),
+        "{health}"
+    );
+    assert!(!reasons.contains(&a.display().to_string()), "{health}");
+    let first = age(&b);
+    assert!(first > 0.0);
+    wait_until("b's data age to grow", T, || age(&b) > first);
+    assert_eq!(age(&a), 0.0);
+    assert_eq!(std::fs::read_to_string(&b_out).unwrap(), "b=1\n");
+
+    // Covered again: b is current without any change to apply.
+    let widened = serde_json::json!({"Name": "templates", "Rules": rules(true)});
+    agent.put(
+        &format!("/v1/acl/policy/{policy_id}"),
+        Some(&widened.to_string()),
+    );
+    wait_until("b to be current again", T, || age(&b) == 0.0);
+    endpoints.wait_for_health(200, "");
     daemon.assert_running();
 }
 
