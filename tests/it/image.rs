@@ -75,7 +75,8 @@ fn start_sh_runs_the_seed_load_balancer() {
     });
     // start.sh execs consul-render, which runs nginx as its own child.
     let master = prefix.master_pid().expect("nginx wrote its pid file");
-    assert_eq!(parent_of(master), daemon.pid(), "{}", daemon.log());
+    let parent = proc_stat(master).expect("nginx's master is running").ppid;
+    assert_eq!(parent, daemon.pid(), "{}", daemon.log());
     // The image's stop signal (SIGQUIT, nginx's graceful stop) reaches
     // nginx, and the container exits with nginx's code.
     daemon.signal(libc::SIGQUIT);
@@ -84,12 +85,6 @@ fn start_sh_runs_the_seed_load_balancer() {
         !Path::new(&format!("/proc/{master}")).exists(),
         "nginx stopped with consul-render"
     );
-}
-
-fn parent_of(pid: u32) -> u32 {
-    proc_stat(pid)
-        .and_then(|fields| fields.get(1)?.parse().ok())
-        .expect("ppid in /proc/<pid>/stat")
 }
 
 #[test]

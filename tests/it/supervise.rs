@@ -108,7 +108,7 @@ fn register(consul: &ConsulAgent, backend: &Backend, id: &str) {
 }
 
 fn alive(pid: u32) -> bool {
-    proc_stat(pid).is_some_and(|fields| !matches!(fields[0].as_str(), "Z" | "X"))
+    proc_stat(pid).is_some_and(|stat| !matches!(stat.state.as_str(), "Z" | "X"))
 }
 
 #[test]
@@ -254,10 +254,8 @@ fn children_of(parent: u32) -> Vec<(u32, bool)> {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
-            let fields = proc_stat(pid)?;
-            let zombie = fields.first()? == "Z";
-            let ppid: u32 = fields.get(1)?.parse().ok()?;
-            (ppid == parent).then_some((pid, zombie))
+            let stat = proc_stat(pid)?;
+            (stat.ppid == parent).then_some((pid, stat.state == "Z"))
         })
         .collect()
 }

@@ -306,13 +306,23 @@ impl Render {
     }
 }
 
-/// The fields of `/proc/<pid>/stat` after the command name (state, ppid,
-/// ...), or `None` once the process is gone. The name may hold spaces and
-/// parentheses, so the split is at its last `)`.
-pub fn proc_stat(pid: u32) -> Option<Vec<String>> {
+/// What `/proc/<pid>/stat` says of a process.
+pub struct ProcStat {
+    /// `R`, `S`, `Z` (a zombie), `X` (dead), ...
+    pub state: String,
+    pub ppid: u32,
+}
+
+/// `/proc/<pid>/stat`, or `None` once the process is gone. The command
+/// name may hold spaces and parentheses, so the fields start after its
+/// last `)`.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    Some(after_name.split_whitespace().map(str::to_owned).collect())
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    Some(ProcStat {
+        state: fields.next()?.to_owned(),
+        ppid: fields.next()?.parse().ok()?,
+    })
 }
 
 /// What a production token for templates is granted: reads of services,
