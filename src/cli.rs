@@ -27,7 +27,7 @@ use crate::config::{
 use crate::config_file;
 use crate::duration::parse_duration;
 use crate::exit;
-use crate::template::{Engine, Syntax};
+use crate::template::{Engine, Sandbox, Syntax};
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -695,6 +695,7 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
                     .unwrap_or_else(|| Engine::for_path(&from_file.source.to_string_lossy())),
                 delimiters: delimiters(from_file.left_delimiter, from_file.right_delimiter),
             },
+            sandbox: from_file.sandbox_path.map(Sandbox::new),
             source: from_file.source,
             destination: from_file.destination,
             command: from_file.command,
@@ -873,6 +874,7 @@ fn template(
             engine: engine.unwrap_or_else(|| Engine::for_path(source)),
             delimiters: None,
         },
+        sandbox: None,
     }
 }
 
@@ -1102,6 +1104,7 @@ mod tests {
             backup: false,
             wait: None,
             syntax: Syntax::for_path(source),
+            sandbox: None,
         }
     }
 
@@ -1709,10 +1712,12 @@ template {
   perms = 0600
   backup = true
   wait = "1s:2s"
+  sandbox_path = "/etc/nginx/snippets"
 }
 template {
   source = "plain.tera"
   destination = "plain.conf"
+  sandbox_path = ""
 }
 "#,
         );
@@ -1752,6 +1757,7 @@ template {
                         min: Duration::from_secs(1),
                         max: Duration::from_secs(2),
                     }),
+                    sandbox: Some(Sandbox::new("/etc/nginx/snippets".into())),
                     ..template("own.tera", "own.conf", Some("nginx -s reload"))
                 },
                 with_flags("plain.tera", "plain.conf", None),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::duration::{DurationError, parse_duration};
-use crate::template::{Engine, Syntax};
+use crate::template::{Engine, Sandbox, Syntax};
 
 /// The fewest connections that still leave room for the two catalog-wide
 /// watches of signal mode and the reads they trigger.
@@ -114,6 +114,9 @@ pub struct TemplateConfig {
     pub wait: Option<Wait>,
     /// The dialect and delimiters the source is parsed with.
     pub syntax: Syntax,
+    /// The directory the template's `file` may read from (consul-template's
+    /// `sandbox_path`); `None` lets it read anywhere.
+    pub sandbox: Option<Sandbox>,
 }
 
 /// How to reach Consul and how hard to try.
@@ -630,6 +633,7 @@ pub(crate) fn sample() -> Config {
             backup: false,
             wait: None,
             syntax: Syntax::for_path("in.tpl"),
+            sandbox: None,
         }],
         wait: None,
         reset_grace: Duration::from_secs(60),

@@ -178,6 +178,10 @@ pub struct TemplateFile {
     pub left_delimiter: Option<String>,
     #[serde(default, deserialize_with = "text")]
     pub right_delimiter: Option<String>,
+    /// The directory `file` may read from; empty (consul-template's
+    /// default) lets it read anywhere.
+    #[serde(default, deserialize_with = "path")]
+    pub sandbox_path: Option<PathBuf>,
     /// Accepted for consul-template's sake: missing directories are always
     /// created, so only `true` is allowed.
     #[serde(
@@ -212,7 +216,6 @@ const UNSUPPORTED: &[&str] = &[
     "template.function_denylist",
     "template.gid",
     "template.group",
-    "template.sandbox_path",
     "template.uid",
     "template.user",
     "template_error_fatal",
@@ -935,6 +938,7 @@ mod tests {
             engine: None,
             left_delimiter: None,
             right_delimiter: None,
+            sandbox_path: None,
             _create_dest_dirs: (),
         }
     }
@@ -1004,6 +1008,7 @@ template {
   }
   check = "nginx -t"
   create_dest_dirs = true
+  sandbox_path = "/etc/nginx/snippets"
 }
 template {
   source = "/templates/stream.conf.tera"
@@ -1049,7 +1054,8 @@ template {
       "backup": true,
       "wait": {"min": "1s", "max": "5s"},
       "check": "nginx -t",
-      "create_dest_dirs": true
+      "create_dest_dirs": true,
+      "sandbox_path": "/etc/nginx/snippets"
     },
     {
       "source": "/templates/stream.conf.tera",
@@ -1110,6 +1116,7 @@ template {
                     perms: Some(0o600),
                     backup: true,
                     wait: Some(wait(1, 5)),
+                    sandbox_path: Some("/etc/nginx/snippets".into()),
                     ..template(
                         "/templates/default.conf.tera",
                         "/etc/nginx/conf.d/default.conf",
@@ -1231,6 +1238,13 @@ template {
                 t.wait = Some(wait(3, 12))
             }),
             ("create_dest_dirs = true", |_| {}),
+            ("sandbox_path = \"/etc/nginx/snippets\"", |t| {
+                t.sandbox_path = Some("/etc/nginx/snippets".into())
+            }),
+            ("sandbox_path = \"snippets\"", |t| {
+                t.sandbox_path = Some("snippets".into())
+            }),
+            ("sandbox_path = \"\"", |_| {}),
         ];
         for (setting, expect) in cases {
             let text = format!(
@@ -1319,7 +1333,7 @@ template {
             ),
             (
                 two_templates,
-                "line 8: template[1].bogus: unknown field `bogus`, expected one of `source`, `destination`, `command`, `check`, `command_timeout`, `perms`, `backup`, `wait`, `engine`, `left_delimiter`, `right_delimiter`, `create_dest_dirs`",
+                "line 8: template[1].bogus: unknown field `bogus`, expected one of `source`, `destination`, `command`, `check`, `command_timeout`, `perms`, `backup`, `wait`, `engine`, `left_delimiter`, `right_delimiter`, `sandbox_path`, `create_dest_dirs`",
             ),
             (
                 "max_stale = \"5x\"\n",

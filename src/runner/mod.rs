@@ -36,7 +36,7 @@ use crate::file_edits::{self, FileEdits};
 use crate::metrics::{Behind, Metrics};
 use crate::output::WriteOptions;
 use crate::supervise::{ChildState, Supervisor};
-use crate::template::{Snapshot, Syntax, Template, TemplateError};
+use crate::template::{Snapshot, Template, TemplateError};
 
 /// Why a run ended other than as asked.
 #[derive(Debug, thiserror::Error)]
@@ -302,7 +302,7 @@ impl Runner {
             .into_iter()
             .map(|tc| {
                 let name = tc.source.display().to_string();
-                let template = load_template(&tc.source, &tc.syntax)?;
+                let template = load_template(&tc)?;
                 Ok(TemplateState {
                     config: tc,
                     name,
@@ -700,7 +700,7 @@ impl Runner {
             .iter_mut()
             .filter(|t| which(&t.config.source))
         {
-            match load_template(&t.config.source, &t.config.syntax) {
+            match load_template(&t.config) {
                 Ok(template) => {
                     tracing::info!(template = t.name, "template reloaded");
                     t.template = template;
@@ -770,7 +770,8 @@ impl Runner {
     }
 }
 
-fn load_template(path: &Path, syntax: &Syntax) -> Result<Template, RunError> {
+fn load_template(config: &TemplateConfig) -> Result<Template, RunError> {
+    let path = &config.source;
     let source = std::fs::read_to_string(path).map_err(|source| RunError::ReadTemplate {
         path: path.display().to_string(),
         source,
@@ -778,7 +779,8 @@ fn load_template(path: &Path, syntax: &Syntax) -> Result<Template, RunError> {
     Ok(Template::parse_with(
         &path.display().to_string(),
         &source,
-        syntax,
+        &config.syntax,
+        config.sandbox.as_ref(),
     )?)
 }
 

@@ -1,7 +1,8 @@
 //! Templates: parsing, the functions they call, and rendering a
 //! [`Snapshot`] into text plus a [`record`] of the dependencies the render
 //! used and the ones whose data is still missing. Rendering is pure: no I/O,
-//! no network; reading the source file is the caller's job.
+//! no network, except that a [`Sandbox`] resolves the paths `file` is given;
+//! reading the source file is the caller's job.
 //!
 //! This module is engine-neutral: what a render looks up is Consul's
 //! [`Data`](crate::consul::Data), recorded in one place, and each engine
@@ -9,6 +10,7 @@
 
 mod gotmpl;
 mod record;
+mod sandbox;
 mod snapshot;
 mod tera;
 
@@ -16,6 +18,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
+pub use sandbox::Sandbox;
 pub use snapshot::Snapshot;
 
 use crate::consul::Dependency;
@@ -155,18 +158,21 @@ impl Template {
     /// Parses `source` in the engine its name implies; `name` (usually the
     /// file's path) is how errors and logs refer to it.
     pub fn parse(name: &str, source: &str) -> Result<Template, TemplateError> {
-        Template::parse_with(name, source, &Syntax::for_path(name))
+        Template::parse_with(name, source, &Syntax::for_path(name), None)
     }
 
-    /// Parses `source` in the engine and with the delimiters `syntax` names.
+    /// Parses `source` in the engine and with the delimiters `syntax` names;
+    /// with a `sandbox`, its `file` reads only paths inside it.
     pub fn parse_with(
         name: &str,
         source: &str,
         syntax: &Syntax,
+        sandbox: Option<&Sandbox>,
     ) -> Result<Template, TemplateError> {
+        let sandbox = sandbox.cloned();
         let engine = match (syntax.engine, &syntax.delimiters) {
             (Engine::Tera, None) => {
-                Parsed::Tera(Box::new(tera::TeraTemplate::parse(name, source)?))
+                Parsed::Tera(Box::new(tera::TeraTemplate::parse(name, source, sandbox)?))
             }
             (Engine::Tera, Some(_)) => {
                 return Err(TemplateError {
@@ -181,7 +187,9 @@ impl Template {
                 let (left, right) = delimiters
                     .as_ref()
                     .map_or(("{{", "}}"), |(l, r)| (l.as_str(), r.as_str()));
-                Parsed::Go(gotmpl::GoTemplate::parse(name, source, left, right)?)
+                Parsed::Go(gotmpl::GoTemplate::parse(
+                    name, source, left, right, sandbox,
+                )?)
             }
         };
         Ok(Template {

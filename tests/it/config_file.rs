@@ -98,3 +98,76 @@ fn a_consul_template_setting_it_does_not_support_exits_15_naming_it() {
         )
     );
 }
+
+#[test]
+fn a_file_outside_the_sandbox_fails_its_template_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Messages name real paths; the temporary directory may sit behind a link.
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let sandbox = root.join("snippets");
+    write(&sandbox.join("upstreams.conf"), "server 10.0.0.1:80;\n");
+    write(&root.join("secret.txt"), "not for nginx\n");
+    std::os::unix::fs::symlink(root.join("secret.txt"), sandbox.join("escape")).unwrap();
+    let (s, r) = (sandbox.display(), root.display());
+    // (name, template text, where `file` leads if it is refused)
+    let cases = [
+        (
+            "inside.ctmpl",
+            format!("{{{{ file \"{s}/upstreams.conf\" }}}}"),
+            None,
+        ),
+        (
+            "inside.tera",
+            format!("{{{{ file(path=\"{s}/upstreams.conf\") }}}}"),
+            None,
+        ),
+        (
+            "link.ctmpl",
+            format!("{{{{ file \"{s}/escape\" }}}}"),
+            Some(format!("'{s}/escape'")),
+        ),
+        (
+            "dotdot.tera",
+            format!("{{{{ file(path=\"{s}/../secret.txt\") }}}}"),
+            Some(format!("'{s}/../secret.txt'")),
+        ),
+    ];
+    let mut config = String::new();
+    for (name, text, _) in &cases {
+        write(&root.join(name), text);
+        config.push_str(&format!(
+            "template {{\n  source = \"{r}/{name}\"\n  destination = \"{r}/out/{name}\"\n  sandbox_path = \"{s}\"\n}}\n"
+        ));
+    }
+    let config_path = root.join("sandboxed.hcl");
+    write(&config_path, &config);
+    let catalog = repo().join("examples/catalog.json").display().to_string();
+    let done = run(
+        &[
+            &format!("-config={}", config_path.display()),
+            "-catalog-file",
+            &catalog,
+        ],
+        &[],
+        T,
+    );
+
+    assert_eq!(done.code, 14, "{done:?}");
+    for (name, _, refused) in &cases {
+        let out = root.join("out").join(name);
+        match refused {
+            None => assert_eq!(read(&out), "server 10.0.0.1:80;\n", "{name}"),
+            Some(path) => {
+                assert!(!out.exists(), "{name} was written");
+                let message =
+                    format!("{path} is outside of sandbox {s} (it resolves to {r}/secret.txt)");
+                assert!(
+                    done.stderr.contains(&format!("{r}/{name}:1:"))
+                        && done.stderr.contains(&message),
+                    "{name}: wanted its location and {message:?}\n{done:?}"
+                );
+            }
+        }
+    }
+    assert!(!done.stderr.contains("not for nginx"), "{done:?}");
+}

@@ -137,15 +137,9 @@ fn populate(consul: &ConsulAgent) {
     });
 }
 
-/// Runs `program` with one `-template` per corpus entry; returns each
-/// entry's output (`None`: not written).
-fn render_all(
-    program: &Path,
-    consul: &ConsulAgent,
-    templates: &[(String, PathBuf)],
-    out: &Path,
-) -> (BTreeMap<String, Option<String>>, String) {
-    std::fs::create_dir_all(out).unwrap();
+/// `program -once` against `consul`, in the environment the corpus reads,
+/// killed if it runs past a minute.
+fn once(program: &Path, consul: &ConsulAgent) -> Command {
     let mut command = Command::new("timeout");
     command
         .arg("--signal=KILL")
@@ -160,6 +154,32 @@ fn render_all(
         .env("APP_NAME", "web")
         .env("CR_ENV", "production")
         .env_remove("CR_UNSET_VAR");
+    command
+}
+
+/// Runs `command` (which runs `program`) to its end; returns what it
+/// printed, headed by how it exited.
+fn run_logged(program: &Path, mut command: Command) -> String {
+    let done = command.output().expect("running the renderer");
+    format!(
+        "{} exited {:?}\n{}{}",
+        program.display(),
+        done.status.code(),
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    )
+}
+
+/// Runs `program` with one `-template` per corpus entry; returns each
+/// entry's output (`None`: not written).
+fn render_all(
+    program: &Path,
+    consul: &ConsulAgent,
+    templates: &[(String, PathBuf)],
+    out: &Path,
+) -> (BTreeMap<String, Option<String>>, String) {
+    std::fs::create_dir_all(out).unwrap();
+    let mut command = once(program, consul);
     for (name, source) in templates {
         command.arg(format!(
             "-template={}:{}",
@@ -167,14 +187,7 @@ fn render_all(
             out.join(name).display()
         ));
     }
-    let done = command.output().expect("running the renderer");
-    let log = format!(
-        "{} exited {:?}\n{}{}",
-        program.display(),
-        done.status.code(),
-        String::from_utf8_lossy(&done.stdout),
-        String::from_utf8_lossy(&done.stderr)
-    );
+    let log = run_logged(program, command);
     let outputs = templates
         .iter()
         .map(|(name, _)| (name.clone(), std::fs::read_to_string(out.join(name)).ok()))
@@ -411,6 +424,84 @@ fn custom_delimiters_come_from_the_config_file() {
         std::fs::read_to_string(&out).unwrap(),
         "hello {{ not a template }}\n"
     );
+}
+
+/// consul-template's `sandbox_path`, side by side with consul-template.
+/// `-template` flags cannot set it, so the corpus cannot hold it: each case
+/// is a config file run by both. A file inside the sandbox, through a link
+/// or a `..` that stays inside, renders the same bytes; one that a link or
+/// a `..` leads out of fails both, with nothing written.
+#[test]
+fn sandbox_path_confines_file_as_consul_template_does() {
+    let consul = ConsulAgent::dev();
+    let dir = tempfile::tempdir().unwrap();
+    // consul-template resolves the file's links but not the sandbox's.
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let sandbox = root.join("snippets");
+    std::fs::create_dir_all(sandbox.join("sub")).unwrap();
+    std::fs::write(sandbox.join("upstreams.conf"), "server 10.0.0.1:80;\n").unwrap();
+    std::fs::write(root.join("secret.txt"), "not for nginx\n").unwrap();
+    std::os::unix::fs::symlink("upstreams.conf", sandbox.join("current")).unwrap();
+    std::os::unix::fs::symlink(root.join("secret.txt"), sandbox.join("escape")).unwrap();
+    let s = sandbox.display();
+    // (case, the path `file` reads, whether it is inside)
+    let cases = [
+        ("plain", format!("{s}/upstreams.conf"), true),
+        ("link_inside", format!("{s}/current"), true),
+        ("dotdot_inside", format!("{s}/sub/../upstreams.conf"), true),
+        ("link_outside", format!("{s}/escape"), false),
+        ("dotdot_outside", format!("{s}/../secret.txt"), false),
+    ];
+    let bin = PathBuf::from(crate::support::BIN);
+    let mut failures = Vec::new();
+    for (case, path, inside) in &cases {
+        let source = root.join(format!("{case}.ctmpl"));
+        std::fs::write(
+            &source,
+            format!("upstream x {{\n  {{{{ file \"{path}\" }}}}}}\n"),
+        )
+        .unwrap();
+        let mut results = Vec::new();
+        for (who, program) in [
+            ("consul-template", consul_template()),
+            ("consul-render", bin.clone()),
+        ] {
+            let out = root.join(who).join(case);
+            let config = root.join(format!("{who}-{case}.hcl"));
+            std::fs::write(
+                &config,
+                format!(
+                    "template {{\n  source = \"{}\"\n  destination = \"{}\"\n  sandbox_path = \"{s}\"\n}}\n",
+                    source.display(),
+                    out.display()
+                ),
+            )
+            .unwrap();
+            let mut command = once(&program, &consul);
+            command.arg(format!("-config={}", config.display()));
+            let log = run_logged(&program, command);
+            results.push((who, std::fs::read_to_string(&out).ok(), log));
+        }
+        let [(_, want, ct_log), (_, got, cr_log)] = &results[..] else {
+            unreachable!("two programs ran")
+        };
+        let refusal = format!("'{path}' is outside of sandbox");
+        let fine = if *inside {
+            want.as_deref() == Some("upstream x {\n  server 10.0.0.1:80;\n}\n") && got == want
+        } else {
+            want.is_none()
+                && got.is_none()
+                && ct_log.contains(&refusal)
+                && cr_log.contains(&refusal)
+                && !cr_log.contains("not for nginx")
+        };
+        if !fine {
+            failures.push(format!(
+                "{case} ({path}):\n  consul-template wrote {want:?}\n  consul-render wrote {got:?}\n{ct_log}\n{cr_log}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// The one place the outputs are meant to differ: consul-template writes a

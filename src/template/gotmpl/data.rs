@@ -10,6 +10,7 @@ use super::functions::Param;
 use super::value::{Obj, Value};
 use crate::consul::data::Status;
 use crate::consul::{Data, Dependency, HealthQuery};
+use crate::template::Sandbox;
 use crate::template::record::Record;
 use crate::template::snapshot::Snapshot;
 
@@ -17,6 +18,8 @@ use crate::template::snapshot::Snapshot;
 pub struct Lookup<'a, 'r> {
     pub snapshot: &'a Snapshot,
     pub record: &'r mut Record,
+    /// Where `file` may read, if it is confined.
+    pub sandbox: Option<&'r Sandbox>,
 }
 
 impl<'a> Lookup<'a, '_> {
@@ -349,14 +352,19 @@ fn key_or_default<'a>(
 }
 
 /// `file "path"`: a local file's text. A file that cannot be read holds
-/// the render back (consul-template fails the read and retries).
+/// the render back (consul-template fails the read and retries); a path
+/// outside the template's sandbox fails the render.
 fn file<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
     let path = first_str(&args);
     if path.is_empty() {
         return Ok(Value::str(""));
     }
+    let path = path.trim();
+    if let Some(sandbox) = lookup.sandbox {
+        sandbox.check(path)?;
+    }
     let dependency = Dependency::File {
-        path: path.trim().to_owned(),
+        path: path.to_owned(),
     };
     match lookup.get(dependency.clone()).map(|d| &**d) {
         Some(Data::File(Some(text))) => Ok(Value::str(text)),

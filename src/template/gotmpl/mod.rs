@@ -16,7 +16,7 @@ mod value;
 use std::sync::Arc;
 
 use super::record::Record;
-use super::{Rendered, Snapshot, TemplateError};
+use super::{Rendered, Sandbox, Snapshot, TemplateError};
 use parse::Trees;
 
 /// A parsed Go-dialect template.
@@ -24,15 +24,19 @@ pub struct GoTemplate {
     name: String,
     source: String,
     trees: Trees,
+    /// Where `file` may read, if it is confined.
+    sandbox: Option<Sandbox>,
 }
 
 impl GoTemplate {
-    /// Parses `source` with the given action delimiters.
+    /// Parses `source` with the given action delimiters; `file` reads only
+    /// inside `sandbox`, if there is one.
     pub fn parse(
         name: &str,
         source: &str,
         left: &str,
         right: &str,
+        sandbox: Option<Sandbox>,
     ) -> Result<GoTemplate, TemplateError> {
         let trees = parse::parse(source, left, right, &exec::is_function)
             .map_err(|e| locate(name, source, Some(e.pos), e.message))?;
@@ -40,6 +44,7 @@ impl GoTemplate {
             name: name.to_owned(),
             source: source.to_owned(),
             trees,
+            sandbox,
         })
     }
 
@@ -53,6 +58,7 @@ impl GoTemplate {
         let lookup = data::Lookup {
             snapshot,
             record: &mut record,
+            sandbox: self.sandbox.as_ref(),
         };
         let result = exec::Exec::new(&self.trees, &self.name, lookup).run();
         if result.is_err() && !record.missing.is_empty() {
@@ -178,7 +184,7 @@ mod tests {
     }
 
     fn render(source: &str) -> Rendered {
-        GoTemplate::parse("t.ctmpl", source, "{{", "}}")
+        GoTemplate::parse("t.ctmpl", source, "{{", "}}", None)
             .expect("parses")
             .render(&snapshot())
             .expect("renders")
@@ -189,7 +195,8 @@ mod tests {
     }
 
     fn error(source: &str) -> String {
-        match GoTemplate::parse("t.ctmpl", source, "{{", "}}").map(|t| t.render(&snapshot())) {
+        match GoTemplate::parse("t.ctmpl", source, "{{", "}}", None).map(|t| t.render(&snapshot()))
+        {
             Err(e) | Ok(Err(e)) => e.to_string(),
             Ok(Ok(r)) => panic!("expected an error, rendered {:?}", r.text),
         }
@@ -303,5 +310,33 @@ mod tests {
                 .contains("error calling service: health.service: invalid format")
         );
         assert!(error("{{template \"x\"}}").contains("template \"x\" not defined"));
+    }
+
+    #[test]
+    fn file_outside_the_sandbox_fails_the_render_where_it_is_called() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::new(dir.path().to_owned());
+        let inside = dir.path().join("in.txt").display().to_string();
+        let template = |source: &str| {
+            GoTemplate::parse("t.ctmpl", source, "{{", "}}", Some(sandbox.clone())).unwrap()
+        };
+
+        let rendered = template(&format!("{{{{ file \"{inside}\" }}}}"))
+            .render(&snapshot())
+            .unwrap();
+        let wanted = Dependency::File { path: inside };
+        assert_eq!(rendered.missing.into_iter().collect::<Vec<_>>(), [wanted]);
+
+        let error = template("ok\n{{ file \"/etc/passwd\" }}")
+            .render(&snapshot())
+            .unwrap_err();
+        assert_eq!(error.location, "template: t.ctmpl:2:3");
+        assert!(
+            error.message.ends_with(&format!(
+                "error calling file: '/etc/passwd' is outside of sandbox {}",
+                dir.path().display()
+            )),
+            "{error}"
+        );
     }
 }

@@ -12,6 +12,7 @@ use tera::{Kwargs, State, TeraResult, Value};
 use super::values::{self, Values};
 use crate::consul::data::Status;
 use crate::consul::{Dependency, HealthQuery};
+use crate::template::Sandbox;
 use crate::template::record::Record;
 use crate::template::snapshot::Snapshot;
 
@@ -64,8 +65,9 @@ fn lookup(dependency: Dependency) -> Option<Value> {
     })
 }
 
-/// Registers every function on `tera`.
-pub fn register(tera: &mut tera::Tera) {
+/// Registers every function on `tera`; `file` reads only inside `sandbox`,
+/// if there is one.
+pub fn register(tera: &mut tera::Tera, sandbox: Option<Sandbox>) {
     tera.register_function("service", service);
     tera.register_function("services", services);
     tera.register_function("key", key);
@@ -74,7 +76,9 @@ pub fn register(tera: &mut tera::Tera) {
     tera.register_function("tree", tree);
     tera.register_function("nodes", nodes);
     tera.register_function("node", node);
-    tera.register_function("file", file);
+    tera.register_function("file", move |kwargs: Kwargs, _: &State| {
+        file(kwargs, sandbox.as_ref())
+    });
     tera.register_function("datacenters", datacenters);
     tera.register_function("env", env);
 }
@@ -201,11 +205,15 @@ fn key(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
 }
 
 /// `file(path)`: a local file's text. A file that cannot be read holds
-/// the render back until it can.
-fn file(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
-    let path = kwargs.must_get::<&str>("path")?;
+/// the render back until it can; a path outside the sandbox fails the
+/// render.
+fn file(kwargs: Kwargs, sandbox: Option<&Sandbox>) -> TeraResult<Value> {
+    let path = kwargs.must_get::<&str>("path")?.trim();
+    if let Some(sandbox) = sandbox {
+        sandbox.check(path).map_err(tera::Error::message)?;
+    }
     Ok(required(Dependency::File {
-        path: path.trim().to_owned(),
+        path: path.to_owned(),
     }))
 }
 

@@ -7,7 +7,7 @@ mod values;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{Rendered, Snapshot, TemplateError};
+use super::{Rendered, Sandbox, Snapshot, TemplateError};
 use values::Values;
 
 /// A parsed Tera template.
@@ -22,12 +22,17 @@ pub struct TeraTemplate {
 }
 
 impl TeraTemplate {
-    pub fn parse(name: &str, source: &str) -> Result<TeraTemplate, TemplateError> {
+    /// Parses `source`; `file` reads only inside `sandbox`, if there is one.
+    pub fn parse(
+        name: &str,
+        source: &str,
+        sandbox: Option<Sandbox>,
+    ) -> Result<TeraTemplate, TemplateError> {
         let mut tera = tera::Tera::new();
         // Output is configuration, not HTML: escaping would corrupt it.
         // Safety of values from Consul is the data model's job.
         tera.autoescape_on(Vec::<&'static str>::new());
-        functions::register(&mut tera);
+        functions::register(&mut tera, sandbox);
         tera.add_raw_template(name, source)
             .map_err(|e| locate(name, source, &e))?;
         Ok(TeraTemplate {
@@ -87,7 +92,7 @@ mod tests {
     use crate::consul::data::{Data, Instance, KvEntry, ServiceSummary, Status};
     use crate::consul::model::Weights;
     use crate::consul::{Dependency, HealthQuery};
-    use crate::template::{Rendered, Snapshot, Template};
+    use crate::template::{Rendered, Sandbox, Snapshot, Syntax, Template};
 
     fn instance(id: &str, address: &str, port: u16, status: Status) -> Instance {
         Instance {
@@ -294,6 +299,40 @@ mod tests {
         let err = template.render(&Arc::new(Snapshot::default())).unwrap_err();
         assert!(err.location.starts_with("t.tera:2:"), "{err}");
         assert!(err.message.contains("name"), "{err}");
+    }
+
+    #[test]
+    fn file_outside_the_sandbox_fails_the_render_where_it_is_called() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::new(dir.path().to_owned());
+        let inside = dir.path().join("in.txt").display().to_string();
+        let template = |source: &str| {
+            Template::parse_with(
+                "t.tera",
+                source,
+                &Syntax::for_path("t.tera"),
+                Some(&sandbox),
+            )
+            .unwrap()
+        };
+
+        let rendered = template(&format!("{{{{ file(path=\"{inside}\") }}}}"))
+            .render(&Arc::new(Snapshot::default()))
+            .unwrap();
+        let wanted = Dependency::File { path: inside };
+        assert_eq!(rendered.missing, BTreeSet::from([wanted]));
+
+        let error = template("ok\n{{ file(path=\"/etc/passwd\") }}")
+            .render(&Arc::new(Snapshot::default()))
+            .unwrap_err();
+        assert!(error.location.starts_with("t.tera:2:"), "{error}");
+        assert_eq!(
+            error.message,
+            format!(
+                "'/etc/passwd' is outside of sandbox {}",
+                dir.path().display()
+            )
+        );
     }
 
     #[test]
