@@ -42,8 +42,8 @@ fn alive(pid: i32) -> bool {
 }
 
 /// Waits until `master` has a worker not in `before` (the reload took), or
-/// [`VERIFY_TIMEOUT`] passes (it was rolled back: logged, counted, shown by
-/// `/health`). `what` names the master in the log.
+/// `VERIFY_TIMEOUT` (10 s) passes (it was rolled back: logged, counted,
+/// shown by `/health`). `what` names the master in the log.
 pub async fn verify(what: &'static str, master: i32, before: BTreeSet<i32>, metrics: Arc<Metrics>) {
     if before.is_empty() {
         return;

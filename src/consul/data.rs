@@ -1,5 +1,5 @@
 //! What templates may see of Consul: validated, normalised data built from
-//! the raw [`model`](super::model) shapes.
+//! the raw [`super::model`] shapes.
 //!
 //! Service names, tags, meta, node names and addresses are written by
 //! whoever registers a service, so they are untrusted. This is the one place

@@ -232,7 +232,7 @@ fn reload_count(log: &str, pid: u32) -> usize {
 }
 
 /// The `(level, message)` pairs the master with `pid` logged, from lines
-/// like "2024/01/01 00:00:00 [notice] 42#42: reconfiguring".
+/// like `2024/01/01 00:00:00 [notice] 42#42: reconfiguring`.
 fn master_messages(log: &str, pid: u32) -> impl Iterator<Item = (&str, &str)> {
     let tag = format!(" {pid}#{pid}: ");
     log.lines().filter_map(move |line| {

@@ -87,6 +87,19 @@ fn register(consul: &ConsulAgent, backend: &Backend, id: &str) -> Instance {
     instance
 }
 
+/// The reloads nginx has handled and the reload commands run so far, once
+/// nginx has handled every command that succeeded: `nginx -s reload` only
+/// signals the master, which logs the reload a moment later.
+fn settled_reloads(bed: &Bed) -> (usize, usize) {
+    let log = bed.daemon.log();
+    bed.nginx
+        .wait_for_reloads(log.matches("command succeeded").count(), T);
+    (
+        bed.nginx.reload_count(),
+        log.matches("running command").count(),
+    )
+}
+
 #[test]
 fn three_changed_templates_reload_nginx_once_and_a_failing_check_holds_back_only_its_own() {
     // The third template's check refuses everything: its file must keep
@@ -99,8 +112,7 @@ fn three_changed_templates_reload_nginx_once_and_a_failing_check_holds_back_only
         bed.outputs[..2].iter().all(|o| read(o).contains("down;"))
     });
     bed.daemon.wait_for_log("command succeeded", 1, T);
-    let reloads = bed.nginx.reload_count();
-    let commands = bed.daemon.log().matches("running command").count();
+    let (reloads, commands) = settled_reloads(&bed);
 
     let backend = Backend::start("web-1");
     register(&bed.consul, &backend, "web-1");
@@ -150,7 +162,7 @@ fn a_check_that_flaps_within_the_quiescence_window_reloads_nothing() {
     });
     bed.daemon.wait_for_log("command succeeded", 1, T);
     let before: Vec<String> = bed.outputs.iter().map(|o| read(o)).collect();
-    let reloads = bed.nginx.reload_count();
+    let (reloads, _) = settled_reloads(&bed);
     let unchanged = bed.daemon.log().matches("rendered; unchanged").count();
 
     // passing → critical → passing, well inside the 5 s of calm asked
