@@ -120,9 +120,18 @@ pub struct TemplateHealth {
 #[derive(Clone, Copy, Default)]
 pub struct Behind {
     pub since: Option<Instant>,
-    /// Reads of data it uses fail (or the data is held back): not just a
-    /// change on its way.
-    pub unconfirmed: bool,
+    /// Why data it uses cannot be taken as current; `None` when it is only
+    /// a change on its way.
+    pub unconfirmed: Option<Unconfirmed>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unconfirmed {
+    /// Reads of it fail (Consul unreachable, refused, garbled).
+    ReadsFail,
+    /// Consul came back from an outage or reset with fewer entries; the
+    /// last good data is kept for `-reset-grace`.
+    HeldBack,
 }
 
 impl TemplateHealth {
@@ -401,9 +410,17 @@ impl Metrics {
         }
         let mut reasons = Vec::new();
         for t in &health.templates {
-            if t.rendered && t.behind.unconfirmed {
+            let why = match t.behind.unconfirmed {
+                _ if !t.rendered => None,
+                Some(Unconfirmed::ReadsFail) => Some("reads from Consul fail"),
+                Some(Unconfirmed::HeldBack) => {
+                    Some("Consul came back with fewer entries and they are held back")
+                }
+                None => None,
+            };
+            if let Some(why) = why {
                 reasons.push(format!(
-                    "{}: its data may be {} s old: reads from Consul fail; serving what it had",
+                    "{}: its data may be {} s old: {why}; serving what it had",
                     t.template,
                     t.data_age().as_secs()
                 ));
@@ -543,7 +560,7 @@ mod tests {
             since: Some(an_hour_ago),
             unconfirmed,
         };
-        metrics.template_behind(0, behind(true));
+        metrics.template_behind(0, behind(Some(Unconfirmed::ReadsFail)));
         let report = metrics.health_report();
         assert_eq!(
             report.templates[0].data_age_seconds, 0.0,
@@ -551,7 +568,7 @@ mod tests {
         );
         metrics.template_rendered(0);
         metrics.template_rendered(1);
-        metrics.template_behind(1, behind(false));
+        metrics.template_behind(1, behind(None));
         let report = metrics.health_report();
         for t in &report.templates {
             assert!(t.data_age_seconds >= 3600.0, "{}", t.template);

@@ -33,7 +33,7 @@ use crate::consul::transport::{Transport, TransportError};
 use crate::consul::watcher::Watchers;
 use crate::consul::{Data, Dependency};
 use crate::file_edits::{self, FileEdits};
-use crate::metrics::{Behind, Metrics};
+use crate::metrics::{Behind, Metrics, Unconfirmed};
 use crate::output::WriteOptions;
 use crate::supervise::{ChildState, Supervisor};
 use crate::template::{Snapshot, Template, TemplateError};
@@ -722,20 +722,21 @@ impl Runner {
     fn publish_data_ages(&self) {
         let affected = !self.stale.is_empty() || !self.held.is_empty();
         for (i, t) in self.templates.iter().enumerate() {
-            let unconfirmed = affected
-                .then(|| {
-                    t.used
-                        .iter()
-                        .filter_map(|d| {
-                            let held = self.held.get(d).map(|h| h.since);
-                            earliest(self.stale.get(d).copied(), held)
-                        })
-                        .min()
-                })
-                .flatten();
+            let (mut since, mut why) = (t.behind_since, None);
+            if affected {
+                for d in &t.used {
+                    if let Some(&stale) = self.stale.get(d) {
+                        since = earliest(since, Some(stale));
+                        why = Some(Unconfirmed::ReadsFail);
+                    } else if let Some(held) = self.held.get(d) {
+                        since = earliest(since, Some(held.since));
+                        why = why.or(Some(Unconfirmed::HeldBack));
+                    }
+                }
+            }
             let behind = Behind {
-                since: earliest(t.behind_since, unconfirmed).map(Instant::into_std),
-                unconfirmed: unconfirmed.is_some(),
+                since: since.map(Instant::into_std),
+                unconfirmed: why,
             };
             self.metrics.template_behind(i, behind);
         }

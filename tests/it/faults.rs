@@ -239,20 +239,30 @@ fn a_restarted_empty_agent_does_not_drain_the_upstream_while_services_come_back(
     let mut consul = ConsulAgent::dev();
     consul.register(&web("w1", 81));
     consul.register(&web("w2", 82));
-    let render = Render::new(&consul.http_addr(), WEB_UPSTREAM).flag("-reset-grace=60s");
+    let port = free_port();
+    let render = Render::new(&consul.http_addr(), WEB_UPSTREAM)
+        .flag("-reset-grace=60s")
+        .flag(&format!("-metrics-addr=127.0.0.1:{port}"));
     let mut daemon = render.start();
     let out = render.out();
     let both = wait_for_file(&out, "both", T, |c| endpoints(c).len() == 2);
     let history = FileHistory::record(&out);
+    let health = || testbed::http_get(&format!("http://127.0.0.1:{port}/health")).unwrap();
 
     consul.restart();
     daemon.wait_for_log("keeping the last good data", 1, T);
+    // Serving held data is reported while it lasts.
+    wait_until("/health to report the held data", T, || {
+        let (status, body) = health();
+        status == 503 && body.contains("fewer entries and they are held back")
+    });
     consul.register(&web("w1", 81));
     consul.register(&web("w2", 82));
     daemon.wait_for_log("consul has caught up", 1, T);
     // Barrier: a real change after the recovery goes through.
     consul.register(&web("w3", 83));
     wait_for_file(&out, "three", T, |c| endpoints(c).len() == 3);
+    wait_until("/health to be healthy again", T, || health().0 == 200);
     let versions = history.versions();
     assert_eq!(versions[0], both);
     assert_eq!(
