@@ -22,12 +22,12 @@ use thiserror::Error;
 
 use crate::config::{
     Config, ConfigError, ConsulAddress, ConsulConfig, ExecConfig, ProcessSignal, RetryConfig,
-    TemplateConfig, TlsConfig, Token, ValueError, Wait, parse_listen_address,
+    TemplateConfig, TemplateSource, TlsConfig, Token, ValueError, Wait, parse_listen_address,
 };
 use crate::config_file;
 use crate::duration::parse_duration;
 use crate::exit;
-use crate::template::{Engine, Sandbox, Syntax};
+use crate::template::{Denylist, Engine, Options, Sandbox, Syntax};
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,6 +201,10 @@ struct RawFlags {
     metrics_addr: Option<String>,
     #[arg(long)]
     log_format: Option<String>,
+    #[arg(long)]
+    reload_signal: Option<String>,
+    #[arg(long)]
+    kill_signal: Option<String>,
 
     #[arg(long)]
     catalog_file: Option<String>,
@@ -620,17 +624,14 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     let catalog_file = flag("catalog-file", raw.catalog_file.as_deref(), parse_path)?;
     let save_catalog = flag("save-catalog", raw.save_catalog.as_deref(), parse_path)?;
     let exec_command = flag("exec", raw.exec.as_deref(), parse_string)?;
-    // Here an empty value is a choice, not an unset flag: no reload signal.
-    let reload_signal = match raw.exec_reload_signal.as_deref() {
-        None => None,
-        Some(value) if value.trim().is_empty() => Some(None),
-        Some(value) => Some(flag("exec-reload-signal", Some(value), str::parse)?),
-    };
+    let reload_signal = optional_signal("exec-reload-signal", raw.exec_reload_signal.as_deref())?;
     let kill_signal = flag(
         "exec-kill-signal",
         raw.exec_kill_signal.as_deref(),
         str::parse,
     )?;
+    let own_reload_signal = optional_signal("reload-signal", raw.reload_signal.as_deref())?;
+    let own_kill_signal = flag("kill-signal", raw.kill_signal.as_deref(), str::parse)?;
     let kill_timeout = flag(
         "exec-kill-timeout",
         raw.exec_kill_timeout.as_deref(),
@@ -687,23 +688,35 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     let templates = file
         .templates
         .into_iter()
-        .map(|from_file| TemplateConfig {
-            syntax: Syntax {
-                engine: from_file
-                    .engine
-                    .or(engine)
-                    .unwrap_or_else(|| Engine::for_path(&from_file.source.to_string_lossy())),
-                delimiters: delimiters(from_file.left_delimiter, from_file.right_delimiter),
-            },
-            sandbox: from_file.sandbox_path.map(Sandbox::new),
-            source: from_file.source,
-            destination: from_file.destination,
-            command: from_file.command,
-            check: from_file.check.or_else(|| check.clone()),
-            command_timeout: from_file.command_timeout.unwrap_or(command_timeout),
-            perms: from_file.perms,
-            backup: from_file.backup,
-            wait: from_file.wait,
+        .map(|from_file| {
+            // The file's block has exactly one of the two.
+            let source = match from_file.contents {
+                Some(text) => TemplateSource::Inline(text),
+                None => TemplateSource::File(from_file.source.unwrap_or_default()),
+            };
+            let denylist = from_file.function_denylist.into_iter();
+            TemplateConfig {
+                syntax: Syntax {
+                    engine: from_file
+                        .engine
+                        .or(engine)
+                        .unwrap_or_else(|| source.engine()),
+                    delimiters: delimiters(from_file.left_delimiter, from_file.right_delimiter),
+                },
+                options: Options {
+                    sandbox: from_file.sandbox_path.map(Sandbox::new),
+                    denylist: Denylist::new(denylist.chain(from_file.function_blacklist).collect()),
+                    error_on_missing_key: from_file.error_on_missing_key,
+                },
+                source,
+                destination: from_file.destination,
+                command: from_file.command,
+                check: from_file.check.or_else(|| check.clone()),
+                command_timeout: from_file.command_timeout.unwrap_or(command_timeout),
+                perms: from_file.perms,
+                backup: from_file.backup,
+                wait: from_file.wait,
+            }
         })
         .chain(
             raw.template
@@ -790,7 +803,26 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
             }),
         metrics_addr: metrics_addr.or(file.metrics_addr),
         log_format: log_format.or(file.log_format).unwrap_or_default(),
+        reload_signal: own_reload_signal
+            .or(file.reload_signal)
+            .unwrap_or(Some(ProcessSignal(libc::SIGHUP))),
+        kill_signal: own_kill_signal
+            .or(file.kill_signal)
+            .unwrap_or(ProcessSignal(libc::SIGINT)),
     })
+}
+
+/// A signal flag where an empty value is a choice, not an unset flag: no
+/// signal at all.
+fn optional_signal(
+    name: &'static str,
+    value: Option<&str>,
+) -> Result<Option<Option<ProcessSignal>>, FlagError> {
+    match value {
+        None => Ok(None),
+        Some(value) if value.trim().is_empty() => Ok(Some(None)),
+        Some(value) => Ok(Some(flag(name, Some(value), str::parse)?)),
+    }
 }
 
 /// Picks the token by precedence: from each of `given` in turn (the flags',
@@ -860,7 +892,7 @@ fn template(
         None => (rest, None),
     };
     TemplateConfig {
-        source: PathBuf::from(source),
+        source: TemplateSource::File(PathBuf::from(source)),
         destination: PathBuf::from(destination),
         command: command
             .filter(|command| !command.trim().is_empty())
@@ -874,7 +906,7 @@ fn template(
             engine: engine.unwrap_or_else(|| Engine::for_path(source)),
             delimiters: None,
         },
-        sandbox: None,
+        options: Options::default(),
     }
 }
 
@@ -999,6 +1031,12 @@ Behaviour:
       Default: not served.
   -pid-file=<path>
       Write the process id to this file.
+  -reload-signal=<signal>
+      Re-reads every template (a template file is also re-read when it is
+      edited); "" lets no signal do it. Default: SIGHUP.
+  -kill-signal=<signal>
+      Stops consul-render, as SIGINT, SIGTERM and SIGQUIT always do.
+      Default: SIGINT.
   -nginx-pid-file=<path>
       The pid file of the nginx master that the templates' commands reload
       (e.g. /run/nginx.pid). After a command succeeds, consul-render checks
@@ -1095,7 +1133,7 @@ mod tests {
 
     fn template(source: &str, destination: &str, command: Option<&str>) -> TemplateConfig {
         TemplateConfig {
-            source: source.into(),
+            source: TemplateSource::File(source.into()),
             destination: destination.into(),
             command: command.map(str::to_owned),
             check: None,
@@ -1104,7 +1142,7 @@ mod tests {
             backup: false,
             wait: None,
             syntax: Syntax::for_path(source),
-            sandbox: None,
+            options: Options::default(),
         }
     }
 
@@ -1254,6 +1292,11 @@ mod tests {
             (&["-log-level", "err"], |c| c.log_level = LogLevel::Error),
             (&["-log-level=TRACE"], |c| c.log_level = LogLevel::Trace),
             (&["-log-format=json"], |c| c.log_format = LogFormat::Json),
+            (&["-reload-signal=USR2", "-kill-signal=SIGUSR1"], |c| {
+                c.reload_signal = Some(ProcessSignal(libc::SIGUSR2));
+                c.kill_signal = ProcessSignal(libc::SIGUSR1);
+            }),
+            (&["-reload-signal="], |c| c.reload_signal = None),
             (&["-metrics-addr=:9102"], |c| {
                 c.metrics_addr = Some("0.0.0.0:9102".parse().unwrap())
             }),
@@ -1757,7 +1800,10 @@ template {
                         min: Duration::from_secs(1),
                         max: Duration::from_secs(2),
                     }),
-                    sandbox: Some(Sandbox::new("/etc/nginx/snippets".into())),
+                    options: Options {
+                        sandbox: Some(Sandbox::new("/etc/nginx/snippets".into())),
+                        ..Options::default()
+                    },
                     ..template("own.tera", "own.conf", Some("nginx -s reload"))
                 },
                 with_flags("plain.tera", "plain.conf", None),
@@ -1765,6 +1811,58 @@ template {
             ]
         );
         assert_eq!(config.wait, None);
+    }
+
+    #[test]
+    fn takes_inline_templates_denied_functions_and_the_missing_key_rule_from_config_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = config_flag(
+            &dir,
+            "inline.hcl",
+            r#"
+template {
+  contents = "{{ key \"a\" }}"
+  destination = "go.conf"
+  function_denylist = ["env", "sprig_*"]
+  function_blacklist = ["file"]
+  error_on_missing_key = true
+}
+template {
+  contents = "{{ key(path=\"a\") }}"
+  destination = "tera.conf"
+  engine = "tera"
+}
+"#,
+        );
+        let config = run_config(&[&file], &[]);
+        let inline = |text: &str, destination: &str, engine: Engine| TemplateConfig {
+            source: TemplateSource::Inline(text.to_owned()),
+            syntax: Syntax {
+                engine,
+                delimiters: None,
+            },
+            ..template("unused", destination, None)
+        };
+        assert_eq!(
+            config.templates,
+            [
+                TemplateConfig {
+                    options: Options {
+                        denylist: Denylist::new(
+                            ["env", "sprig_*", "file"].map(str::to_owned).to_vec()
+                        ),
+                        error_on_missing_key: true,
+                        ..Options::default()
+                    },
+                    ..inline("{{ key \"a\" }}", "go.conf", Engine::Go)
+                },
+                inline("{{ key(path=\"a\") }}", "tera.conf", Engine::Tera),
+            ]
+        );
+        // -template-engine decides for a block that names no engine.
+        let config = run_config(&[&file, "-template-engine=tera"], &[]);
+        assert_eq!(config.templates[0].syntax.engine, Engine::Tera);
+        assert_eq!(config.templates[0].source.name(), "(dynamic)");
     }
 
     #[test]

@@ -8,14 +8,14 @@
 //! comes from.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use thiserror::Error;
 
 use crate::duration::{DurationError, parse_duration};
-use crate::template::{Engine, Sandbox, Syntax};
+use crate::template::{Engine, Options, Syntax};
 
 /// The fewest connections that still leave room for the two catalog-wide
 /// watches of signal mode and the reads they trigger.
@@ -54,6 +54,12 @@ pub struct Config {
     /// Where `/metrics` and `/health` are served; `None` serves nothing.
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub log_format: LogFormat,
+    /// The signal that re-reads the templates (`-reload-signal`); `None`:
+    /// no signal does.
+    pub reload_signal: Option<ProcessSignal>,
+    /// A signal that stops consul-render besides SIGINT, SIGTERM and
+    /// SIGQUIT (`-kill-signal`).
+    pub kill_signal: ProcessSignal,
 }
 
 /// Supervise mode (`-exec`, the config file's `exec {}` block): one child,
@@ -98,7 +104,7 @@ pub struct Wait {
 /// One template: where it is read, where it is written, what runs after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateConfig {
-    pub source: PathBuf,
+    pub source: TemplateSource,
     pub destination: PathBuf,
     /// Shell command run after the destination changes (e.g. a reload).
     pub command: Option<String>,
@@ -114,9 +120,45 @@ pub struct TemplateConfig {
     pub wait: Option<Wait>,
     /// The dialect and delimiters the source is parsed with.
     pub syntax: Syntax,
-    /// The directory the template's `file` may read from (consul-template's
-    /// `sandbox_path`); `None` lets it read anywhere.
-    pub sandbox: Option<Sandbox>,
+    /// The sandbox, denied functions and missing-key rule it runs with.
+    pub options: Options,
+}
+
+/// Where a template's text comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// A file, read at start and again on SIGHUP and after each edit.
+    File(PathBuf),
+    /// The text itself (a config file's `contents`): nothing to re-read.
+    Inline(String),
+}
+
+impl TemplateSource {
+    /// What errors and logs call the template: its path, or for inline
+    /// text `(dynamic)`, as consul-template calls it.
+    pub fn name(&self) -> String {
+        match self {
+            TemplateSource::File(path) => path.display().to_string(),
+            TemplateSource::Inline(_) => "(dynamic)".to_owned(),
+        }
+    }
+
+    /// The file to read, if the text is not inline.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            TemplateSource::File(path) => Some(path),
+            TemplateSource::Inline(_) => None,
+        }
+    }
+
+    /// The dialect the source implies: a file's name decides (`*.tera` is
+    /// Tera); inline text is consul-template's.
+    pub fn engine(&self) -> Engine {
+        match self {
+            TemplateSource::File(path) => Engine::for_path(&path.to_string_lossy()),
+            TemplateSource::Inline(_) => Engine::Go,
+        }
+    }
 }
 
 /// How to reach Consul and how hard to try.
@@ -277,6 +319,14 @@ pub enum ConfigError {
         "-consul-max-connections {0} is too few: at least {MIN_CONNECTIONS} (two catalog-wide watches and reads beside them)"
     )]
     TooFewConnections(u32),
+    /// A reload or kill signal that cannot be listened for, or that would
+    /// mean two things.
+    #[error("{flag} {signal}: {why}")]
+    UnusableSignal {
+        flag: &'static str,
+        signal: ProcessSignal,
+        why: &'static str,
+    },
     /// A command timeout that would kill every command at once.
     #[error("-command-timeout must be more than 0")]
     ZeroCommandTimeout,
@@ -304,7 +354,11 @@ impl Config {
             return Err(ConfigError::NoTemplates);
         }
         for template in &self.templates {
-            let missing = if template.source.as_os_str().is_empty() {
+            let no_source = template
+                .source
+                .path()
+                .is_some_and(|path| path.as_os_str().is_empty());
+            let missing = if no_source {
                 "source"
             } else if template.destination.as_os_str().is_empty() {
                 "destination"
@@ -314,7 +368,7 @@ impl Config {
             return Err(ConfigError::EmptyTemplatePath {
                 template: format!(
                     "{}:{}",
-                    template.source.display(),
+                    template.source.name(),
                     template.destination.display()
                 ),
                 missing,
@@ -343,6 +397,35 @@ impl Config {
         }
         if consul.max_connections < MIN_CONNECTIONS {
             return Err(ConfigError::TooFewConnections(consul.max_connections));
+        }
+        self.validate_signals()
+    }
+
+    fn validate_signals(&self) -> Result<(), ConfigError> {
+        const UNCATCHABLE: [i32; 5] = [
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGILL,
+            libc::SIGFPE,
+            libc::SIGSEGV,
+        ];
+        let unusable = |flag, signal, why| Err(ConfigError::UnusableSignal { flag, signal, why });
+        let kill = self.kill_signal;
+        if UNCATCHABLE.contains(&kill.0) {
+            return unusable("-kill-signal", kill, "a process cannot catch it");
+        }
+        let Some(reload) = self.reload_signal else {
+            return Ok(());
+        };
+        if UNCATCHABLE.contains(&reload.0) {
+            return unusable("-reload-signal", reload, "a process cannot catch it");
+        }
+        if [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, kill.0].contains(&reload.0) {
+            return unusable(
+                "-reload-signal",
+                reload,
+                "it already stops consul-render (SIGINT, SIGTERM, SIGQUIT and -kill-signal do)",
+            );
         }
         Ok(())
     }
@@ -624,7 +707,7 @@ pub(crate) fn sample() -> Config {
             namespace: None,
         },
         templates: vec![TemplateConfig {
-            source: "in.tpl".into(),
+            source: TemplateSource::File("in.tpl".into()),
             destination: "out.conf".into(),
             command: None,
             check: None,
@@ -633,7 +716,7 @@ pub(crate) fn sample() -> Config {
             backup: false,
             wait: None,
             syntax: Syntax::for_path("in.tpl"),
-            sandbox: None,
+            options: Options::default(),
         }],
         wait: None,
         reset_grace: Duration::from_secs(60),
@@ -647,6 +730,8 @@ pub(crate) fn sample() -> Config {
         exec: None,
         metrics_addr: None,
         log_format: LogFormat::Text,
+        reload_signal: Some(ProcessSignal(libc::SIGHUP)),
+        kill_signal: ProcessSignal(libc::SIGINT),
     }
 }
 
@@ -830,6 +915,10 @@ mod tests {
             |c| c.consul.block_wait = Duration::from_millis(1),
             |c| c.consul.tls.cert = Some("/c.pem".into()),
             |c| c.consul.retry.max_backoff = c.consul.retry.backoff,
+            |c| c.templates[0].source = TemplateSource::Inline("{{ key \"a\" }}".into()),
+            |c| c.reload_signal = None,
+            |c| c.kill_signal = ProcessSignal(libc::SIGTERM),
+            |c| c.reload_signal = Some(ProcessSignal(libc::SIGUSR2)),
         ];
         for (index, change) in cases.iter().enumerate() {
             let mut config = valid();
@@ -843,7 +932,7 @@ mod tests {
         let cases: &[(Change, &str)] = &[
             (|c| c.templates.clear(), "no -template given"),
             (
-                |c| c.templates[0].source = PathBuf::new(),
+                |c| c.templates[0].source = TemplateSource::File(PathBuf::new()),
                 r#"-template ":out.conf" has an empty source path"#,
             ),
             (
@@ -882,6 +971,25 @@ mod tests {
             (
                 |c| c.consul.block_wait = MAX_BLOCK_WAIT + Duration::from_nanos(1),
                 "-block-wait 600.000000001s is out of range",
+            ),
+            (
+                |c| c.kill_signal = ProcessSignal(libc::SIGKILL),
+                "-kill-signal SIGKILL: a process cannot catch it",
+            ),
+            (
+                |c| c.reload_signal = Some(ProcessSignal(libc::SIGSTOP)),
+                "-reload-signal SIGSTOP: a process cannot catch it",
+            ),
+            (
+                |c| c.reload_signal = Some(ProcessSignal(libc::SIGTERM)),
+                "-reload-signal SIGTERM: it already stops consul-render",
+            ),
+            (
+                |c| {
+                    c.kill_signal = ProcessSignal(libc::SIGUSR2);
+                    c.reload_signal = Some(ProcessSignal(libc::SIGUSR2));
+                },
+                "-reload-signal SIGUSR2: it already stops consul-render",
             ),
         ];
         for (change, message) in cases {

@@ -60,7 +60,7 @@ pub struct FileConfig {
     #[serde(deserialize_with = "global_wait")]
     pub wait: Option<Option<Wait>>,
     /// Every file's `template` blocks, in the order they were read.
-    #[serde(rename = "template", deserialize_with = "blocks")]
+    #[serde(rename = "template", deserialize_with = "template_blocks")]
     pub templates: Vec<TemplateFile>,
     /// Supervise mode; a later file's block replaces an earlier one's
     /// settings one by one.
@@ -72,6 +72,18 @@ pub struct FileConfig {
     /// consul-render's own: `text` or `json`.
     #[serde(deserialize_with = "log_format")]
     pub log_format: Option<LogFormat>,
+    /// The signal that re-reads the templates; `Some(None)`: an empty
+    /// value, no signal does.
+    #[serde(deserialize_with = "optional_signal")]
+    pub reload_signal: Option<Option<ProcessSignal>>,
+    /// A signal that stops consul-render, besides SIGINT, SIGTERM and
+    /// SIGQUIT.
+    #[serde(deserialize_with = "signal")]
+    pub kill_signal: Option<ProcessSignal>,
+    /// Accepted for consul-template's sake when it is off: logs go to
+    /// stderr only.
+    #[serde(deserialize_with = "syslog_off")]
+    pub syslog: (),
 }
 
 /// The `exec` block: the child consul-render supervises.
@@ -152,8 +164,13 @@ pub struct RetryFile {
     reason = "the private field checks create_dest_dirs while decoding; it marks nothing"
 )]
 pub struct TemplateFile {
-    #[serde(deserialize_with = "required_path")]
-    pub source: PathBuf,
+    /// The template's file. A block gives exactly one of `source` and
+    /// `contents` ([`TemplateBlock`] checks).
+    #[serde(default, deserialize_with = "path")]
+    pub source: Option<PathBuf>,
+    /// The template's text itself.
+    #[serde(default, deserialize_with = "text")]
+    pub contents: Option<String>,
     #[serde(deserialize_with = "required_path")]
     pub destination: PathBuf,
     #[serde(default, deserialize_with = "command")]
@@ -182,6 +199,15 @@ pub struct TemplateFile {
     /// default) lets it read anywhere.
     #[serde(default, deserialize_with = "path")]
     pub sandbox_path: Option<PathBuf>,
+    /// Names and `*` patterns of the functions whose calls fail.
+    #[serde(default, deserialize_with = "list")]
+    pub function_denylist: Vec<String>,
+    /// `function_denylist`'s deprecated name; both lists count.
+    #[serde(default, deserialize_with = "list")]
+    pub function_blacklist: Vec<String>,
+    /// Go's `missingkey=error` for this template.
+    #[serde(default)]
+    pub error_on_missing_key: bool,
     /// Accepted for consul-template's sake: missing directories are always
     /// created, so only `true` is allowed.
     #[serde(
@@ -203,17 +229,10 @@ const UNSUPPORTED: &[&str] = &[
     "exec.enabled",
     "exec.env",
     "exec.splay",
-    "kill_signal",
     "log_file",
     "nomad",
-    "reload_signal",
-    "syslog",
-    "template.contents",
     "template.error_fatal",
-    "template.error_on_missing_key",
     "template.exec",
-    "template.function_blacklist",
-    "template.function_denylist",
     "template.gid",
     "template.group",
     "template.uid",
@@ -486,6 +505,9 @@ impl FileConfig {
             exec,
             metrics_addr,
             log_format,
+            reload_signal,
+            kill_signal,
+            syslog: (),
         } = later;
         self.consul.merge(consul);
         override_with(&mut self.max_stale, max_stale);
@@ -499,6 +521,8 @@ impl FileConfig {
         self.exec.merge(exec);
         override_with(&mut self.metrics_addr, metrics_addr);
         override_with(&mut self.log_format, log_format);
+        override_with(&mut self.reload_signal, reload_signal);
+        override_with(&mut self.kill_signal, kill_signal);
     }
 }
 
@@ -645,6 +669,32 @@ where
     Ok(Blocks::deserialize(deserializer)?.0)
 }
 
+/// A `template` block, checked as a whole once its keys are read: it takes
+/// exactly one of `source` and `contents`, in consul-template's words.
+struct TemplateBlock(TemplateFile);
+
+impl<'de> Deserialize<'de> for TemplateBlock {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let block = TemplateFile::deserialize(deserializer)?;
+        match (&block.source, &block.contents) {
+            (Some(_), Some(_)) => Err(de::Error::custom(
+                "cannot specify both 'source' and 'contents'",
+            )),
+            (None, None) => Err(de::Error::custom(
+                "must specify exactly one of 'source' or 'contents'",
+            )),
+            _ => Ok(TemplateBlock(block)),
+        }
+    }
+}
+
+fn template_blocks<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<TemplateFile>, D::Error> {
+    let blocks: Vec<TemplateBlock> = blocks(deserializer)?;
+    Ok(blocks.into_iter().map(|block| block.0).collect())
+}
+
 /// A block that may appear once; if it is repeated, the last one counts, as
 /// in consul-template.
 fn last_block<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -719,6 +769,27 @@ fn optional_signal<'de, D: Deserializer<'de>>(
     Ok(Some(signal(deserializer)?))
 }
 
+/// A `syslog` block, which must leave syslog off.
+fn syslog_off<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(), D::Error> {
+    #[derive(Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Syslog {
+        #[serde(default)]
+        enabled: bool,
+        #[serde(default, rename = "facility")]
+        _facility: Option<String>,
+        #[serde(default, rename = "name")]
+        _name: Option<String>,
+    }
+    let syslog = last_block::<D, Syslog>(deserializer)?;
+    if syslog.enabled {
+        return Err(de::Error::custom(
+            "consul-render does not log to syslog (it logs to stderr); only `enabled = false` is accepted",
+        ));
+    }
+    Ok(())
+}
+
 fn path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
     Ok(text(deserializer)?.map(PathBuf::from))
 }
@@ -767,21 +838,41 @@ fn auth<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<Basi
     Ok(Some(Some(BasicAuth { username, password })))
 }
 
+/// The strings of an HCL list; `None` if an item is not a string.
+fn strings(items: Vec<hcl::Value>) -> Option<Vec<String>> {
+    items
+        .into_iter()
+        .map(|item| match item {
+            hcl::Value::String(item) => Some(item),
+            _ => None,
+        })
+        .collect()
+}
+
+const STRINGS_EXPECTED: &str = "expected a string or a list of strings";
+
+/// A list of strings, or one string of comma-separated items, as
+/// consul-template's decoder turns a string into a list (`""` is none).
+fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    match hcl::Value::deserialize(deserializer)? {
+        hcl::Value::String(text) if text.is_empty() => Ok(Vec::new()),
+        hcl::Value::String(text) => Ok(text.split(',').map(str::to_owned).collect()),
+        hcl::Value::Array(items) => {
+            strings(items).ok_or_else(|| de::Error::custom(STRINGS_EXPECTED))
+        }
+        _ => Err(de::Error::custom(STRINGS_EXPECTED)),
+    }
+}
+
 /// A string run by the shell, or consul-template's exec form, a list of
 /// words. A single word is run by the shell as it stands, as in
 /// consul-template; several are quoted and joined.
 fn command<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    let expected = || de::Error::custom("expected a string or a list of strings");
+    let expected = || de::Error::custom(STRINGS_EXPECTED);
     let command = match hcl::Value::deserialize(deserializer)? {
         hcl::Value::String(command) => command,
         hcl::Value::Array(words) => {
-            let words = words
-                .into_iter()
-                .map(|word| match word {
-                    hcl::Value::String(word) => Ok(word),
-                    _ => Err(expected()),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let words = strings(words).ok_or_else(expected)?;
             match words.as_slice() {
                 [command] => command.clone(),
                 words => words
@@ -927,7 +1018,8 @@ mod tests {
 
     fn template(source: &str, destination: &str) -> TemplateFile {
         TemplateFile {
-            source: source.into(),
+            source: Some(source.into()),
+            contents: None,
             destination: destination.into(),
             command: None,
             check: None,
@@ -939,6 +1031,9 @@ mod tests {
             left_delimiter: None,
             right_delimiter: None,
             sandbox_path: None,
+            function_denylist: Vec::new(),
+            function_blacklist: Vec::new(),
+            error_on_missing_key: false,
             _create_dest_dirs: (),
         }
     }
@@ -989,6 +1084,12 @@ reset_grace = "90s"
 block_wait = "5m"
 log_format = "json"
 metrics_addr = "127.0.0.1:9102"
+reload_signal = "SIGUSR2"
+kill_signal = "SIGTERM"
+syslog {
+  enabled = false
+  facility = "LOCAL5"
+}
 exec {
   command = ["nginx", "-g", "daemon off;"]
   reload_signal = "SIGHUP"
@@ -1032,6 +1133,9 @@ template {
   },
   "log_format": "json",
   "metrics_addr": "127.0.0.1:9102",
+  "reload_signal": "SIGUSR2",
+  "kill_signal": "SIGTERM",
+  "syslog": {"enabled": false, "facility": "LOCAL5"},
   "exec": {
     "command": ["nginx", "-g", "daemon off;"],
     "reload_signal": "SIGHUP",
@@ -1108,6 +1212,9 @@ template {
             },
             metrics_addr: Some("127.0.0.1:9102".parse().unwrap()),
             log_format: Some(LogFormat::Json),
+            reload_signal: Some(Some(ProcessSignal(libc::SIGUSR2))),
+            kill_signal: Some(ProcessSignal(libc::SIGTERM)),
+            syslog: (),
             templates: vec![
                 TemplateFile {
                     command: Some("nginx -s reload".to_owned()),
@@ -1245,6 +1352,22 @@ template {
                 t.sandbox_path = Some("snippets".into())
             }),
             ("sandbox_path = \"\"", |_| {}),
+            ("function_denylist = [\"env\", \"sprig_*\"]", |t| {
+                t.function_denylist = vec!["env".to_owned(), "sprig_*".to_owned()]
+            }),
+            ("function_denylist = []", |_| {}),
+            ("function_denylist = \"\"", |_| {}),
+            // consul-template's decoder splits a string at commas, as is.
+            ("function_denylist = \"env, file\"", |t| {
+                t.function_denylist = vec!["env".to_owned(), " file".to_owned()]
+            }),
+            ("function_blacklist = [\"key\"]", |t| {
+                t.function_blacklist = vec!["key".to_owned()]
+            }),
+            ("error_on_missing_key = true", |t| {
+                t.error_on_missing_key = true
+            }),
+            ("error_on_missing_key = false", |_| {}),
         ];
         for (setting, expect) in cases {
             let text = format!(
@@ -1254,6 +1377,79 @@ template {
             expect(&mut expected);
             assert_eq!(decoded(&text).templates, [expected], "{setting}");
         }
+    }
+
+    #[test]
+    fn takes_a_template_s_text_from_contents_instead_of_a_source() {
+        let inline = |contents: &str| TemplateFile {
+            source: None,
+            contents: Some(contents.to_owned()),
+            ..template("unused", "out")
+        };
+        let cases = [
+            (
+                "template {\n  contents = \"{{ key \\\"a\\\" }}\"\n  destination = \"out\"\n}\n",
+                inline("{{ key \"a\" }}"),
+            ),
+            // A well-formed HCL interpolation stays text, as consul-template
+            // (HCL 1) reads it.
+            (
+                "template {\n  contents = <<EOT\nserver ${x};\nEOT\n  destination = \"out\"\n}\n",
+                inline("server ${x};\n"),
+            ),
+            (
+                r#"{"template": {"contents": "{{ env \"A\" }}", "destination": "out"}}"#,
+                inline("{{ env \"A\" }}"),
+            ),
+            (
+                "template {\n  source = \"in\"\n  contents = \"\"\n  destination = \"out\"\n}\n",
+                template("in", "out"),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(decoded(text).templates, [expected], "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_template_with_both_source_and_contents_or_neither() {
+        let both = "cannot specify both 'source' and 'contents'";
+        let neither = "must specify exactly one of 'source' or 'contents'";
+        let cases = [
+            (
+                "template {\n  source = \"in\"\n  contents = \"x\"\n  destination = \"out\"\n}\n",
+                format!("config file /etc/cr/test.hcl, line 1: template: {both}"),
+            ),
+            (
+                "template {\n  destination = \"out\"\n}\n",
+                format!("config file /etc/cr/test.hcl, line 1: template: {neither}"),
+            ),
+            (
+                "template {\n  source = \"\"\n  contents = \"\"\n  destination = \"out\"\n}\n",
+                format!("config file /etc/cr/test.hcl, line 1: template: {neither}"),
+            ),
+            (
+                "template {\n  source = \"a\"\n  destination = \"b\"\n}\n\ntemplate {\n  source = \"c\"\n  contents = \"x\"\n  destination = \"d\"\n}\n",
+                format!("config file /etc/cr/test.hcl, line 6: template[1]: {both}"),
+            ),
+        ];
+        for (text, message) in cases {
+            let error = decode(text).expect_err(text);
+            assert_eq!(error.to_string(), message, "{text}");
+            assert!(
+                matches!(error, ConfigFileError::Invalid { .. }),
+                "{error:?}"
+            );
+        }
+        let error = parse(
+            Path::new("/etc/cr/test.json"),
+            r#"{"template": [{"source": "a", "destination": "b"}, {"destination": "c"}]}"#,
+        )
+        .expect_err("neither");
+        assert_eq!(
+            error.to_string(),
+            format!("config file /etc/cr/test.json: template[1]: {neither}")
+        );
     }
 
     #[test]
@@ -1283,6 +1479,17 @@ template {
             let text = format!("consul {{\n  ssl {{\n    {setting}\n  }}\n}}\n");
             assert_eq!(decoded(&text).consul.ssl.wants_tls(), expected, "{setting}");
         }
+    }
+
+    #[test]
+    fn accepts_syslog_only_when_it_is_off() {
+        decoded("syslog {\n  enabled = false\n  facility = \"LOCAL5\"\n}\n");
+        decoded(r#"{"syslog": {"name": "ct"}}"#);
+        let error = decode("\nsyslog {\n  enabled = true\n}\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "config file /etc/cr/test.hcl, line 2: syslog: consul-render does not log to syslog (it logs to stderr); only `enabled = false` is accepted"
+        );
     }
 
     #[test]
@@ -1333,7 +1540,7 @@ template {
             ),
             (
                 two_templates,
-                "line 8: template[1].bogus: unknown field `bogus`, expected one of `source`, `destination`, `command`, `check`, `command_timeout`, `perms`, `backup`, `wait`, `engine`, `left_delimiter`, `right_delimiter`, `sandbox_path`, `create_dest_dirs`",
+                "line 8: template[1].bogus: unknown field `bogus`, expected one of `source`, `contents`, `destination`, `command`, `check`, `command_timeout`, `perms`, `backup`, `wait`, `engine`, `left_delimiter`, `right_delimiter`, `sandbox_path`, `function_denylist`, `function_blacklist`, `error_on_missing_key`, `create_dest_dirs`",
             ),
             (
                 "max_stale = \"5x\"\n",
@@ -1406,6 +1613,14 @@ template {
             (
                 "template {\n  source = \"a\"\n  destination = \"b\"\n  wait = \"5s:1s\"\n}\n",
                 "line 4: template.wait: max 1s is less than min 5s",
+            ),
+            (
+                "template {\n  source = \"a\"\n  destination = \"b\"\n  function_denylist = [\"env\", 1]\n}\n",
+                "line 4: template.function_denylist: expected a string or a list of strings",
+            ),
+            (
+                "template {\n  source = \"a\"\n  destination = \"b\"\n  error_on_missing_key = \"yes\"\n}\n",
+                "line 4: template.error_on_missing_key: invalid type: string \"yes\", expected a boolean",
             ),
         ];
         for (text, message) in cases {
@@ -1509,10 +1724,10 @@ template {
         assert_eq!(
             sources,
             [
-                PathBuf::from("info"),
-                "warn".into(),
-                "trace".into(),
-                "debug".into()
+                Some(PathBuf::from("info")),
+                Some("warn".into()),
+                Some("trace".into()),
+                Some("debug".into())
             ]
         );
         assert_eq!(config.log_level, Some(LogLevel::Debug));
@@ -1583,7 +1798,10 @@ template {
         );
         assert_eq!(swapped.wait, Some(Some(wait(2, 10))));
         let sources: Vec<_> = swapped.templates.iter().map(|t| t.source.clone()).collect();
-        assert_eq!(sources, [PathBuf::from("b"), "c".into(), "a".into()]);
+        assert_eq!(
+            sources,
+            [Some(PathBuf::from("b")), Some("c".into()), Some("a".into())]
+        );
     }
 
     #[test]

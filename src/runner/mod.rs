@@ -13,11 +13,13 @@
 
 mod apply;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nix::sys::signal::Signal as Sig;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,7 +27,7 @@ use tokio::time::Instant;
 
 pub use apply::STAGED_PLACEHOLDER;
 
-use crate::config::{Config, TemplateConfig, Wait};
+use crate::config::{Config, ProcessSignal, TemplateConfig, TemplateSource, Wait};
 use crate::consul::catalog_file::{CatalogFile, CatalogFileError};
 use crate::consul::change::{Change, Event};
 use crate::consul::gate::GaveUp;
@@ -89,22 +91,26 @@ impl RunError {
 /// Runs until interrupted, or in `-once` (and offline) mode until every
 /// template has been rendered completely and its commands have run.
 pub async fn run(config: Config) -> Result<(), RunError> {
-    let metrics_addr = config.metrics_addr;
+    let (metrics_addr, reload_signal, kill_signal) = (
+        config.metrics_addr,
+        config.reload_signal,
+        config.kill_signal,
+    );
     let mut runner = Runner::new(config)?;
     if let Some(addr) = metrics_addr {
         crate::metrics::server::serve(addr, runner.metrics.clone())
             .await
             .map_err(|source| RunError::MetricsAddr { addr, source })?;
     }
-    let mut signals = Signals::new().map_err(RunError::Signals)?;
-    let mut edits = (!runner.once).then(|| {
-        let sources: Vec<_> = runner
-            .templates
-            .iter()
-            .map(|t| t.config.source.clone())
-            .collect();
-        FileEdits::watch(&sources, "send SIGHUP after editing a template")
-    });
+    let mut signals = Signals::new(reload_signal, kill_signal).map_err(RunError::Signals)?;
+    // Inline templates have no file to watch.
+    let sources: Vec<_> = runner
+        .templates
+        .iter()
+        .filter_map(|t| t.config.source.path().map(Path::to_path_buf))
+        .collect();
+    let mut edits = (!runner.once && !sources.is_empty())
+        .then(|| FileEdits::watch(&sources, "send SIGHUP after editing a template"));
     runner.render_due();
     let result = 'run: loop {
         runner.start_pass();
@@ -118,9 +124,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             report = wait_for(&mut runner.applying), if runner.applying.is_some() => Wake::Applied(report),
             stop = signals.stop.requested() => Wake::Stop(stop),
             status = child_exited(&mut runner.child) => Wake::ChildExited(status),
-            () = orphan_exited(&mut signals.child) => Wake::Orphans,
-            _ = signals.hangup.recv() => Wake::Reload,
-            _ = signals.user1.recv() => Wake::Stats,
+            () = received(&mut signals.child) => Wake::Orphans,
+            () = received(&mut signals.reload) => Wake::Reload,
+            () = received(&mut signals.ignored_hangup) => Wake::IgnoredHangup,
+            () = received(&mut signals.stats) => Wake::Stats,
             path = next_edit(&mut edits) => Wake::Edited(path),
         };
         match wake {
@@ -193,6 +200,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 runner.render_due();
             }
             Wake::Stats => runner.metrics.log(),
+            Wake::IgnoredHangup => {
+                tracing::info!("SIGHUP ignored: another signal reloads (-reload-signal)");
+            }
         }
         runner.publish_data_ages();
     };
@@ -215,11 +225,13 @@ enum Wake {
     Event(Option<Event>),
     Due,
     Applied(Result<apply::Report, String>),
-    Stop(nix::sys::signal::Signal),
+    Stop(Sig),
     ChildExited(std::process::ExitStatus),
     /// SIGCHLD as PID 1: an orphan may be waiting to be reaped.
     Orphans,
     Reload,
+    /// SIGHUP while another signal is the reload signal.
+    IgnoredHangup,
     Edited(std::path::PathBuf),
     Stats,
 }
@@ -301,7 +313,7 @@ impl Runner {
             .templates
             .into_iter()
             .map(|tc| {
-                let name = tc.source.display().to_string();
+                let name = tc.source.name();
                 let template = load_template(&tc)?;
                 Ok(TemplateState {
                     config: tc,
@@ -690,15 +702,15 @@ impl Runner {
         }
     }
 
-    /// Re-reads the template sources `which` selects (SIGHUP: all; an
-    /// edit: that one). A template that no longer parses keeps its
-    /// previous version, and the error says where.
+    /// Re-reads the template files `which` selects (SIGHUP: all; an
+    /// edit: that one); inline templates have none. A template that no
+    /// longer parses keeps its previous version, and the error says where.
     fn reload_templates(&mut self, which: impl Fn(&Path) -> bool) {
         let now = Instant::now();
         for t in self
             .templates
             .iter_mut()
-            .filter(|t| which(&t.config.source))
+            .filter(|t| t.config.source.path().is_some_and(&which))
         {
             match load_template(&t.config) {
                 Ok(template) => {
@@ -771,17 +783,23 @@ impl Runner {
     }
 }
 
+/// Reads (for a file) and parses the template `config` names.
 fn load_template(config: &TemplateConfig) -> Result<Template, RunError> {
-    let path = &config.source;
-    let source = std::fs::read_to_string(path).map_err(|source| RunError::ReadTemplate {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let name = config.source.name();
+    let text = match &config.source {
+        TemplateSource::File(path) => Cow::Owned(std::fs::read_to_string(path).map_err(
+            |source| RunError::ReadTemplate {
+                path: name.clone(),
+                source,
+            },
+        )?),
+        TemplateSource::Inline(text) => Cow::Borrowed(text.as_str()),
+    };
     Ok(Template::parse_with(
-        &path.display().to_string(),
-        &source,
+        &name,
+        &text,
         &config.syntax,
-        config.sandbox.as_ref(),
+        &config.options,
     )?)
 }
 
@@ -819,26 +837,43 @@ async fn wait_for(task: &mut Option<JoinHandle<apply::Report>>) -> Result<apply:
     }
 }
 
-/// The signals the runner reacts to.
+/// The signals the runner reacts to: SIGINT, SIGTERM, SIGQUIT and the
+/// kill signal stop it; the reload signal (SIGHUP unless configured) re-reads
+/// the templates; SIGUSR1 logs the counters. SIGHUP, when another signal
+/// reloads, is caught and ignored, so that it does not end the process.
 struct Signals {
     stop: StopSignals,
-    hangup: Signal,
-    user1: Signal,
+    reload: Option<Signal>,
+    ignored_hangup: Option<Signal>,
+    stats: Option<Signal>,
     /// Only as PID 1, where orphans become ours to reap.
     child: Option<Signal>,
 }
 
 impl Signals {
-    fn new() -> std::io::Result<Signals> {
+    fn new(reload: Option<ProcessSignal>, kill: ProcessSignal) -> std::io::Result<Signals> {
         let pid_1 = std::process::id() == 1;
+        let listen = |signal_number: i32| signal(SignalKind::from_raw(signal_number));
+        let standard_stops = [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT];
+        let taken = |n: i32| reload.map(|r| r.0) == Some(n) || kill.0 == n;
+        let extra_stop = match Sig::try_from(kill.0) {
+            Ok(sig) if !standard_stops.contains(&kill.0) => Some((listen(kill.0)?, sig)),
+            _ => None,
+        };
         Ok(Signals {
             stop: StopSignals {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-                quit: signal(SignalKind::quit())?,
+                interrupt: listen(libc::SIGINT)?,
+                terminate: listen(libc::SIGTERM)?,
+                quit: listen(libc::SIGQUIT)?,
+                extra: extra_stop,
             },
-            hangup: signal(SignalKind::hangup())?,
-            user1: signal(SignalKind::user_defined1())?,
+            reload: reload.map(|r| listen(r.0)).transpose()?,
+            ignored_hangup: (!taken(libc::SIGHUP))
+                .then(|| listen(libc::SIGHUP))
+                .transpose()?,
+            stats: (!taken(libc::SIGUSR1))
+                .then(|| listen(libc::SIGUSR1))
+                .transpose()?,
             child: pid_1.then(|| signal(SignalKind::child())).transpose()?,
         })
     }
@@ -848,26 +883,38 @@ struct StopSignals {
     interrupt: Signal,
     terminate: Signal,
     quit: Signal,
+    /// A `-kill-signal` other than those three.
+    extra: Option<(Signal, Sig)>,
 }
 
 impl StopSignals {
-    /// SIGINT, SIGTERM or SIGQUIT: each stops cleanly (consul-template
-    /// ignores SIGTERM by default; supervisors send it), or is passed on
-    /// to a supervised child.
-    async fn requested(&mut self) -> nix::sys::signal::Signal {
-        use nix::sys::signal::Signal as Sig;
+    /// SIGINT, SIGTERM, SIGQUIT or the kill signal: each stops cleanly
+    /// (consul-template stops only on its kill signal and ignores SIGTERM;
+    /// supervisors send it), or is passed on to a supervised child.
+    async fn requested(&mut self) -> Sig {
+        let extra = async {
+            match &mut self.extra {
+                Some((stream, sig)) => {
+                    stream.recv().await;
+                    *sig
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.interrupt.recv() => Sig::SIGINT,
             _ = self.terminate.recv() => Sig::SIGTERM,
             _ = self.quit.recv() => Sig::SIGQUIT,
+            sig = extra => sig,
         }
     }
 }
 
-async fn orphan_exited(child: &mut Option<Signal>) {
-    match child {
-        Some(child) => {
-            child.recv().await;
+/// The next delivery of `signal`, if it is listened to.
+async fn received(signal: &mut Option<Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
         }
         None => std::future::pending().await,
     }

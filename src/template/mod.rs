@@ -2,12 +2,15 @@
 //! [`Snapshot`] into text plus a [`record`] of the dependencies the render
 //! used and the ones whose data is still missing. Rendering is pure: no I/O,
 //! no network, except that a [`Sandbox`] resolves the paths `file` is given;
-//! reading the source file is the caller's job.
+//! reading the source file is the caller's job. [`Options`] carry what
+//! consul-template sets per template beyond the syntax: the sandbox, the
+//! denied functions and `error_on_missing_key`.
 //!
 //! This module is engine-neutral: what a render looks up is Consul's
 //! [`Data`](crate::consul::Data), recorded in one place, and each engine
 //! converts it to its own values in its own module.
 
+mod denylist;
 mod gotmpl;
 mod record;
 mod sandbox;
@@ -18,6 +21,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
+pub use denylist::Denylist;
 pub use sandbox::Sandbox;
 pub use snapshot::Snapshot;
 
@@ -81,6 +85,21 @@ impl Syntax {
             delimiters: None,
         }
     }
+}
+
+/// How one template may run, beyond its syntax: consul-template's
+/// `sandbox_path`, `function_denylist` and `error_on_missing_key`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The directory `file` may read from; `None` lets it read anywhere.
+    pub sandbox: Option<Sandbox>,
+    /// The functions whose calls fail.
+    pub denylist: Denylist,
+    /// Go's `missingkey=error`: a field missing from a map (or read from
+    /// no data) fails the render instead of reading as `<no value>`. The
+    /// Go dialect's only: Tera always fails a render that prints a missing
+    /// key.
+    pub error_on_missing_key: bool,
 }
 
 /// The result of one render.
@@ -158,21 +177,20 @@ impl Template {
     /// Parses `source` in the engine its name implies; `name` (usually the
     /// file's path) is how errors and logs refer to it.
     pub fn parse(name: &str, source: &str) -> Result<Template, TemplateError> {
-        Template::parse_with(name, source, &Syntax::for_path(name), None)
+        Template::parse_with(name, source, &Syntax::for_path(name), &Options::default())
     }
 
-    /// Parses `source` in the engine and with the delimiters `syntax` names;
-    /// with a `sandbox`, its `file` reads only paths inside it.
+    /// Parses `source` in the engine and with the delimiters `syntax` names,
+    /// to run as `options` say.
     pub fn parse_with(
         name: &str,
         source: &str,
         syntax: &Syntax,
-        sandbox: Option<&Sandbox>,
+        options: &Options,
     ) -> Result<Template, TemplateError> {
-        let sandbox = sandbox.cloned();
         let engine = match (syntax.engine, &syntax.delimiters) {
             (Engine::Tera, None) => {
-                Parsed::Tera(Box::new(tera::TeraTemplate::parse(name, source, sandbox)?))
+                Parsed::Tera(Box::new(tera::TeraTemplate::parse(name, source, options)?))
             }
             (Engine::Tera, Some(_)) => {
                 return Err(TemplateError {
@@ -188,7 +206,11 @@ impl Template {
                     .as_ref()
                     .map_or(("{{", "}}"), |(l, r)| (l.as_str(), r.as_str()));
                 Parsed::Go(gotmpl::GoTemplate::parse(
-                    name, source, left, right, sandbox,
+                    name,
+                    source,
+                    left,
+                    right,
+                    options.clone(),
                 )?)
             }
         };

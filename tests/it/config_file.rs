@@ -1,11 +1,14 @@
 //! `-config` files as consul-template users write them: templates with their
-//! own settings, rendered offline, and settings consul-render refuses.
+//! own settings, inline templates, rendered offline and live, and settings
+//! consul-render refuses.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{repo, run, write};
+use testbed::ConsulAgent;
+
+use crate::support::{Daemon, repo, run, wait_for_file, write};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -170,4 +173,89 @@ fn a_file_outside_the_sandbox_fails_its_template_and_writes_nothing() {
         }
     }
     assert!(!done.stderr.contains("not for nginx"), "{done:?}");
+}
+
+#[test]
+fn inline_templates_render_offline_in_either_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let (go, tera) = (dir.path().join("go.conf"), dir.path().join("tera.conf"));
+    let config = dir.path().join("inline.hcl");
+    write(
+        &config,
+        &format!(
+            r#"
+template {{
+  contents = "{{{{ range service \"tutum-nodejs-redis\" }}}}server {{{{ .Address }}}}:{{{{ .Port }}}};\n{{{{ end }}}}"
+  destination = "{go}"
+}}
+template {{
+  contents = <<EOT
+{{% for i in service(name="tutum-nodejs-redis") %}}server {{{{ i.endpoint }}}};
+{{% endfor -%}}
+EOT
+  destination = "{tera}"
+  engine = "tera"
+}}
+"#,
+            go = go.display(),
+            tera = tera.display(),
+        ),
+    );
+    let catalog = repo().join("examples/catalog.json").display().to_string();
+    let done = run(
+        &[
+            &format!("-config={}", config.display()),
+            "-catalog-file",
+            &catalog,
+        ],
+        &[],
+        T,
+    );
+    assert_eq!(done.code, 0, "{done:?}");
+    let servers =
+        "server 10.132.1.191:32777;\nserver 10.132.1.191:32778;\nserver 10.132.14.17:32772;\n";
+    assert_eq!(read(&go), servers);
+    assert_eq!(read(&tera), servers);
+}
+
+#[test]
+fn an_inline_template_has_nothing_to_reread_and_follows_consul() {
+    let consul = ConsulAgent::dev();
+    consul.kv_put("greeting", "hello");
+    let dir = tempfile::tempdir().unwrap();
+    let (source, from_file, inline) = (
+        dir.path().join("t.ctmpl"),
+        dir.path().join("file.conf"),
+        dir.path().join("inline.conf"),
+    );
+    write(&source, "file {{ key \"greeting\" }}\n");
+    let config = dir.path().join("c.hcl");
+    write(
+        &config,
+        &format!(
+            "template {{\n  source = \"{}\"\n  destination = \"{}\"\n}}\n\
+             template {{\n  contents = \"inline {{{{ key \\\"greeting\\\" }}}}\\n\"\n  destination = \"{}\"\n}}\n",
+            source.display(),
+            from_file.display(),
+            inline.display()
+        ),
+    );
+    let mut daemon = Daemon::start(
+        &[
+            &format!("-consul-addr={}", consul.http_addr()),
+            &format!("-config={}", config.display()),
+        ],
+        &[],
+    );
+    wait_for_file(&inline, "the inline render", T, |t| t == "inline hello\n");
+    wait_for_file(&from_file, "the file render", T, |t| t == "file hello\n");
+    // SIGHUP re-reads the file template only.
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_for_log("template reloaded", 1, T);
+    consul.kv_put("greeting", "again");
+    wait_for_file(&inline, "the changed key", T, |t| t == "inline again\n");
+    daemon.assert_running();
+    let log = daemon.log();
+    assert_eq!(log.matches("template reloaded").count(), 1, "{log}");
+    assert!(!log.contains("(dynamic); keeping"), "{log}");
 }

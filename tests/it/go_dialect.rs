@@ -545,3 +545,197 @@ fn a_hostile_address_is_refused_where_consul_template_writes_it_verbatim() {
         "the refusal is not logged:\n{cr_log}"
     );
 }
+
+/// How a template block of [`template_blocks_run_as_in_consul_template`]
+/// ends in both programs.
+enum Outcome {
+    /// Both write these bytes.
+    Writes(&'static str),
+    /// Both write nothing and log an error with each of these texts;
+    /// consul-render exits with the code given (consul-template: 14).
+    Fails(Vec<String>, i32),
+}
+
+/// consul-template's `contents`, `function_denylist` (and its old name
+/// `function_blacklist`) and `error_on_missing_key`, side by side with
+/// consul-template. `-template` flags cannot set them, so each case is a
+/// config file run by both against the same agent: the same bytes, or the
+/// same error (position, failing node and message) and nothing written.
+#[test]
+fn template_blocks_run_as_in_consul_template() {
+    use Outcome::{Fails, Writes};
+    let consul = ConsulAgent::dev();
+    consul.register(
+        &Instance::new("web", "web-1")
+            .address("127.0.0.1")
+            .port(8081)
+            .meta("zone", "a"),
+    );
+    consul.kv_put("app/port", "8080");
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("file.ctmpl");
+    std::fs::write(&source, "from a file\n").unwrap();
+    std::fs::write(dir.path().join("nil.ctmpl"), "{{ .foo }}").unwrap();
+    let long = "x".repeat(30);
+    let keys = |keys: &[&str]| keys.iter().map(|key| key.to_string()).collect::<Vec<_>>();
+    let cases: Vec<(&str, String, Outcome)> = vec![
+        (
+            "contents",
+            r#"contents = "{{ range service \"web\" }}server {{ .Address }}:{{ .Port }} zone={{ .ServiceMeta.zone }};\n{{ end }}port {{ key \"app/port\" }}\n""#.to_owned(),
+            Writes("server 127.0.0.1:8081 zone=a;\nport 8080\n"),
+        ),
+        (
+            "contents_heredoc",
+            "contents = <<EOT\n{{- with service \"web\" }}{{ len . }} up{{ end }}\n  ${x}\nEOT".to_owned(),
+            Writes("1 up\n  ${x}\n"),
+        ),
+        (
+            "contents_and_source",
+            format!("source = \"{}\"\n  contents = \"x\"", source.display()),
+            Fails(
+                keys(&[
+                    "cannot specify both 'source' and 'contents'",
+                ]),
+                15,
+            ),
+        ),
+        (
+            "neither",
+            "contents = \"\"".to_owned(),
+            Fails(
+                keys(&[
+                    "must specify exactly one of 'source' or 'contents'",
+                ]),
+                15,
+            ),
+        ),
+        (
+            "denied",
+            "contents = \"ok\\n{{ env \\\"HOME\\\" }}\"\n  function_denylist = [\"env\"]".to_owned(),
+            Fails(
+                keys(&[
+                    "(dynamic)",
+                    ":2:3: executing",
+                    r#"at <env "HOME">: error calling env: function is disabled"#,
+                ]),
+                14,
+            ),
+        ),
+        (
+            "denied_by_pattern_under_the_old_name",
+            "contents = \"{{ \\\"a\\\" | sprig_upper }}\"\n  function_blacklist = \"sprig_*\"".to_owned(),
+            Fails(
+                keys(&[
+                    "(dynamic)",
+                    ":1:9: executing",
+                    "at <sprig_upper>: error calling sprig_upper: function is disabled",
+                ]),
+                14,
+            ),
+        ),
+        (
+            "denied_arguments_still_checked",
+            "contents = \"{{ env 1 }}\"\n  function_denylist = [\"env\"]".to_owned(),
+            Fails(
+                keys(&[
+                    "(dynamic)",
+                    ":1:7: executing",
+                    "at <1>: expected string; found 1",
+                ]),
+                14,
+            ),
+        ),
+        (
+            "builtins_and_uncalled_functions_stay",
+            "contents = \"{{ print \\\"ab\\\" | len }}{{ if false }}{{ env \\\"HOME\\\" }}{{ end }}\"\n  function_denylist = [\"print\", \"len\", \"env\"]".to_owned(),
+            Writes("2"),
+        ),
+        (
+            "missing_map_key",
+            "contents = \"{{ range service \\\"web\\\" }}{{ .ServiceMeta.zone }}{{ .ServiceMeta.nope }}{{ end }}\"\n  error_on_missing_key = true".to_owned(),
+            Fails(
+                keys(&[
+                    "(dynamic)",
+                    ":1:63: executing",
+                    r#"at <.ServiceMeta.nope>: map has no entry for key "nope""#,
+                ]),
+                14,
+            ),
+        ),
+        (
+            "missing_key_of_no_data",
+            format!(
+                "source = \"{}\"\n  error_on_missing_key = true",
+                dir.path().join("nil.ctmpl").display()
+            ),
+            Fails(
+                keys(&[
+                    ":1:3: executing",
+                    r#"at <.foo>: nil data; no entry for key "foo""#,
+                ]),
+                14,
+            ),
+        ),
+        (
+            "missing_keys_read_as_no_value_by_default",
+            "contents = \"[{{ range service \\\"web\\\" }}{{ .ServiceMeta.nope }}{{ end }}]{{ .foo }}\"\n  error_on_missing_key = false".to_owned(),
+            Writes("[]<no value>"),
+        ),
+        (
+            "failed_call_shown_whole",
+            format!("contents = \"{{{{ parseInt \\\"{long}\\\" }}}}\""),
+            Fails(
+                vec![
+                    ":1:3: executing".to_owned(),
+                    format!(r#"at <parseInt "{long}">: error calling parseInt"#),
+                ],
+                14,
+            ),
+        ),
+    ];
+    let bin = PathBuf::from(crate::support::BIN);
+    let mut failures = Vec::new();
+    for (case, settings, outcome) in &cases {
+        let mut results = Vec::new();
+        for (who, program) in [
+            ("consul-template", consul_template()),
+            ("consul-render", bin.clone()),
+        ] {
+            let out = dir.path().join(who).join(case);
+            let config = dir.path().join(format!("{who}-{case}.hcl"));
+            std::fs::write(
+                &config,
+                format!(
+                    "template {{\n  {settings}\n  destination = \"{}\"\n}}\n",
+                    out.display()
+                ),
+            )
+            .unwrap();
+            let mut command = once(&program, &consul);
+            command.arg(format!("-config={}", config.display()));
+            let log = run_logged(&program, command);
+            results.push((std::fs::read_to_string(&out).ok(), log));
+        }
+        let [(want, ct_log), (got, cr_log)] = &results[..] else {
+            unreachable!("two programs ran")
+        };
+        let fine = match outcome {
+            Writes(text) => want.as_deref() == Some(*text) && got == want,
+            Fails(keys, code) => {
+                want.is_none()
+                    && got.is_none()
+                    && ct_log.contains("exited Some(14)")
+                    && cr_log.contains(&format!("exited Some({code})"))
+                    && keys
+                        .iter()
+                        .all(|key| ct_log.contains(key.as_str()) && cr_log.contains(key.as_str()))
+            }
+        };
+        if !fine {
+            failures.push(format!(
+                "{case}:\n  consul-template wrote {want:?}\n  consul-render wrote {got:?}\n{ct_log}\n{cr_log}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

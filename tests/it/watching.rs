@@ -273,6 +273,30 @@ fn sigint_and_sigterm_both_stop_cleanly_with_exit_12() {
 }
 
 #[test]
+fn reload_and_kill_signals_can_be_other_signals_and_sighup_then_changes_nothing() {
+    let consul = ConsulAgent::dev();
+    let (r, mut daemon) = watch(
+        &consul,
+        "x\n",
+        &["-reload-signal=SIGUSR2", "-kill-signal=SIGUSR1"],
+    );
+    wait_for_file(&r.out(), "the render", T, |c| c == "x\n");
+    // SIGHUP would end a process that does not catch it.
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_for_log("SIGHUP ignored", 1, T);
+    daemon.assert_running();
+    assert!(
+        !daemon.log().contains("template reloaded"),
+        "{}",
+        daemon.log()
+    );
+    daemon.signal(libc::SIGUSR2);
+    daemon.wait_for_log("template reloaded", 1, T);
+    daemon.signal(libc::SIGUSR1);
+    assert_eq!(daemon.wait_exit(T), 12, "{}", daemon.log());
+}
+
+#[test]
 fn sighup_rereads_every_template() {
     let consul = ConsulAgent::dev();
     let (r, mut daemon) = watch(&consul, "before\n", &[]);

@@ -11,9 +11,11 @@ use std::rc::Rc;
 
 use super::data::{self, Lookup};
 use super::fmt;
-use super::functions::{Param, table};
+use super::functions::{self, Param, table};
 use super::parse::{Arg, Branch, Command, List, Node, Number, Pipe, Trees, quote};
 use super::value::{Scratch, Value};
+use crate::template::Options;
+use crate::template::denylist::DISABLED;
 
 /// text/template's limit is 100000 nested template calls; Go's stacks grow
 /// and ours do not, so we stop much earlier, with Go's message.
@@ -24,7 +26,7 @@ const MAX_DEPTH: usize = 1000;
 pub struct ExecError {
     /// Byte offset of the failing node, when there is one.
     pub pos: Option<usize>,
-    /// The failing node as Go prints it (already truncated).
+    /// The failing node as Go prints it.
     pub context: String,
     pub template: String,
     pub message: String,
@@ -45,6 +47,7 @@ enum At<'p> {
     None,
     Node(&'p Node),
     Pipe(&'p Pipe),
+    Command(&'p Command),
     Arg(&'p Arg),
 }
 
@@ -67,10 +70,16 @@ pub struct Exec<'a, 'p, 'r> {
     depth: usize,
     at: At<'p>,
     scratch: Rc<RefCell<Scratch<'a>>>,
+    options: &'p Options,
 }
 
 impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
-    pub fn new(trees: &'p Trees, name: &'p str, lookup: Lookup<'a, 'r>) -> Self {
+    pub fn new(
+        trees: &'p Trees,
+        name: &'p str,
+        lookup: Lookup<'a, 'r>,
+        options: &'p Options,
+    ) -> Self {
         Exec {
             trees,
             lookup,
@@ -80,6 +89,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             depth: 0,
             at: At::None,
             scratch: Rc::default(),
+            options,
         }
     }
 
@@ -95,13 +105,12 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             At::None => (None, String::new()),
             At::Node(node) => (Some(node_pos(node)), node_text(node)),
             At::Pipe(pipe) => (Some(pipe.pos), pipe.to_string()),
+            At::Command(command) => (Some(command.pos), command.to_string()),
             At::Arg(arg) => (Some(arg.pos()), arg.to_string()),
         };
-        let context = if context.chars().count() > 20 {
-            format!("{}...", context.chars().take(20).collect::<String>())
-        } else {
-            context
-        };
+        // Go 1.26's `ErrorContext` prints the whole node, where older Go
+        // cut it after 20 characters; consul-template as the test bed
+        // builds it (with Go 1.26) is the reference.
         Err(ExecError {
             pos,
             context,
@@ -335,7 +344,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             }
             Arg::Identifier { name, .. } => {
                 self.at = At::Arg(first);
-                self.eval_function(dot, name, &command.args, last)
+                self.eval_function(dot, name, At::Command(command), &command.args, last)
             }
             Arg::Pipe(pipe) => {
                 self.not_a_function(&command.args, &last)?;
@@ -440,7 +449,11 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         receiver: Value<'a>,
     ) -> Result<Value<'a>> {
         let has_args = args.len() > 1 || last.is_some();
+        let missing_key_error = self.options.error_on_missing_key;
         match &receiver {
+            Value::NoValue if missing_key_error => {
+                self.error(format!("nil data; no entry for key {}", quote(name)))
+            }
             Value::NoValue => Ok(Value::NoValue),
             Value::Nil => self.error(format!("nil pointer evaluating interface {{}}.{name}")),
             Value::Scratch(scratch) => {
@@ -468,10 +481,13 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                 if has_args {
                     return self.error(format!("{name} is not a method but has arguments"));
                 }
-                Ok(match receiver.map_get(name) {
-                    Some(Some(value)) => value,
-                    _ => receiver.map_zero(),
-                })
+                match receiver.map_get(name) {
+                    Some(Some(value)) => Ok(value),
+                    _ if missing_key_error => {
+                        self.error(format!("map has no entry for key {}", quote(name)))
+                    }
+                    _ => Ok(receiver.map_zero()),
+                }
             }
             _ => self.error(format!(
                 "can't evaluate field {name} in type {}",
@@ -480,13 +496,23 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         }
     }
 
+    /// Calls the function `name` (`args[0]`) with the rest of `args` and
+    /// the piped value. `call` is the node Go reports a failed call at: the
+    /// whole command, or the bare name when it is an argument.
     fn eval_function(
         &mut self,
         dot: &Value<'a>,
         name: &str,
+        call: At<'p>,
         args: &'p [Arg],
         last: Option<Value<'a>>,
     ) -> Result<Value<'a>> {
+        // consul-template puts `func(...string) (string, error)` in place
+        // of each denied function of its own; Go's builtins stay.
+        if self.options.denylist.denies(name) && !functions::is_builtin(name) {
+            self.eval_args(dot, name, &[], Some(Param::Str), args, last)?;
+            return self.function_failed(call, name, DISABLED);
+        }
         let call_args = &args[1..];
         match name {
             "and" | "or" => return self.and_or(dot, name == "or", call_args, last),
@@ -497,17 +523,24 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             "executeTemplate" => {
                 let argv =
                     self.eval_args(dot, name, &[Param::Str], Some(Param::Any), args, last)?;
-                return self.execute_template(argv);
+                return self.execute_template(call, argv);
             }
             "call" => {
+                // Go names the callee by its node, or by the piped value's
+                // `reflect.Value.String`.
+                let callee = match (call_args.first(), &last) {
+                    (Some(arg), _) => arg.to_string(),
+                    (None, Some(Value::Str(text))) => text.to_string(),
+                    (None, Some(value)) => format!("<{} Value>", value.type_name()),
+                    (None, None) => String::new(),
+                };
                 let argv =
                     self.eval_args(dot, name, &[Param::Any], Some(Param::Any), args, last)?;
-                let target = &argv[0];
-                return self.error(format!(
-                    "error calling call: non-function {} of type {}",
-                    fmt::sprint(std::slice::from_ref(target)),
-                    target.type_name()
-                ));
+                let message = match &argv[0] {
+                    Value::NoValue | Value::Nil => "call of nil".to_owned(),
+                    target => format!("non-function {callee} of type {}", target.type_name()),
+                };
+                return self.function_failed(call, name, &message);
             }
             _ => {}
         }
@@ -515,7 +548,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             let argv = self.eval_args(dot, name, function.params, function.variadic, args, last)?;
             return match (function.run)(&mut self.lookup, argv) {
                 Ok(value) => Ok(value),
-                Err(message) => self.function_failed(args, name, &message),
+                Err(message) => self.function_failed(call, name, &message),
             };
         }
         let Some(function) = table().get(name) else {
@@ -524,12 +557,14 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         let argv = self.eval_args(dot, name, function.params, function.variadic, args, last)?;
         match (function.run)(argv) {
             Ok(value) => Ok(value),
-            Err(message) => self.function_failed(args, name, &message),
+            Err(message) => self.function_failed(call, name, &message),
         }
     }
 
-    fn function_failed<T>(&mut self, args: &'p [Arg], name: &str, message: &str) -> Result<T> {
-        self.at = At::Arg(&args[0]);
+    /// A call that returned an error, reported at `call` as Go's
+    /// `evalCall` reports it.
+    fn function_failed<T>(&mut self, call: At<'p>, name: &str, message: &str) -> Result<T> {
+        self.at = call;
         self.error(format!("error calling {name}: {message}"))
     }
 
@@ -614,7 +649,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             }
             Arg::Pipe(pipe) => self.eval_pipeline(dot, pipe)?,
             Arg::Identifier { name, .. } => {
-                self.eval_function(dot, name, std::slice::from_ref(arg), None)?
+                self.eval_function(dot, name, At::Arg(arg), std::slice::from_ref(arg), None)?
             }
             Arg::Chain { node, fields, .. } => {
                 self.eval_chain(dot, arg, node, fields, std::slice::from_ref(arg), None)?
@@ -644,7 +679,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                 };
             }
         };
-        self.at = At::Arg(arg);
+        // Go checks the value where evaluating it last stood, not at `arg`.
         self.validate(value, param)
     }
 
@@ -685,42 +720,49 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         Ok(value)
     }
 
-    fn execute_template(&mut self, argv: Vec<Value<'a>>) -> Result<Value<'a>> {
+    /// consul-template's `executeTemplate`; its errors are reported at
+    /// `call`, as every failed call is.
+    fn execute_template(&mut self, call: At<'p>, argv: Vec<Value<'a>>) -> Result<Value<'a>> {
+        const NAME: &str = "executeTemplate";
         let mut argv = argv.into_iter();
         let name = argv.next().unwrap_or(Value::NoValue);
         let rest: Vec<Value<'a>> = argv.collect();
         if rest.len() > 1 {
-            return self.error(format!(
-                "error calling executeTemplate: executeTemplate: wrong number of arguments, expected 1 or 2, but got {}",
+            let message = format!(
+                "executeTemplate: wrong number of arguments, expected 1 or 2, but got {}",
                 rest.len() + 1
-            ));
+            );
+            return self.function_failed(call, NAME, &message);
         }
         let name = name.as_str().unwrap_or_default().to_owned();
         let Some((name, list)) = self.trees.defined.get_key_value(name.as_str()) else {
-            return self.error(format!(
-                "error calling executeTemplate: template: no template {} associated with template {}",
+            let message = format!(
+                "template: no template {} associated with template {}",
                 quote(&name),
                 quote("")
-            ));
+            );
+            return self.function_failed(call, NAME, &message);
         };
         if self.depth >= MAX_DEPTH {
+            self.at = call;
             return self.error(format!("exceeded maximum template depth ({MAX_DEPTH})"));
         }
         let dot = rest.into_iter().next().unwrap_or(Value::NoValue);
         let out = std::mem::take(&mut self.out);
-        let at = self.at;
         let result = self.call_template(name, list, dot);
         let text = std::mem::replace(&mut self.out, out);
-        self.at = at;
         match result {
             Ok(()) => Ok(Value::string(text)),
-            Err(inner) => self.error(format!(
-                "error calling executeTemplate: template: {}: executing {} at <{}>: {}",
-                inner.template,
-                quote(&inner.template),
-                inner.context,
-                inner.message
-            )),
+            Err(inner) => {
+                let message = format!(
+                    "template: {}: executing {} at <{}>: {}",
+                    inner.template,
+                    quote(&inner.template),
+                    inner.context,
+                    inner.message
+                );
+                self.function_failed(call, NAME, &message)
+            }
         }
     }
 

@@ -16,7 +16,7 @@ mod value;
 use std::sync::Arc;
 
 use super::record::Record;
-use super::{Rendered, Sandbox, Snapshot, TemplateError};
+use super::{Options, Rendered, Snapshot, TemplateError};
 use parse::Trees;
 
 /// A parsed Go-dialect template.
@@ -24,19 +24,18 @@ pub struct GoTemplate {
     name: String,
     source: String,
     trees: Trees,
-    /// Where `file` may read, if it is confined.
-    sandbox: Option<Sandbox>,
+    options: Options,
 }
 
 impl GoTemplate {
-    /// Parses `source` with the given action delimiters; `file` reads only
-    /// inside `sandbox`, if there is one.
+    /// Parses `source` with the given action delimiters, to run as
+    /// `options` say.
     pub fn parse(
         name: &str,
         source: &str,
         left: &str,
         right: &str,
-        sandbox: Option<Sandbox>,
+        options: Options,
     ) -> Result<GoTemplate, TemplateError> {
         let trees = parse::parse(source, left, right, &exec::is_function)
             .map_err(|e| locate(name, source, Some(e.pos), e.message))?;
@@ -44,7 +43,7 @@ impl GoTemplate {
             name: name.to_owned(),
             source: source.to_owned(),
             trees,
-            sandbox,
+            options,
         })
     }
 
@@ -58,9 +57,9 @@ impl GoTemplate {
         let lookup = data::Lookup {
             snapshot,
             record: &mut record,
-            sandbox: self.sandbox.as_ref(),
+            sandbox: self.options.sandbox.as_ref(),
         };
-        let result = exec::Exec::new(&self.trees, &self.name, lookup).run();
+        let result = exec::Exec::new(&self.trees, &self.name, lookup, &self.options).run();
         if result.is_err() && !record.missing.is_empty() {
             return Ok(Rendered {
                 text: String::new(),
@@ -117,6 +116,7 @@ mod tests {
     use crate::consul::data::{Instance, KvEntry, Status};
     use crate::consul::model::Weights;
     use crate::consul::{Data, Dependency, HealthQuery};
+    use crate::template::{Denylist, Sandbox};
 
     fn instance(node: &str, id: &str, port: u16, status: Status) -> Instance {
         Instance {
@@ -184,10 +184,18 @@ mod tests {
     }
 
     fn render(source: &str) -> Rendered {
-        GoTemplate::parse("t.ctmpl", source, "{{", "}}", None)
+        render_with(source, Options::default())
+    }
+
+    fn render_with(source: &str, options: Options) -> Rendered {
+        GoTemplate::parse("t.ctmpl", source, "{{", "}}", options)
             .expect("parses")
             .render(&snapshot())
             .expect("renders")
+    }
+
+    fn first_line(error: String) -> String {
+        error.lines().next().unwrap_or_default().to_owned()
     }
 
     fn text(source: &str) -> String {
@@ -195,7 +203,13 @@ mod tests {
     }
 
     fn error(source: &str) -> String {
-        match GoTemplate::parse("t.ctmpl", source, "{{", "}}", None).map(|t| t.render(&snapshot()))
+        error_with(source, Options::default())
+    }
+
+    /// The error `source` fails with under `options`.
+    fn error_with(source: &str, options: Options) -> String {
+        match GoTemplate::parse("t.ctmpl", source, "{{", "}}", options)
+            .map(|t| t.render(&snapshot()))
         {
             Err(e) | Ok(Err(e)) => e.to_string(),
             Ok(Ok(r)) => panic!("expected an error, rendered {:?}", r.text),
@@ -318,7 +332,11 @@ mod tests {
         let sandbox = Sandbox::new(dir.path().to_owned());
         let inside = dir.path().join("in.txt").display().to_string();
         let template = |source: &str| {
-            GoTemplate::parse("t.ctmpl", source, "{{", "}}", Some(sandbox.clone())).unwrap()
+            let options = Options {
+                sandbox: Some(sandbox.clone()),
+                ..Options::default()
+            };
+            GoTemplate::parse("t.ctmpl", source, "{{", "}}", options).unwrap()
         };
 
         let rendered = template(&format!("{{{{ file \"{inside}\" }}}}"))
@@ -337,6 +355,145 @@ mod tests {
                 dir.path().display()
             )),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_failed_call_is_reported_at_the_whole_command_as_go_reports_it() {
+        let long = "x".repeat(34);
+        let cases = [
+            (
+                format!("{{{{ parseInt \"{long}\" }}}}"),
+                format!(
+                    "template: t.ctmpl:1:3: executing \"t.ctmpl\" at <parseInt \"{long}\">: error calling parseInt: parseInt: strconv.ParseInt: parsing \"{long}\": invalid syntax"
+                ),
+            ),
+            (
+                r#"{{ printf "%s" (parseInt "12x") }}"#.to_owned(),
+                r#"template: t.ctmpl:1:16: executing "t.ctmpl" at <parseInt "12x">: error calling parseInt: parseInt: strconv.ParseInt: parsing "12x": invalid syntax"#.to_owned(),
+            ),
+            (
+                r#"{{ "12x" | parseInt }}"#.to_owned(),
+                r#"template: t.ctmpl:1:11: executing "t.ctmpl" at <parseInt>: error calling parseInt: parseInt: strconv.ParseInt: parsing "12x": invalid syntax"#.to_owned(),
+            ),
+            (
+                r#"{{ call "x" }}"#.to_owned(),
+                r#"template: t.ctmpl:1:3: executing "t.ctmpl" at <call "x">: error calling call: non-function "x" of type string"#.to_owned(),
+            ),
+            (
+                r#"{{ "a" | call }}"#.to_owned(),
+                r#"template: t.ctmpl:1:9: executing "t.ctmpl" at <call>: error calling call: non-function a of type string"#.to_owned(),
+            ),
+            (
+                "{{ call .Missing }}".to_owned(),
+                r#"template: t.ctmpl:1:3: executing "t.ctmpl" at <call .Missing>: error calling call: call of nil"#.to_owned(),
+            ),
+            (
+                r#"{{ executeTemplate "nope" 1 }}"#.to_owned(),
+                r#"template: t.ctmpl:1:3: executing "t.ctmpl" at <executeTemplate "nope" 1>: error calling executeTemplate: template: no template "nope" associated with template """#.to_owned(),
+            ),
+        ];
+        for (source, expected) in cases {
+            assert_eq!(first_line(error(&source)), expected, "{source}");
+        }
+    }
+
+    #[test]
+    fn denied_functions_fail_when_called_as_consul_template_s_do() {
+        let options = || Options {
+            denylist: Denylist::new(
+                ["env", "sprig_*", "print", "len", "scratch", "service"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ),
+            ..Options::default()
+        };
+        let cases = [
+            (
+                r#"{{ env "HOME" }}"#,
+                r#"template: t.ctmpl:1:3: executing "t.ctmpl" at <env "HOME">: error calling env: function is disabled"#,
+            ),
+            // Its arguments are still checked against `...string`.
+            (
+                "{{ env 1 }}",
+                r#"template: t.ctmpl:1:7: executing "t.ctmpl" at <1>: expected string; found 1"#,
+            ),
+            (
+                "{{ 1 | env }}",
+                r#"template: t.ctmpl:1:7: executing "t.ctmpl" at <env>: wrong type for value; expected string; got int"#,
+            ),
+            (
+                r#"{{ "a" | sprig_upper }}"#,
+                r#"template: t.ctmpl:1:9: executing "t.ctmpl" at <sprig_upper>: error calling sprig_upper: function is disabled"#,
+            ),
+            (
+                r#"{{ scratch.Set "a" 1 }}"#,
+                r#"template: t.ctmpl:1:3: executing "t.ctmpl" at <scratch>: error calling scratch: function is disabled"#,
+            ),
+            (
+                r#"{{ range service "web" }}{{ end }}"#,
+                r#"template: t.ctmpl:1:9: executing "t.ctmpl" at <service "web">: error calling service: function is disabled"#,
+            ),
+        ];
+        for (source, expected) in cases {
+            assert_eq!(
+                first_line(error_with(source, options())),
+                expected,
+                "{source}"
+            );
+        }
+        // Go's builtins are not consul-template's to deny, and a denied
+        // function that is never called costs nothing.
+        let rendered = render_with(
+            r#"{{ print "ab" | len }}{{ if false }}{{ env "HOME" }}{{ end }}"#,
+            options(),
+        );
+        assert_eq!(rendered.text, "2");
+        assert!(rendered.used.is_empty());
+    }
+
+    #[test]
+    fn error_on_missing_key_fails_where_go_s_missingkey_error_does() {
+        let strict = || Options {
+            error_on_missing_key: true,
+            ..Options::default()
+        };
+        let cases = [
+            (
+                "{{ .foo }}",
+                r#"template: t.ctmpl:1:3: executing "t.ctmpl" at <.foo>: nil data; no entry for key "foo""#,
+            ),
+            (
+                "{{ $.foo }}",
+                r#"template: t.ctmpl:1:4: executing "t.ctmpl" at <$.foo>: nil data; no entry for key "foo""#,
+            ),
+            (
+                r#"{{ range service "web" }}{{ .ServiceMeta.zone }}{{ .ServiceMeta.nope }}{{ end }}"#,
+                r#"template: t.ctmpl:1:63: executing "t.ctmpl" at <.ServiceMeta.nope>: map has no entry for key "nope""#,
+            ),
+            (
+                r#"{{ (parseJSON "{\"a\":1}").b }}"#,
+                r#"template: t.ctmpl:1:14: executing "t.ctmpl" at <"{\"a\":1}">: map has no entry for key "b""#,
+            ),
+            (
+                r#"{{ define "x" }}[{{ .b }}]{{ end }}{{ template "x" (splitToMap "a:1" "," ":") }}"#,
+                r#"template: t.ctmpl:1:20: executing "x" at <.b>: map has no entry for key "b""#,
+            ),
+        ];
+        for (source, expected) in cases {
+            assert_eq!(
+                first_line(error_with(source, strict())),
+                expected,
+                "{source}"
+            );
+        }
+        // `index` knows no missing-key rule, and keys that are there read
+        // as always.
+        let source = r#"{{ index (parseJSON "{}") "x" }} {{ range service "web" }}{{ .ServiceMeta.zone }}{{ end }}"#;
+        assert_eq!(render_with(source, strict()).text, "<no value> aa");
+        assert_eq!(
+            text(r#"{{ .foo }} [{{ range service "web" }}{{ .ServiceMeta.nope }}{{ end }}]"#),
+            "<no value> []"
         );
     }
 }

@@ -12,9 +12,10 @@ use tera::{Kwargs, State, TeraResult, Value};
 use super::values::{self, Values};
 use crate::consul::data::Status;
 use crate::consul::{Dependency, HealthQuery};
-use crate::template::Sandbox;
+use crate::template::denylist::{DISABLED, Denylist};
 use crate::template::record::Record;
 use crate::template::snapshot::Snapshot;
+use crate::template::{Options, Sandbox};
 
 thread_local! {
     static SCOPE: RefCell<Option<Scope>> = const { RefCell::new(None) };
@@ -65,22 +66,44 @@ fn lookup(dependency: Dependency) -> Option<Value> {
     })
 }
 
-/// Registers every function on `tera`; `file` reads only inside `sandbox`,
-/// if there is one.
-pub fn register(tera: &mut tera::Tera, sandbox: Option<Sandbox>) {
-    tera.register_function("service", service);
-    tera.register_function("services", services);
-    tera.register_function("key", key);
-    tera.register_function("key_or_default", key_or_default);
-    tera.register_function("keys", keys);
-    tera.register_function("tree", tree);
-    tera.register_function("nodes", nodes);
-    tera.register_function("node", node);
-    tera.register_function("file", move |kwargs: Kwargs, _: &State| {
+/// Registers every function on `tera`; `file` reads only inside the
+/// sandbox of `options`, if there is one. A function its denylist matches
+/// is registered as one that fails, as consul-template's denied functions
+/// do; Tera's own functions and filters stay, as Go's builtins do there.
+pub fn register(tera: &mut tera::Tera, options: &Options) {
+    let denylist = &options.denylist;
+    add(tera, denylist, "service", service);
+    add(tera, denylist, "services", services);
+    add(tera, denylist, "key", key);
+    add(tera, denylist, "key_or_default", key_or_default);
+    add(tera, denylist, "keys", keys);
+    add(tera, denylist, "tree", tree);
+    add(tera, denylist, "nodes", nodes);
+    add(tera, denylist, "node", node);
+    let sandbox = options.sandbox.clone();
+    add(tera, denylist, "file", move |kwargs: Kwargs, _: &State| {
         file(kwargs, sandbox.as_ref())
     });
-    tera.register_function("datacenters", datacenters);
-    tera.register_function("env", env);
+    add(tera, denylist, "datacenters", datacenters);
+    add(tera, denylist, "env", env);
+}
+
+/// Registers `function` as `name`, or, when `denylist` denies it, a
+/// function that fails when called.
+fn add<F, R>(tera: &mut tera::Tera, denylist: &Denylist, name: &'static str, function: F)
+where
+    F: tera::Function<R>,
+    R: tera::FunctionResult,
+{
+    if denylist.denies(name) {
+        tera.register_function(name, move |_: Kwargs, _: &State| -> TeraResult<Value> {
+            Err(tera::Error::message(format!(
+                "error calling {name}: {DISABLED}"
+            )))
+        });
+    } else {
+        tera.register_function(name, function);
+    }
 }
 
 /// A string or a list of strings (`tag="a"` or `tag=["a", "b"]`).

@@ -7,7 +7,7 @@ mod values;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{Rendered, Sandbox, Snapshot, TemplateError};
+use super::{Options, Rendered, Snapshot, TemplateError};
 use values::Values;
 
 /// A parsed Tera template.
@@ -22,17 +22,19 @@ pub struct TeraTemplate {
 }
 
 impl TeraTemplate {
-    /// Parses `source`; `file` reads only inside `sandbox`, if there is one.
+    /// Parses `source`, with the sandbox and the denied functions of
+    /// `options` (`error_on_missing_key` does not apply: Tera always fails
+    /// a render that prints a missing key).
     pub fn parse(
         name: &str,
         source: &str,
-        sandbox: Option<Sandbox>,
+        options: &Options,
     ) -> Result<TeraTemplate, TemplateError> {
         let mut tera = tera::Tera::new();
         // Output is configuration, not HTML: escaping would corrupt it.
         // Safety of values from Consul is the data model's job.
         tera.autoescape_on(Vec::<&'static str>::new());
-        functions::register(&mut tera, sandbox);
+        functions::register(&mut tera, options);
         tera.add_raw_template(name, source)
             .map_err(|e| locate(name, source, &e))?;
         Ok(TeraTemplate {
@@ -92,7 +94,7 @@ mod tests {
     use crate::consul::data::{Data, Instance, KvEntry, ServiceSummary, Status};
     use crate::consul::model::Weights;
     use crate::consul::{Dependency, HealthQuery};
-    use crate::template::{Rendered, Sandbox, Snapshot, Syntax, Template};
+    use crate::template::{Denylist, Options, Rendered, Sandbox, Snapshot, Syntax, Template};
 
     fn instance(id: &str, address: &str, port: u16, status: Status) -> Instance {
         Instance {
@@ -307,13 +309,11 @@ mod tests {
         let sandbox = Sandbox::new(dir.path().to_owned());
         let inside = dir.path().join("in.txt").display().to_string();
         let template = |source: &str| {
-            Template::parse_with(
-                "t.tera",
-                source,
-                &Syntax::for_path("t.tera"),
-                Some(&sandbox),
-            )
-            .unwrap()
+            let options = Options {
+                sandbox: Some(sandbox.clone()),
+                ..Options::default()
+            };
+            Template::parse_with("t.tera", source, &Syntax::for_path("t.tera"), &options).unwrap()
         };
 
         let rendered = template(&format!("{{{{ file(path=\"{inside}\") }}}}"))
@@ -333,6 +333,37 @@ mod tests {
                 dir.path().display()
             )
         );
+    }
+
+    #[test]
+    fn denied_functions_fail_when_called_and_tera_s_own_stay() {
+        let template = |patterns: &[&str], source: &str| {
+            let options = Options {
+                denylist: Denylist::new(patterns.iter().map(|p| p.to_string()).collect()),
+                ..Options::default()
+            };
+            Template::parse_with("t.tera", source, &Syntax::for_path("t.tera"), &options)
+                .unwrap()
+                .render(&Arc::new(Snapshot::default()))
+        };
+        let error = template(&["env"], "ok\n{{ env(name=\"HOME\") }}").unwrap_err();
+        assert!(error.location.starts_with("t.tera:2:"), "{error}");
+        assert_eq!(error.message, "error calling env: function is disabled");
+        let error =
+            template(&["key*"], "{{ key_or_default(path=\"a\", default=\"d\") }}").unwrap_err();
+        assert_eq!(
+            error.message,
+            "error calling key_or_default: function is disabled"
+        );
+        // Only called functions fail, and Tera's own are not consul-render's
+        // to deny.
+        let rendered = template(
+            &["*"],
+            "{% if false %}{{ env(name=\"HOME\") }}{% endif %}{% for i in range(end=2) %}{{ i }}{% endfor %}",
+        )
+        .unwrap();
+        assert_eq!(rendered.text, "01");
+        assert!(rendered.used.is_empty());
     }
 
     #[test]

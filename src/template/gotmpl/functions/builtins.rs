@@ -9,6 +9,14 @@ use super::super::fmt;
 use super::super::value::{Obj, Value};
 use super::{Param, Table};
 
+/// Every text/template builtin, `and`, `or` and `call` included. They are
+/// Go's, not in consul-template's function map, so no denylist reaches
+/// them.
+pub const NAMES: &[&str] = &[
+    "and", "call", "eq", "ge", "gt", "html", "index", "js", "le", "len", "lt", "ne", "not", "or",
+    "print", "printf", "println", "slice", "urlquery",
+];
+
 pub fn register(table: &mut Table) {
     table.add("not", &[Param::Any], None, |a| {
         Ok(Value::Bool(!a[0].is_true()))
@@ -353,6 +361,16 @@ mod tests {
 
     fn s(text: &'static str) -> Value<'static> {
         Value::str(text)
+    }
+
+    #[test]
+    fn names_every_builtin_it_registers_and_the_three_the_executor_runs() {
+        let mut table = Table::default();
+        register(&mut table);
+        let mut registered: Vec<&str> = table.names().collect();
+        registered.extend(["and", "or", "call"]);
+        registered.sort_unstable();
+        assert_eq!(registered, NAMES);
     }
 
     #[test]

@@ -64,6 +64,17 @@ impl Table {
     pub fn get(&self, name: &str) -> Option<&Func> {
         self.0.get(name)
     }
+
+    #[cfg(test)]
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.keys().copied()
+    }
+}
+
+/// Whether `name` is one of text/template's builtins rather than one of
+/// consul-template's functions.
+pub fn is_builtin(name: &str) -> bool {
+    builtins::NAMES.contains(&name)
 }
 
 /// The table of every pure function consul-template and text/template
