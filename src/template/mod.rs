@@ -232,3 +232,46 @@ impl Template {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::consul::Dependency;
+
+    #[test]
+    fn file_outside_the_sandbox_fails_the_render_where_it_is_called_in_either_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            sandbox: Some(Sandbox::new(dir.path().to_owned())),
+            ..Options::default()
+        };
+        let inside = dir.path().join("in.txt").display().to_string();
+        let refusal = format!(
+            "'/etc/passwd' is outside of sandbox {}",
+            dir.path().display()
+        );
+        // (template name, a call of `file` with `{}` for the path, where a
+        // refusal on line 2 is located)
+        let engines = [
+            ("t.ctmpl", "{{ file \"{}\" }}", "template: t.ctmpl:2:3"),
+            ("t.tera", "{{ file(path=\"{}\") }}", "t.tera:2:"),
+        ];
+        for (name, call, location) in engines {
+            let template = |path: &str| {
+                let source = format!("ok\n{}", call.replace("{}", path));
+                Template::parse_with(name, &source, &Syntax::for_path(name), &options).unwrap()
+            };
+            let snapshot = Arc::new(Snapshot::default());
+            let rendered = template(&inside).render(&snapshot).unwrap();
+            let wanted = Dependency::File {
+                path: inside.clone(),
+            };
+            assert_eq!(rendered.missing.into_iter().collect::<Vec<_>>(), [wanted]);
+            let error = template("/etc/passwd").render(&snapshot).unwrap_err();
+            assert!(error.location.starts_with(location), "{name}: {error}");
+            assert!(error.message.ends_with(&refusal), "{name}: {error}");
+        }
+    }
+}

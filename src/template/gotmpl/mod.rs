@@ -116,7 +116,7 @@ mod tests {
     use crate::consul::data::{Instance, KvEntry, Status};
     use crate::consul::model::Weights;
     use crate::consul::{Data, Dependency, HealthQuery};
-    use crate::template::{Denylist, Sandbox};
+    use crate::template::Denylist;
 
     fn instance(node: &str, id: &str, port: u16, status: Status) -> Instance {
         Instance {
@@ -324,38 +324,6 @@ mod tests {
                 .contains("error calling service: health.service: invalid format")
         );
         assert!(error("{{template \"x\"}}").contains("template \"x\" not defined"));
-    }
-
-    #[test]
-    fn file_outside_the_sandbox_fails_the_render_where_it_is_called() {
-        let dir = tempfile::tempdir().unwrap();
-        let sandbox = Sandbox::new(dir.path().to_owned());
-        let inside = dir.path().join("in.txt").display().to_string();
-        let template = |source: &str| {
-            let options = Options {
-                sandbox: Some(sandbox.clone()),
-                ..Options::default()
-            };
-            GoTemplate::parse("t.ctmpl", source, "{{", "}}", options).unwrap()
-        };
-
-        let rendered = template(&format!("{{{{ file \"{inside}\" }}}}"))
-            .render(&snapshot())
-            .unwrap();
-        let wanted = Dependency::File { path: inside };
-        assert_eq!(rendered.missing.into_iter().collect::<Vec<_>>(), [wanted]);
-
-        let error = template("ok\n{{ file \"/etc/passwd\" }}")
-            .render(&snapshot())
-            .unwrap_err();
-        assert_eq!(error.location, "template: t.ctmpl:2:3");
-        assert!(
-            error.message.ends_with(&format!(
-                "error calling file: '/etc/passwd' is outside of sandbox {}",
-                dir.path().display()
-            )),
-            "{error}"
-        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ mod tests {
     use crate::consul::data::{Data, Instance, KvEntry, ServiceSummary, Status};
     use crate::consul::model::Weights;
     use crate::consul::{Dependency, HealthQuery};
-    use crate::template::{Denylist, Options, Rendered, Sandbox, Snapshot, Syntax, Template};
+    use crate::template::{Denylist, Options, Rendered, Snapshot, Syntax, Template};
 
     fn instance(id: &str, address: &str, port: u16, status: Status) -> Instance {
         Instance {
@@ -301,38 +301,6 @@ mod tests {
         let err = template.render(&Arc::new(Snapshot::default())).unwrap_err();
         assert!(err.location.starts_with("t.tera:2:"), "{err}");
         assert!(err.message.contains("name"), "{err}");
-    }
-
-    #[test]
-    fn file_outside_the_sandbox_fails_the_render_where_it_is_called() {
-        let dir = tempfile::tempdir().unwrap();
-        let sandbox = Sandbox::new(dir.path().to_owned());
-        let inside = dir.path().join("in.txt").display().to_string();
-        let template = |source: &str| {
-            let options = Options {
-                sandbox: Some(sandbox.clone()),
-                ..Options::default()
-            };
-            Template::parse_with("t.tera", source, &Syntax::for_path("t.tera"), &options).unwrap()
-        };
-
-        let rendered = template(&format!("{{{{ file(path=\"{inside}\") }}}}"))
-            .render(&Arc::new(Snapshot::default()))
-            .unwrap();
-        let wanted = Dependency::File { path: inside };
-        assert_eq!(rendered.missing, BTreeSet::from([wanted]));
-
-        let error = template("ok\n{{ file(path=\"/etc/passwd\") }}")
-            .render(&Arc::new(Snapshot::default()))
-            .unwrap_err();
-        assert!(error.location.starts_with("t.tera:2:"), "{error}");
-        assert_eq!(
-            error.message,
-            format!(
-                "'/etc/passwd' is outside of sandbox {}",
-                dir.path().display()
-            )
-        );
     }
 
     #[test]
