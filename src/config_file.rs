@@ -165,7 +165,7 @@ pub struct RetryFile {
 )]
 pub struct TemplateFile {
     /// The template's file. A block gives exactly one of `source` and
-    /// `contents` ([`TemplateBlock`] checks).
+    /// `contents` (`TemplateBlock` checks).
     #[serde(default, deserialize_with = "path")]
     pub source: Option<PathBuf>,
     /// The template's text itself.

@@ -83,7 +83,7 @@ impl Supervisor {
 
     /// After a changed render: sends the reload signal, if there is one and
     /// the child runs, then checks in the background that the child took
-    /// it (see [`reload_check::verify`](crate::reload_check::verify)).
+    /// it (see [`crate::reload_check::verify`]).
     pub fn reload(&self, metrics: &Arc<Metrics>) {
         let (ChildState::Running { group }, Some(signal)) =
             (&self.state, self.config.reload_signal)

@@ -1,5 +1,5 @@
 //! Templates: parsing, the functions they call, and rendering a
-//! [`Snapshot`] into text plus a [`record`] of the dependencies the render
+//! [`Snapshot`] into text plus a `record` of the dependencies the render
 //! used and the ones whose data is still missing. Rendering is pure: no I/O,
 //! no network, except that a [`Sandbox`] resolves the paths `file` is given;
 //! reading the source file is the caller's job. [`Options`] carry what
