@@ -404,10 +404,7 @@ impl Metrics {
 
     pub fn health_report(&self) -> HealthReport {
         self.sample();
-        let mut health = self.health();
-        for t in &mut health.templates {
-            t.data_age_seconds = t.data_age().as_secs_f64();
-        }
+        let health = self.health();
         let mut reasons = Vec::new();
         for t in &health.templates {
             let why = match t.behind.unconfirmed {
@@ -455,7 +452,14 @@ impl Metrics {
         HealthReport {
             healthy: reasons.is_empty(),
             reasons,
-            templates: health.templates.clone(),
+            templates: health
+                .templates
+                .iter()
+                .map(|t| TemplateHealth {
+                    data_age_seconds: t.data_age().as_secs_f64(),
+                    ..t.clone()
+                })
+                .collect(),
         }
     }
 
