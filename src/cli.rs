@@ -14,6 +14,7 @@
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -21,8 +22,9 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use thiserror::Error;
 
 use crate::config::{
-    Config, ConfigError, ConsulAddress, ConsulConfig, ExecConfig, ProcessSignal, RetryConfig,
-    TemplateConfig, TemplateSource, TlsConfig, Token, ValueError, Wait, parse_listen_address,
+    ChildEnv, Config, ConfigError, ConsulAddress, ConsulConfig, EnvPattern, ExecConfig,
+    LogFileConfig, ProcessSignal, RetryConfig, TemplateConfig, TemplateSource, TlsConfig, Token,
+    ValueError, Wait, parse_env_entry, parse_listen_address,
 };
 use crate::config_file;
 use crate::duration::parse_duration;
@@ -197,6 +199,28 @@ struct RawFlags {
     exec_kill_signal: Option<String>,
     #[arg(long)]
     exec_kill_timeout: Option<String>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    exec_env_pristine: Option<String>,
+    #[arg(long)]
+    exec_env_custom: Vec<String>,
+    #[arg(long)]
+    exec_env_allowlist: Vec<String>,
+    #[arg(long)]
+    exec_env_denylist: Vec<String>,
+    #[arg(long)]
+    log_file: Option<String>,
+    #[arg(long)]
+    log_rotate_bytes: Option<String>,
+    #[arg(long)]
+    log_rotate_duration: Option<String>,
+    #[arg(long)]
+    log_rotate_max_files: Option<String>,
+    #[arg(long)]
+    default_left_delimiter: Option<String>,
+    #[arg(long)]
+    default_right_delimiter: Option<String>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    template_error_fatal: Option<String>,
     #[arg(long)]
     metrics_addr: Option<String>,
     #[arg(long)]
@@ -236,6 +260,8 @@ const DEFAULT_RELOAD_SIGNAL: ProcessSignal = ProcessSignal(libc::SIGHUP);
 /// its graceful one).
 const DEFAULT_KILL_SIGNAL: ProcessSignal = ProcessSignal(libc::SIGINT);
 const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(30);
+/// consul-template's: a new log file each day.
+const DEFAULT_LOG_ROTATE_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Reads the command line and the `-config` files it names. `args` starts
 /// with the program name; `env` looks up an environment variable (an empty
@@ -451,6 +477,10 @@ fn parse_count(text: &str) -> Result<u32, ValueError> {
     text.parse().map_err(|_| ValueError::Count)
 }
 
+fn parse_integer<T: FromStr>(text: &str) -> Result<T, ValueError> {
+    text.parse().map_err(|_| ValueError::Integer)
+}
+
 fn parse_duration_value(text: &str) -> Result<Duration, ValueError> {
     Ok(parse_duration(text)?)
 }
@@ -479,6 +509,18 @@ fn flag<T>(
                 error,
             }),
     }
+}
+
+/// Reads each value of the repeatable flag `name`, in order.
+fn flags<T>(
+    name: &'static str,
+    values: &[String],
+    parse: impl Fn(&str) -> Result<T, ValueError>,
+) -> Result<Vec<T>, FlagError> {
+    values
+        .iter()
+        .filter_map(|value| flag(name, Some(value), &parse).transpose())
+        .collect()
 }
 
 /// A value as error messages may show it: secrets (a token, a password in
@@ -643,6 +685,45 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         parse_listen_address,
     )?;
     let log_format = flag("log-format", raw.log_format.as_deref(), str::parse)?;
+    let env_pristine = flag(
+        "exec-env-pristine",
+        raw.exec_env_pristine.as_deref(),
+        parse_bool,
+    )?;
+    let env_custom = flags("exec-env-custom", &raw.exec_env_custom, parse_env_entry)?;
+    let env_allowlist = flags("exec-env-allowlist", &raw.exec_env_allowlist, str::parse)?;
+    let env_denylist = flags("exec-env-denylist", &raw.exec_env_denylist, str::parse)?;
+    let log_file = flag("log-file", raw.log_file.as_deref(), parse_path)?;
+    let log_rotate_bytes = flag(
+        "log-rotate-bytes",
+        raw.log_rotate_bytes.as_deref(),
+        parse_integer,
+    )?;
+    let log_rotate_duration = flag(
+        "log-rotate-duration",
+        raw.log_rotate_duration.as_deref(),
+        parse_duration_value,
+    )?;
+    let log_rotate_max_files = flag(
+        "log-rotate-max-files",
+        raw.log_rotate_max_files.as_deref(),
+        parse_integer,
+    )?;
+    let default_left = flag(
+        "default-left-delimiter",
+        raw.default_left_delimiter.as_deref(),
+        parse_string,
+    )?;
+    let default_right = flag(
+        "default-right-delimiter",
+        raw.default_right_delimiter.as_deref(),
+        parse_string,
+    )?;
+    let error_fatal = flag(
+        "template-error-fatal",
+        raw.template_error_fatal.as_deref(),
+        parse_bool,
+    )?;
 
     // Each setting below is the flag's, else the files', else the
     // variable's, else the default: in consul-template the variables are
@@ -684,6 +765,18 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
     let ssl_file = consul.ssl;
     let retry_file = consul.retry;
     let command_timeout = command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT);
+    let default_delimiters = Delimiters {
+        left: default_left.or(file.default_delimiters.left),
+        right: default_right.or(file.default_delimiters.right),
+    };
+    // The flag overrides every template; the file's top-level setting only
+    // those that say nothing.
+    let fatal = |template: Option<bool>| {
+        error_fatal
+            .or(template)
+            .or(file.template_error_fatal)
+            .unwrap_or(false)
+    };
     // consul-template appends the -template flags to the files' templates.
     let templates = file
         .templates
@@ -701,7 +794,8 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
                         .engine
                         .or(engine)
                         .unwrap_or_else(|| source.engine()),
-                    delimiters: delimiters(from_file.left_delimiter, from_file.right_delimiter),
+                    delimiters: default_delimiters
+                        .under(from_file.left_delimiter, from_file.right_delimiter),
                 },
                 options: Options {
                     sandbox: from_file.sandbox_path.map(Sandbox::new),
@@ -710,19 +804,32 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
                 },
                 source,
                 destination: from_file.destination,
-                command: from_file.command,
+                command: from_file.exec.command.or(from_file.command),
                 check: from_file.check.or_else(|| check.clone()),
-                command_timeout: from_file.command_timeout.unwrap_or(command_timeout),
+                command_timeout: from_file
+                    .exec
+                    .timeout
+                    .or(from_file.command_timeout)
+                    .unwrap_or(command_timeout),
                 perms: from_file.perms,
                 backup: from_file.backup,
+                user: from_file
+                    .user
+                    .or_else(|| from_file.uid.map(|uid| uid.to_string())),
+                group: from_file
+                    .group
+                    .or_else(|| from_file.gid.map(|gid| gid.to_string())),
+                error_fatal: fatal(from_file.error_fatal),
                 wait: from_file.wait,
             }
         })
-        .chain(
-            raw.template
-                .iter()
-                .map(|spec| template(spec, check.as_ref(), command_timeout, engine)),
-        )
+        .chain(raw.template.iter().map(|spec| {
+            let syntax = |source: &str| Syntax {
+                engine: engine.unwrap_or_else(|| Engine::for_path(source)),
+                delimiters: default_delimiters.under(None, None),
+            };
+            template(spec, check.as_ref(), command_timeout, syntax, fatal(None))
+        }))
         .collect();
 
     let retry_backoff = retry_backoff
@@ -787,8 +894,13 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         nginx_pid_file,
         catalog_file,
         save_catalog,
+        // As in consul-template: `-exec` turns supervise mode on, and a
+        // file's `enabled = false` turns off the file's command.
         exec: exec_command
-            .or(file.exec.command)
+            .or(file
+                .exec
+                .command
+                .filter(|_| file.exec.enabled.unwrap_or(true)))
             .map(|command| ExecConfig {
                 command,
                 reload_signal: reload_signal
@@ -800,7 +912,27 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
                 kill_timeout: kill_timeout
                     .or(file.exec.kill_timeout)
                     .unwrap_or(DEFAULT_KILL_TIMEOUT),
+                env: child_env(
+                    file.exec.env,
+                    env_pristine,
+                    env_custom,
+                    env_allowlist,
+                    env_denylist,
+                ),
             }),
+        log_file: log_file.or(file.log_file.path).map(|path| LogFileConfig {
+            path,
+            rotate_bytes: log_rotate_bytes
+                .or(file.log_file.log_rotate_bytes)
+                .unwrap_or(0),
+            rotate_duration: log_rotate_duration
+                .or(file.log_file.log_rotate_duration)
+                .filter(|duration| !duration.is_zero())
+                .unwrap_or(DEFAULT_LOG_ROTATE_DURATION),
+            max_files: log_rotate_max_files
+                .or(file.log_file.log_rotate_max_files)
+                .unwrap_or(0),
+        }),
         metrics_addr: metrics_addr.or(file.metrics_addr),
         log_format: log_format.or(file.log_format).unwrap_or_default(),
         reload_signal: own_reload_signal
@@ -869,22 +1001,69 @@ fn read_token_file(
 /// Reads `source:destination[:command]`. Only the first two colons split:
 /// the command is everything after the second, colons and all. Empty paths
 /// are left for `Config::validate` to report.
-/// A template block's delimiters: either given replaces its default.
-fn delimiters(left: Option<String>, right: Option<String>) -> Option<(String, String)> {
-    if left.is_none() && right.is_none() {
-        return None;
+/// The child's environment: the files' lists, then the flags' (each adds
+/// to what came before, as in consul-template), the deprecated names
+/// counting as the new ones.
+fn child_env(
+    file: config_file::EnvFile,
+    pristine: Option<bool>,
+    custom: Vec<(String, String)>,
+    allowlist: Vec<EnvPattern>,
+    denylist: Vec<EnvPattern>,
+) -> ChildEnv {
+    let config_file::EnvFile {
+        pristine: file_pristine,
+        custom: file_custom,
+        allowlist: file_allowlist,
+        whitelist,
+        denylist: file_denylist,
+        blacklist,
+    } = file;
+    ChildEnv {
+        pristine: pristine.or(file_pristine).unwrap_or(false),
+        custom: file_custom.into_iter().chain(custom).collect(),
+        allowlist: file_allowlist
+            .into_iter()
+            .chain(whitelist)
+            .chain(allowlist)
+            .collect(),
+        denylist: file_denylist
+            .into_iter()
+            .chain(blacklist)
+            .chain(denylist)
+            .collect(),
     }
-    Some((
-        left.unwrap_or_else(|| "{{".to_owned()),
-        right.unwrap_or_else(|| "}}".to_owned()),
-    ))
+}
+
+/// `default_delimiters`: what a template that gives no delimiter of its
+/// own is parsed with, each side on its own, as in consul-template.
+struct Delimiters {
+    left: Option<String>,
+    right: Option<String>,
+}
+
+impl Delimiters {
+    /// A template's delimiters: each it gives wins over the default, and
+    /// `{{`/`}}` stand in for what neither gives.
+    fn under(&self, left: Option<String>, right: Option<String>) -> Option<(String, String)> {
+        let left = left.or_else(|| self.left.clone());
+        let right = right.or_else(|| self.right.clone());
+        if left.is_none() && right.is_none() {
+            return None;
+        }
+        Some((
+            left.unwrap_or_else(|| "{{".to_owned()),
+            right.unwrap_or_else(|| "}}".to_owned()),
+        ))
+    }
 }
 
 fn template(
     spec: &str,
     check: Option<&String>,
     command_timeout: Duration,
-    engine: Option<Engine>,
+    syntax: impl Fn(&str) -> Syntax,
+    error_fatal: bool,
 ) -> TemplateConfig {
     let (source, rest) = spec.split_once(':').unwrap_or((spec, ""));
     let (destination, command) = match rest.split_once(':') {
@@ -901,11 +1080,11 @@ fn template(
         command_timeout,
         perms: None,
         backup: false,
+        user: None,
+        group: None,
+        error_fatal,
         wait: None,
-        syntax: Syntax {
-            engine: engine.unwrap_or_else(|| Engine::for_path(source)),
-            delimiters: None,
-        },
+        syntax: syntax(source),
         options: Options::default(),
     }
 }
@@ -1005,6 +1184,13 @@ Templates:
   -command-timeout=<duration>
       Time each check and command may take before it is killed; a template
       block's command_timeout replaces it. Default: 30s.
+  -default-left-delimiter=<text>, -default-right-delimiter=<text>
+      The Go dialect's delimiters in templates that set none of their own.
+      Default: {{ and }}.
+  -template-error-fatal
+      Exit when a template fails to render or write, for every template
+      (a block's error_fatal otherwise decides). Default: false, unlike
+      consul-template: the last good file stays and consul-render goes on.
 
 Behaviour:
   -wait=<min[:max]>
@@ -1025,6 +1211,16 @@ Behaviour:
   -log-format=<format>
       text (one line per event) or json (one object per line).
       Default: text.
+  -log-file=<path>
+      Also write the log to <stem>-<unix ns><ext> files beside path (in
+      it, as consul-render-<ns>.log, when path ends in /). Default: none.
+  -log-rotate-bytes=<n>
+      Start a new log file once this many bytes were written. Default: 0,
+      never by size.
+  -log-rotate-duration=<duration>
+      Start a new log file once the current one is this old. Default: 24h.
+  -log-rotate-max-files=<n>
+      Old log files to keep: 0 keeps all, -1 none. Default: 0.
   -metrics-addr=<host:port>
       Serve Prometheus metrics at /metrics and a health report at /health
       (200 when every template is rendered and Consul answers, else 503).
@@ -1062,6 +1258,18 @@ Supervise mode:
       Sent to stop the child. Default: SIGINT.
   -exec-kill-timeout=<duration>
       Time the child has to stop before it gets SIGKILL. Default: 30s.
+  -exec-env-pristine
+      Start the child with no variable of consul-render's, only those of
+      -exec-env-custom. Default: false.
+  -exec-env-custom=<NAME=value>
+      Give the child this variable, whatever the lists say. Repeatable.
+  -exec-env-allowlist=<pattern>
+      Pass the child only the variables whose names match (*, ?, [a-z]).
+      Repeatable. Default: all.
+  -exec-env-denylist=<pattern>
+      Never pass the child the variables whose names match, even if the
+      allowlist has them. Repeatable. Consul's token variables are never
+      passed, whatever the lists say.
 
 Offline mode:
   -catalog-file=<path>
@@ -1140,6 +1348,9 @@ mod tests {
             command_timeout: Duration::from_secs(30),
             perms: None,
             backup: false,
+            user: None,
+            group: None,
+            error_fatal: false,
             wait: None,
             syntax: Syntax::for_path(source),
             options: Options::default(),
@@ -1306,6 +1517,7 @@ mod tests {
                     reload_signal: Some(ProcessSignal(libc::SIGHUP)),
                     kill_signal: ProcessSignal(libc::SIGINT),
                     kill_timeout: Duration::from_secs(30),
+                    env: ChildEnv::default(),
                 })
             }),
             (
@@ -1321,6 +1533,7 @@ mod tests {
                         reload_signal: None,
                         kill_signal: ProcessSignal(libc::SIGQUIT),
                         kill_timeout: Duration::from_secs(5),
+                        env: ChildEnv::default(),
                     })
                 },
             ),
@@ -1863,6 +2076,182 @@ template {
         let config = run_config(&[&file, "-template-engine=tera"], &[]);
         assert_eq!(config.templates[0].syntax.engine, Engine::Tera);
         assert_eq!(config.templates[0].source.name(), "(dynamic)");
+    }
+
+    #[test]
+    fn takes_ownership_delimiters_fatality_and_the_exec_form_from_config_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = config_flag(
+            &dir,
+            "more.hcl",
+            r#"
+template_error_fatal = true
+default_delimiters {
+  left = "<%"
+}
+template {
+  source = "a.ctmpl"
+  destination = "a.conf"
+  user = "www-data"
+  gid = 33
+  error_fatal = false
+  exec {
+    command = ["nginx", "-s", "reload"]
+    timeout = "5s"
+  }
+}
+template {
+  source = "b.ctmpl"
+  destination = "b.conf"
+  uid = 0
+  right_delimiter = "%>"
+  command = "ignored when exec has one"
+  command_timeout = "9s"
+}
+"#,
+        );
+        let config = run_config(&[&file, "-template=c.ctmpl:c.conf"], &[]);
+        let delimiters = |left: &str, right: &str| Some((left.to_owned(), right.to_owned()));
+        let with_delimiters = |mut t: TemplateConfig, left, right| {
+            t.syntax.delimiters = delimiters(left, right);
+            t
+        };
+        assert_eq!(
+            config.templates,
+            [
+                TemplateConfig {
+                    command: Some("nginx -s reload".to_owned()),
+                    command_timeout: Duration::from_secs(5),
+                    user: Some("www-data".to_owned()),
+                    group: Some("33".to_owned()),
+                    error_fatal: false,
+                    ..with_delimiters(template("a.ctmpl", "a.conf", None), "<%", "}}")
+                },
+                TemplateConfig {
+                    command: Some("ignored when exec has one".to_owned()),
+                    command_timeout: Duration::from_secs(9),
+                    user: Some("0".to_owned()),
+                    error_fatal: true,
+                    ..with_delimiters(template("b.ctmpl", "b.conf", None), "<%", "%>")
+                },
+                TemplateConfig {
+                    error_fatal: true,
+                    ..with_delimiters(template("c.ctmpl", "c.conf", None), "<%", "}}")
+                },
+            ]
+        );
+        // The flags beat the files, and -template-error-fatal every template.
+        let config = run_config(
+            &[
+                &file,
+                "-template-error-fatal=false",
+                "-default-left-delimiter=[[",
+                "-default-right-delimiter=]]",
+            ],
+            &[],
+        );
+        assert!(config.templates.iter().all(|t| !t.error_fatal));
+        assert_eq!(
+            config.templates[0].syntax.delimiters,
+            delimiters("[[", "]]")
+        );
+        assert_eq!(
+            config.templates[1].syntax.delimiters,
+            delimiters("[[", "%>")
+        );
+        // Unsaid, a failed render is not fatal.
+        assert!(!run_config(&["-template=c.ctmpl:c.conf"], &[]).templates[0].error_fatal);
+    }
+
+    #[test]
+    fn adds_the_flags_exec_env_lists_to_the_files_and_reads_the_log_file_settings() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = config_flag(
+            &dir,
+            "exec.hcl",
+            r#"
+exec {
+  command = "nginx"
+  env {
+    custom = ["A=1", "B=x=y"]
+    allowlist = ["PATH", "NGINX_*"]
+    whitelist = "HOME"
+    blacklist = ["NGINX_SECRET"]
+  }
+}
+log_file {
+  path = "/var/log/cr/"
+  log_rotate_bytes = 1048576
+  log_rotate_max_files = -1
+}
+"#,
+        );
+        let config = run_config(
+            &[
+                &file,
+                "-template=a:b",
+                "-exec-env-custom=C=",
+                "-exec-env-custom=A=2",
+                "-exec-env-denylist=NGINX_KEY",
+                "-exec-env-pristine",
+            ],
+            &[],
+        );
+        let pattern = |p: &str| p.parse::<EnvPattern>().expect(p);
+        let entry = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        assert_eq!(
+            config.exec.expect("exec").env,
+            ChildEnv {
+                pristine: true,
+                custom: vec![
+                    entry("A", "1"),
+                    entry("B", "x=y"),
+                    entry("C", ""),
+                    entry("A", "2")
+                ],
+                allowlist: ["PATH", "NGINX_*", "HOME"].map(pattern).to_vec(),
+                denylist: ["NGINX_SECRET", "NGINX_KEY"].map(pattern).to_vec(),
+            }
+        );
+        assert_eq!(
+            config.log_file,
+            Some(LogFileConfig {
+                path: "/var/log/cr/".into(),
+                rotate_bytes: 1 << 20,
+                rotate_duration: Duration::from_secs(24 * 60 * 60),
+                max_files: -1,
+            })
+        );
+        let config = run_config(
+            &[
+                "-template=in.tpl:out.conf",
+                "-log-file=/tmp/cr.log",
+                "-log-rotate-duration=1h",
+                "-log-rotate-max-files=3",
+            ],
+            &[],
+        );
+        assert_eq!(
+            config.log_file,
+            Some(LogFileConfig {
+                path: "/tmp/cr.log".into(),
+                rotate_bytes: 0,
+                rotate_duration: Duration::from_secs(60 * 60),
+                max_files: 3,
+            })
+        );
+        // `enabled = false` turns the file's command off, -exec on again.
+        let off = config_flag(
+            &dir,
+            "off.hcl",
+            "exec {\n  command = \"nginx\"\n  enabled = false\n}\n",
+        );
+        assert_eq!(run_config(&[&off, "-template=a:b"], &[]).exec, None);
+        let on = run_config(
+            &[&off, "-template=a:b", "-exec=nginx -g 'daemon off;'"],
+            &[],
+        );
+        assert_eq!(on.exec.expect("exec").command, "nginx -g 'daemon off;'");
     }
 
     #[test]

@@ -60,6 +60,24 @@ pub struct Config {
     /// A signal that stops consul-render besides SIGINT, SIGTERM and
     /// SIGQUIT (`-kill-signal`).
     pub kill_signal: ProcessSignal,
+    /// A copy of the log in a file that rotates (`-log-file`).
+    pub log_file: Option<LogFileConfig>,
+}
+
+/// `-log-file` (the config file's `log_file {}` block), as consul-template
+/// has it: every file is named `<stem>-<unix nanoseconds><ext>`, the log
+/// still goes to stderr too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFileConfig {
+    /// A file name, or a directory when it ends in `/` (the files are then
+    /// `consul-render-<ns>.log` in it).
+    pub path: PathBuf,
+    /// Start a new file once this many bytes were written; 0: never by size.
+    pub rotate_bytes: u64,
+    /// Start a new file once the current one is this old.
+    pub rotate_duration: Duration,
+    /// How many old files to keep: 0 keeps all, a negative count none.
+    pub max_files: i64,
 }
 
 /// Supervise mode (`-exec`, the config file's `exec {}` block): one child,
@@ -78,6 +96,106 @@ pub struct ExecConfig {
     pub kill_signal: ProcessSignal,
     /// How long the child has after a stop signal before it gets SIGKILL.
     pub kill_timeout: Duration,
+    /// The environment the child starts with.
+    pub env: ChildEnv,
+}
+
+/// consul-template's `exec.env`: which of consul-render's variables the
+/// child inherits, and what is added. Whatever the lists say, the variables
+/// that carry Consul credentials never reach it (`process` removes them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildEnv {
+    /// Inherit nothing: the child gets `custom` alone.
+    pub pristine: bool,
+    /// Variables added after the inherited ones (and so winning over
+    /// them), filtered by neither list.
+    pub custom: Vec<(String, String)>,
+    /// When not empty, only the variables whose names match one of these
+    /// are inherited.
+    pub allowlist: Vec<EnvPattern>,
+    /// Variables whose names match one of these are not inherited, even if
+    /// the allowlist has them.
+    pub denylist: Vec<EnvPattern>,
+}
+
+impl ChildEnv {
+    /// Whether the child inherits consul-render's variable `name`. A name
+    /// that is not UTF-8 matches no pattern.
+    pub fn inherits(&self, name: &std::ffi::OsStr) -> bool {
+        let name = name.to_str();
+        let matches = |patterns: &[EnvPattern]| {
+            name.is_some_and(|name| patterns.iter().any(|p| p.matches(name)))
+        };
+        !self.pristine
+            && (self.allowlist.is_empty() || matches(&self.allowlist))
+            && !matches(&self.denylist)
+    }
+}
+
+/// `NAME=value`, an entry of `exec.env`'s `custom` list. The value may be
+/// empty and may hold `=`; the name may not be empty.
+pub fn parse_env_entry(text: &str) -> Result<(String, String), ValueError> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(ValueError::EnvEntry),
+    }
+}
+
+/// A variable-name pattern of `exec.env`'s lists, as Go's `filepath.Match`
+/// reads it: `*` and `?` match any characters, `[a-z]` and `[^a-z]` sets,
+/// `\` escapes. A pattern Go would refuse is refused here, when it is read,
+/// where Go would quietly match nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvPattern(glob::Pattern);
+
+impl EnvPattern {
+    pub fn matches(&self, name: &str) -> bool {
+        let options = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        self.0.matches_with(name, options)
+    }
+}
+
+impl FromStr for EnvPattern {
+    type Err = ValueError;
+
+    fn from_str(text: &str) -> Result<EnvPattern, ValueError> {
+        // The glob crate negates a set with `!` where Go uses `^`, and
+        // escapes with `[*]` where Go uses `\*`.
+        let mut translated = String::with_capacity(text.len());
+        let mut chars = text.chars();
+        let mut in_set = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(escaped) if in_set => translated.push(escaped),
+                    Some(escaped) => {
+                        translated.push_str(&glob::Pattern::escape(&escaped.to_string()))
+                    }
+                    None => return Err(ValueError::EnvPattern("it ends in an escape".to_owned())),
+                },
+                '[' if !in_set => {
+                    in_set = true;
+                    translated.push('[');
+                    if chars.as_str().starts_with('^') {
+                        chars.next();
+                        translated.push('!');
+                    }
+                }
+                ']' if in_set => {
+                    in_set = false;
+                    translated.push(']');
+                }
+                c => translated.push(c),
+            }
+        }
+        glob::Pattern::new(&translated)
+            .map(EnvPattern)
+            .map_err(|e| ValueError::EnvPattern(e.msg.to_owned()))
+    }
 }
 
 /// A signal by number, read from and printed as its name (`SIGHUP`).
@@ -116,6 +234,14 @@ pub struct TemplateConfig {
     pub perms: Option<u32>,
     /// Keep the previous file as `<destination>.bak`.
     pub backup: bool,
+    /// Who owns the written file (`user`/`group`, names or ids); `None`
+    /// for a side leaves it as the old file had it.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// Exit when a render fails (consul-template's `error_fatal`). Off
+    /// unless asked for: by default a failed render keeps the last good
+    /// file and consul-render goes on.
+    pub error_fatal: bool,
     /// Quiescence for this template; `None` uses [`Config::wait`].
     pub wait: Option<Wait>,
     /// The dialect and delimiters the source is parsed with.
@@ -281,6 +407,15 @@ pub enum ValueError {
         "expected host:port, http://host:port, https://host:port or unix:///path/to.sock ({0})"
     )]
     Address(&'static str),
+    /// Not a pattern of variable names; says why.
+    #[error("expected a variable-name pattern such as CONSUL_* ({0})")]
+    EnvPattern(String),
+    /// Not a whole number of the kind asked for.
+    #[error("expected a whole number")]
+    Integer,
+    /// Not a `NAME=value` entry.
+    #[error("expected NAME=value")]
+    EnvEntry,
 }
 
 /// A configuration whose values are each fine but which, taken together,
@@ -714,6 +849,9 @@ pub(crate) fn sample() -> Config {
             command_timeout: Duration::from_secs(30),
             perms: None,
             backup: false,
+            user: None,
+            group: None,
+            error_fatal: false,
             wait: None,
             syntax: Syntax::for_path("in.tpl"),
             options: Options::default(),
@@ -732,6 +870,7 @@ pub(crate) fn sample() -> Config {
         log_format: LogFormat::Text,
         reload_signal: Some(ProcessSignal(libc::SIGHUP)),
         kill_signal: ProcessSignal(libc::SIGINT),
+        log_file: None,
     }
 }
 

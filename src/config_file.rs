@@ -30,8 +30,8 @@ use serde_path_to_error::Segment;
 use thiserror::Error;
 
 use crate::config::{
-    BasicAuth, ConsulAddress, LogFormat, LogLevel, ProcessSignal, Token, ValueError, Wait,
-    parse_listen_address,
+    BasicAuth, ConsulAddress, EnvPattern, LogFormat, LogLevel, ProcessSignal, Token, ValueError,
+    Wait, parse_env_entry, parse_listen_address,
 };
 use crate::duration::parse_duration;
 use crate::template::Engine;
@@ -84,6 +84,37 @@ pub struct FileConfig {
     /// stderr only.
     #[serde(deserialize_with = "syslog_off")]
     pub syslog: (),
+    /// A copy of the log in a rotating file.
+    #[serde(deserialize_with = "last_block")]
+    pub log_file: LogFileFile,
+    /// The delimiters of templates that set none of their own.
+    #[serde(deserialize_with = "last_block")]
+    pub default_delimiters: DelimitersFile,
+    /// Whether a failed render stops consul-render, for the templates that
+    /// do not say (`error_fatal`).
+    pub template_error_fatal: Option<bool>,
+}
+
+/// The `log_file` block.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogFileFile {
+    #[serde(deserialize_with = "path")]
+    pub path: Option<PathBuf>,
+    pub log_rotate_bytes: Option<u64>,
+    #[serde(deserialize_with = "duration")]
+    pub log_rotate_duration: Option<Duration>,
+    pub log_rotate_max_files: Option<i64>,
+}
+
+/// The `default_delimiters` block.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DelimitersFile {
+    #[serde(deserialize_with = "text")]
+    pub left: Option<String>,
+    #[serde(deserialize_with = "text")]
+    pub right: Option<String>,
 }
 
 /// The `exec` block: the child consul-render supervises.
@@ -99,6 +130,31 @@ pub struct ExecFile {
     pub kill_signal: Option<ProcessSignal>,
     #[serde(deserialize_with = "duration")]
     pub kill_timeout: Option<Duration>,
+    /// `false` turns supervise mode off even with a command.
+    pub enabled: Option<bool>,
+    /// What the child inherits and gets; a later file's lists add to an
+    /// earlier one's, as in consul-template.
+    #[serde(deserialize_with = "last_block")]
+    pub env: EnvFile,
+}
+
+/// The `exec.env` block.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvFile {
+    pub pristine: Option<bool>,
+    #[serde(deserialize_with = "env_entries")]
+    pub custom: Vec<(String, String)>,
+    /// `whitelist` is its deprecated name; both count.
+    #[serde(deserialize_with = "env_patterns")]
+    pub allowlist: Vec<EnvPattern>,
+    #[serde(deserialize_with = "env_patterns")]
+    pub whitelist: Vec<EnvPattern>,
+    /// `blacklist` is its deprecated name; both count.
+    #[serde(deserialize_with = "env_patterns")]
+    pub denylist: Vec<EnvPattern>,
+    #[serde(deserialize_with = "env_patterns")]
+    pub blacklist: Vec<EnvPattern>,
 }
 
 /// The `consul` block.
@@ -208,6 +264,23 @@ pub struct TemplateFile {
     /// Go's `missingkey=error` for this template.
     #[serde(default)]
     pub error_on_missing_key: bool,
+    /// Whether a failed render stops consul-render; unset, the top-level
+    /// `template_error_fatal` decides.
+    #[serde(default)]
+    pub error_fatal: Option<bool>,
+    /// Who owns the written file: a name or a numeric id. `uid` and `gid`
+    /// are consul-template's older numeric forms, used when these are unset.
+    #[serde(default, deserialize_with = "text")]
+    pub user: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// consul-template's newer form of `command` and `command_timeout`.
+    #[serde(default, deserialize_with = "last_block")]
+    pub exec: TemplateExecFile,
     /// Accepted for consul-template's sake: missing directories are always
     /// created, so only `true` is allowed.
     #[serde(
@@ -218,26 +291,27 @@ pub struct TemplateFile {
     _create_dest_dirs: (),
 }
 
+/// A template's `exec` block: the command run after its file changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplateExecFile {
+    #[serde(deserialize_with = "command")]
+    pub command: Option<String>,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+}
+
 /// consul-template settings that consul-render does not implement, by path.
 /// They are refused by name: ignoring one would hide a missing feature.
 const UNSUPPORTED: &[&str] = &[
     "consul.ssl.ca_cert_bytes",
     "consul.transport",
     "deduplicate",
-    "default_delimiters",
     "err_on_failed_lookup",
-    "exec.enabled",
-    "exec.env",
     "exec.splay",
-    "log_file",
     "nomad",
-    "template.error_fatal",
-    "template.exec",
-    "template.gid",
-    "template.group",
-    "template.uid",
-    "template.user",
-    "template_error_fatal",
+    "template.exec.env",
+    "template.exec.splay",
     "vault",
 ];
 
@@ -508,6 +582,9 @@ impl FileConfig {
             reload_signal,
             kill_signal,
             syslog: (),
+            log_file,
+            default_delimiters,
+            template_error_fatal,
         } = later;
         self.consul.merge(consul);
         override_with(&mut self.max_stale, max_stale);
@@ -523,6 +600,25 @@ impl FileConfig {
         override_with(&mut self.log_format, log_format);
         override_with(&mut self.reload_signal, reload_signal);
         override_with(&mut self.kill_signal, kill_signal);
+        self.log_file.merge(log_file);
+        override_with(&mut self.default_delimiters.left, default_delimiters.left);
+        override_with(&mut self.default_delimiters.right, default_delimiters.right);
+        override_with(&mut self.template_error_fatal, template_error_fatal);
+    }
+}
+
+impl LogFileFile {
+    fn merge(&mut self, later: LogFileFile) {
+        let LogFileFile {
+            path,
+            log_rotate_bytes,
+            log_rotate_duration,
+            log_rotate_max_files,
+        } = later;
+        override_with(&mut self.path, path);
+        override_with(&mut self.log_rotate_bytes, log_rotate_bytes);
+        override_with(&mut self.log_rotate_duration, log_rotate_duration);
+        override_with(&mut self.log_rotate_max_files, log_rotate_max_files);
     }
 }
 
@@ -533,11 +629,34 @@ impl ExecFile {
             reload_signal,
             kill_signal,
             kill_timeout,
+            enabled,
+            env,
         } = later;
         override_with(&mut self.command, command);
         override_with(&mut self.reload_signal, reload_signal);
         override_with(&mut self.kill_signal, kill_signal);
         override_with(&mut self.kill_timeout, kill_timeout);
+        override_with(&mut self.enabled, enabled);
+        self.env.merge(env);
+    }
+}
+
+impl EnvFile {
+    fn merge(&mut self, later: EnvFile) {
+        let EnvFile {
+            pristine,
+            custom,
+            allowlist,
+            whitelist,
+            denylist,
+            blacklist,
+        } = later;
+        override_with(&mut self.pristine, pristine);
+        self.custom.extend(custom);
+        self.allowlist.extend(allowlist);
+        self.whitelist.extend(whitelist);
+        self.denylist.extend(denylist);
+        self.blacklist.extend(blacklist);
     }
 }
 
@@ -864,6 +983,24 @@ fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Er
     }
 }
 
+/// `exec.env.custom`: `NAME=value` entries.
+fn env_entries<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, String)>, D::Error> {
+    list(deserializer)?
+        .iter()
+        .map(|entry| parse_env_entry(entry).map_err(|error| invalid(entry, error)))
+        .collect()
+}
+
+/// `exec.env`'s allow- and denylists: patterns of variable names.
+fn env_patterns<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<EnvPattern>, D::Error> {
+    list(deserializer)?
+        .iter()
+        .map(|pattern| pattern.parse().map_err(|error| invalid(pattern, error)))
+        .collect()
+}
+
 /// A string run by the shell, or consul-template's exec form, a list of
 /// words. A single word is run by the shell as it stands, as in
 /// consul-template; several are quoted and joined.
@@ -1034,6 +1171,12 @@ mod tests {
             function_denylist: Vec::new(),
             function_blacklist: Vec::new(),
             error_on_missing_key: false,
+            error_fatal: None,
+            user: None,
+            group: None,
+            uid: None,
+            gid: None,
+            exec: TemplateExecFile::default(),
             _create_dest_dirs: (),
         }
     }
@@ -1209,12 +1352,17 @@ template {
                 reload_signal: Some(Some(ProcessSignal(libc::SIGHUP))),
                 kill_signal: Some(ProcessSignal(libc::SIGQUIT)),
                 kill_timeout: Some(secs(10)),
+                enabled: None,
+                env: EnvFile::default(),
             },
             metrics_addr: Some("127.0.0.1:9102".parse().unwrap()),
             log_format: Some(LogFormat::Json),
             reload_signal: Some(Some(ProcessSignal(libc::SIGUSR2))),
             kill_signal: Some(ProcessSignal(libc::SIGTERM)),
             syslog: (),
+            log_file: LogFileFile::default(),
+            default_delimiters: DelimitersFile::default(),
+            template_error_fatal: None,
             templates: vec![
                 TemplateFile {
                     command: Some("nginx -s reload".to_owned()),
@@ -1516,12 +1664,12 @@ template {
         }
         let error = parse(
             Path::new("/etc/cr/test.json"),
-            r#"{"template": [{"source": "a", "destination": "b"}, {"user": "nginx"}]}"#,
+            r#"{"template": [{"source": "a", "destination": "b"}, {"exec": {"env": {}}}]}"#,
         )
         .expect_err("unsupported");
         assert_eq!(
             error.to_string(),
-            "config file /etc/cr/test.json: template.user is a consul-template setting that consul-render does not support"
+            "config file /etc/cr/test.json: template.exec.env is a consul-template setting that consul-render does not support"
         );
     }
 
@@ -1540,7 +1688,7 @@ template {
             ),
             (
                 two_templates,
-                "line 8: template[1].bogus: unknown field `bogus`, expected one of `source`, `contents`, `destination`, `command`, `check`, `command_timeout`, `perms`, `backup`, `wait`, `engine`, `left_delimiter`, `right_delimiter`, `sandbox_path`, `function_denylist`, `function_blacklist`, `error_on_missing_key`, `create_dest_dirs`",
+                "line 8: template[1].bogus: unknown field `bogus`, expected one of `source`, `contents`, `destination`, `command`, `check`, `command_timeout`, `perms`, `backup`, `wait`, `engine`, `left_delimiter`, `right_delimiter`, `sandbox_path`, `function_denylist`, `function_blacklist`, `error_on_missing_key`, `error_fatal`, `user`, `group`, `uid`, `gid`, `exec`, `create_dest_dirs`",
             ),
             (
                 "max_stale = \"5x\"\n",

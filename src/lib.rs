@@ -25,6 +25,7 @@ pub mod duration;
 pub mod exit;
 pub mod file_edits;
 pub mod local_file;
+pub mod log_file;
 pub mod logging;
 pub mod metrics;
 pub mod output;
@@ -58,7 +59,14 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
             return error.exit_code();
         }
     };
-    logging::init(config.log_level, config.log_format);
+    if let Err(error) = logging::init(
+        config.log_level,
+        config.log_format,
+        config.log_file.as_ref(),
+    ) {
+        eprintln!("consul-render: {error}");
+        return exit::CONFIG_ERROR;
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

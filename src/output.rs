@@ -16,6 +16,12 @@
 //! shared or mounted config directory keeps working. consul-template
 //! instead renames over the link, replacing it with a plain file.
 //!
+//! A template may name who owns the destination (`user`, `group`). The
+//! names are looked up on every write, as consul-template does, so a user
+//! created after start works from the next write on; the staged file is
+//! given that owner before it goes live, so the destination never exists
+//! with the wrong one and a check reads exactly what goes live.
+//!
 //! Every file it creates besides the destination and `<dest>.bak` is named
 //! `.<file name>.consul-render.<random>` and is removed again on every path,
 //! so anything a crash leaves behind is easy to recognise.
@@ -26,6 +32,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::unistd::{Group, User};
 use tempfile::{NamedTempFile, TempPath};
 
 /// Mode of a destination that did not exist before, unless told otherwise.
@@ -38,10 +45,122 @@ const DIR_MODE: u32 = 0o755;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOptions {
     /// Mode for a destination that does not exist yet (0o644 when `None`). An
-    /// existing destination keeps its own mode and owner.
+    /// existing destination keeps its own mode, and its owner and group
+    /// where `owner` does not name others.
     pub perms: Option<u32>,
     /// Keep `<dest>.bak` with the contents being replaced.
     pub backup: bool,
+    /// Who owns the destination after a write. Unset sides keep the old
+    /// file's owner or group (ours for a new file).
+    pub owner: Owner,
+}
+
+/// The user and group a destination should belong to, as the template
+/// names them. The default leaves both as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// A user name or a numeric uid; `None` leaves the owner as it is.
+    pub user: Option<String>,
+    /// A group name or a numeric gid; `None` leaves the group as it is.
+    pub group: Option<String>,
+}
+
+impl Owner {
+    /// The numeric ids for `dest`'s write. A number is taken as the id
+    /// itself, whether or not such a user exists (consul-template does the
+    /// same, and containers often run with ids that have no name); an empty
+    /// string and -1 are unset, as consul-template has them (its old `uid =
+    /// -1` included).
+    fn resolve(&self, dest: &Path) -> Result<Ids, OutputError> {
+        let uid = id(
+            dest,
+            self.user.as_deref(),
+            |name| Ok(User::from_name(name)?.map(|user| user.uid.as_raw())),
+            |name| OutputError::UnknownUser {
+                path: dest.to_owned(),
+                name,
+            },
+        )?;
+        let gid = id(
+            dest,
+            self.group.as_deref(),
+            |name| Ok(Group::from_name(name)?.map(|group| group.gid.as_raw())),
+            |name| OutputError::UnknownGroup {
+                path: dest.to_owned(),
+                name,
+            },
+        )?;
+        Ok(Ids { uid, gid })
+    }
+}
+
+/// The id `name` stands for: a number is the id, anything else goes to
+/// `look_up`, and a name it does not know is `unknown`.
+fn id(
+    dest: &Path,
+    name: Option<&str>,
+    look_up: impl FnOnce(&str) -> nix::Result<Option<u32>>,
+    unknown: impl FnOnce(String) -> OutputError,
+) -> Result<Option<u32>, OutputError> {
+    let Some(name) = name.filter(|name| !name.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(id) = name.parse::<i64>() {
+        return match u32::try_from(id) {
+            // -1 as well: the id chown(2) reads as "leave it alone".
+            Ok(u32::MAX) => Ok(None),
+            Ok(id) => Ok(Some(id)),
+            Err(_) if id == -1 => Ok(None),
+            Err(_) => Err(unknown(name.to_owned())),
+        };
+    }
+    match look_up(name) {
+        Ok(Some(id)) => Ok(Some(id)),
+        Ok(None) => Err(unknown(name.to_owned())),
+        Err(errno) => Err(OutputError::Lookup {
+            path: dest.to_owned(),
+            name: name.to_owned(),
+            source: errno.into(),
+        }),
+    }
+}
+
+/// An [`Owner`] as numeric ids; `None` leaves that side alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Ids {
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+impl Ids {
+    /// Whether a file owned as in `meta` needs a chown.
+    fn differ_from(self, meta: &Metadata) -> bool {
+        self.uid.is_some_and(|uid| uid != meta.uid())
+            || self.gid.is_some_and(|gid| gid != meta.gid())
+    }
+
+    /// Gives `file` these ids, then `mode` again: a chown clears the
+    /// set-user-ID and set-group-ID bits, and the mode must end as it
+    /// would have without one.
+    fn apply(self, file: &File, mode: u32) -> io::Result<()> {
+        if self == Ids::default() {
+            return Ok(());
+        }
+        std::os::unix::fs::fchown(file, self.uid, self.gid)?;
+        file.set_permissions(Permissions::from_mode(mode))
+    }
+}
+
+/// Whether `dest` is owned as `owner` asks (a side left unset always is).
+/// Identical contents with the wrong owner still need a write, as in
+/// consul-template. A destination that cannot be examined does not match,
+/// so a write sorts it out.
+pub fn has_owner(dest: &Path, owner: &Owner) -> Result<bool, OutputError> {
+    let ids = owner.resolve(dest)?;
+    if ids == Ids::default() {
+        return Ok(true);
+    }
+    Ok(fs::metadata(dest).is_ok_and(|meta| !ids.differ_from(&meta)))
 }
 
 /// How the new contents got into the destination.
@@ -77,6 +196,30 @@ pub enum OutputError {
     /// The destination exists but could not be read.
     #[error("could not read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
+
+    /// The template names a user that does not exist here; nothing was
+    /// written.
+    #[error("could not write {path}: unknown user {name:?}")]
+    UnknownUser { path: PathBuf, name: String },
+
+    /// The template names a group that does not exist here; nothing was
+    /// written.
+    #[error("could not write {path}: unknown group {name:?}")]
+    UnknownGroup { path: PathBuf, name: String },
+
+    /// The user or group database could not be searched for `name`;
+    /// nothing was written.
+    #[error("could not write {path}: could not look up {name:?}: {source}")]
+    Lookup {
+        path: PathBuf,
+        name: String,
+        source: io::Error,
+    },
+
+    /// The new contents could not be given the owner asked for (not root?);
+    /// the destination is untouched.
+    #[error("could not give {path} the owner asked for: {source}")]
+    Chown { path: PathBuf, source: io::Error },
 }
 
 /// The destination's current contents, `None` if it does not exist.
@@ -99,19 +242,29 @@ pub struct Staged {
     dest: PathBuf,
     file: NamedTempFile,
     backup: bool,
+    /// Given to the destination itself after an in-place write, which
+    /// keeps the destination's inode and so not the staged file's owner.
+    owner: Ids,
 }
 
 impl Staged {
     /// Creates missing parent directories (0755), writes `contents` to a
     /// temporary file in the destination's directory, fsyncs it, and gives it
     /// the mode and (when permitted) owner and group of the existing
-    /// destination, or `options.perms` (default 0644) for a new one.
+    /// destination, or `options.perms` (default 0644) for a new one. The
+    /// owner and group in `options.owner` are looked up and override the
+    /// old ones; failing to look them up or to give them is an error.
     pub fn stage(
         dest: &Path,
         contents: &[u8],
         options: &WriteOptions,
     ) -> Result<Staged, OutputError> {
         let stage_error = |source| OutputError::Stage {
+            path: dest.to_owned(),
+            source,
+        };
+        let owner = options.owner.resolve(dest)?;
+        let chown_error = |source| OutputError::Chown {
             path: dest.to_owned(),
             source,
         };
@@ -135,19 +288,23 @@ impl Staged {
         file.as_file_mut()
             .write_all(contents)
             .map_err(stage_error)?;
+        let mode = match &existing {
+            Some(meta) => meta.mode() & 0o7777,
+            None => options.perms.unwrap_or(DEFAULT_MODE),
+        };
         match &existing {
             Some(meta) => like(file.as_file(), meta),
-            None => file.as_file().set_permissions(Permissions::from_mode(
-                options.perms.unwrap_or(DEFAULT_MODE),
-            )),
+            None => file.as_file().set_permissions(Permissions::from_mode(mode)),
         }
         .map_err(stage_error)?;
+        owner.apply(file.as_file(), mode).map_err(chown_error)?;
         file.as_file().sync_all().map_err(stage_error)?;
 
         Ok(Staged {
             dest: dest.to_owned(),
             file,
             backup: options.backup,
+            owner,
         })
     }
 
@@ -177,7 +334,12 @@ impl Staged {
     }
 
     fn swap(self, keep_way_back: bool) -> Result<(Option<Previous>, Swap), OutputError> {
-        let Staged { dest, file, backup } = self;
+        let Staged {
+            dest,
+            file,
+            backup,
+            owner,
+        } = self;
         let swap_error = |source| OutputError::Swap {
             path: dest.clone(),
             source,
@@ -213,11 +375,17 @@ impl Staged {
         // An in-place write needs the old contents to restore from if it
         // fails. A link shares the inode about to be rewritten, so it would
         // change along with it: only a copy will do.
-        let previous = match previous {
+        let mut previous = match previous {
             Some(previous) if !previous.linked => previous,
             _ => Previous::copy(&dest, dir, name, &meta).map_err(swap_error)?,
         };
-        if let Err(source) = overwrite(&dest, err.file.path()) {
+        let written = overwrite(&dest, err.file.path()).and_then(|()| {
+            if owner.differ_from(&meta) {
+                previous.owner = Some(meta.clone());
+            }
+            owner.apply(&File::open(&dest)?, meta.mode() & 0o7777)
+        });
+        if let Err(source) = written {
             // The destination may be half-written now; put the old contents
             // back the same way.
             if let Err(restore) = overwrite(&dest, &previous.path) {
@@ -258,6 +426,11 @@ impl Committed {
                 Ok(()) => {}
                 Err(err) if crosses_mount(&err.error) => {
                     overwrite(&dest, &err.path).map_err(rollback_error)?;
+                    if let Some(meta) = &previous.owner {
+                        File::open(&dest)
+                            .and_then(|file| like(&file, meta))
+                            .map_err(rollback_error)?;
+                    }
                 }
                 Err(err) => return Err(rollback_error(err.error)),
             },
@@ -284,6 +457,9 @@ struct Previous {
     /// Whether `path` is a hard link to the old destination rather than a
     /// copy of it.
     linked: bool,
+    /// The destination's owner, group and mode before an in-place write
+    /// gave it another owner; an in-place rollback puts them back.
+    owner: Option<Metadata>,
 }
 
 impl Previous {
@@ -299,6 +475,7 @@ impl Previous {
             Ok(link) => Ok(Previous {
                 path: link.into_temp_path(),
                 linked: true,
+                owner: None,
             }),
             Err(_) => Previous::copy(dest, dir, name, meta),
         }
@@ -309,6 +486,7 @@ impl Previous {
         Ok(Previous {
             path: copy.into_temp_path(),
             linked: false,
+            owner: None,
         })
     }
 }
@@ -599,6 +777,7 @@ mod tests {
             let options = WriteOptions {
                 perms,
                 backup: false,
+                ..WriteOptions::default()
             };
 
             let staged = Staged::stage(&dest, b"new", &options).unwrap();
@@ -622,6 +801,7 @@ mod tests {
         let options = WriteOptions {
             perms: Some(0o644),
             backup: false,
+            ..WriteOptions::default()
         };
 
         let staged = Staged::stage(&dest, b"new", &options).unwrap();
@@ -632,6 +812,204 @@ mod tests {
         assert_eq!(meta.mode() & 0o7777, 0o600);
         assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
         assert_eq!(names(dir.path()), ["secret.conf"]);
+    }
+
+    fn owner(user: Option<&str>, group: Option<&str>) -> WriteOptions {
+        WriteOptions {
+            owner: Owner {
+                user: user.map(str::to_owned),
+                group: group.map(str::to_owned),
+            },
+            ..WriteOptions::default()
+        }
+    }
+
+    fn ids(path: &Path) -> (u32, u32) {
+        let meta = fs::metadata(path).unwrap();
+        (meta.uid(), meta.gid())
+    }
+
+    #[test]
+    fn a_new_file_gets_the_owner_asked_for_by_id_or_name() {
+        let testbed::Nobody { uid, group, gid } = testbed::nobody();
+        let cases = [
+            (owner(Some("4321"), Some("4322")), (4321, 4322)),
+            (owner(Some("nobody"), Some(group)), (uid, gid)),
+            (owner(Some("nobody"), Some("4322")), (uid, 4322)),
+        ];
+        for (options, want) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("default.conf");
+
+            let staged = Staged::stage(&dest, b"new", &options).unwrap();
+            // Before the swap: a check of the staged file sees the final owner.
+            assert_eq!(ids(staged.path()), want, "{options:?}");
+            staged.commit().unwrap().0.finish();
+
+            assert_eq!(fs::read(&dest).unwrap(), b"new");
+            assert_eq!(ids(&dest), want, "{options:?}");
+            assert_eq!(mode(&dest), 0o644, "{options:?}");
+            assert_eq!(names(dir.path()), ["default.conf"]);
+        }
+    }
+
+    #[test]
+    fn a_side_not_asked_for_keeps_the_old_file_s() {
+        // (user, group, owner afterwards) over a file owned by 1000:1001
+        let cases = [
+            (Some("4321"), None, (4321, 1001)),
+            (None, Some("4322"), (1000, 4322)),
+            (None, None, (1000, 1001)),
+            (Some(""), Some(""), (1000, 1001)),
+            (Some("-1"), Some("4294967295"), (1000, 1001)),
+        ];
+        for (user, group, want) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("default.conf");
+            write(&dest, "old", 0o644);
+            std::os::unix::fs::chown(&dest, Some(1000), Some(1001)).unwrap();
+
+            Staged::stage(&dest, b"new", &owner(user, group))
+                .unwrap()
+                .replace()
+                .unwrap();
+
+            assert_eq!(ids(&dest), want, "{user:?} {group:?}");
+        }
+    }
+
+    #[test]
+    fn the_mode_is_the_same_with_or_without_a_new_owner() {
+        // (old file's mode, or perms for a new file; mode afterwards). A
+        // chown clears set-user-ID and set-group-ID bits; they come back.
+        let cases = [
+            (Some(0o640), None, 0o640),
+            (Some(0o6750), None, 0o6750),
+            (None, Some(0o2750), 0o2750),
+            (None, Some(0o600), 0o600),
+        ];
+        for (old, perms, want) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("default.conf");
+            if let Some(old) = old {
+                write(&dest, "old", old);
+            }
+            let options = WriteOptions {
+                perms,
+                ..owner(Some("4321"), Some("4322"))
+            };
+
+            let staged = Staged::stage(&dest, b"new", &options).unwrap();
+            assert_eq!(mode(staged.path()), want, "{old:?} {perms:?}");
+            staged.commit().unwrap().0.finish();
+
+            assert_eq!(mode(&dest), want, "{old:?} {perms:?}");
+            assert_eq!(ids(&dest), (4321, 4322));
+        }
+    }
+
+    #[test]
+    fn an_unknown_user_or_group_is_an_error_that_touches_nothing() {
+        let cases = [
+            (
+                owner(Some("no-such-user-here"), Some("4322")),
+                "unknown user \"no-such-user-here\"",
+            ),
+            (
+                owner(Some("4321"), Some("no-such-group-here")),
+                "unknown group \"no-such-group-here\"",
+            ),
+            // No id, and no name either.
+            (owner(Some("-5"), None), "unknown user \"-5\""),
+        ];
+        for (options, want) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("default.conf");
+            write(&dest, "old", 0o640);
+            let before = ids(&dest);
+
+            let err = Staged::stage(&dest, b"new", &options).unwrap_err();
+
+            assert!(
+                matches!(
+                    err,
+                    OutputError::UnknownUser { .. } | OutputError::UnknownGroup { .. }
+                ),
+                "{err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("could not write {}: {want}", dest.display())
+            );
+            assert_eq!(
+                has_owner(&dest, &options.owner).unwrap_err().to_string(),
+                err.to_string()
+            );
+            assert_eq!(fs::read(&dest).unwrap(), b"old");
+            assert_eq!((ids(&dest), mode(&dest)), (before, 0o640));
+            assert_eq!(names(dir.path()), ["default.conf"]);
+        }
+        // Nor is a new destination created.
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("default.conf");
+        Staged::stage(&dest, b"new", &owner(Some("no-such-user-here"), None)).unwrap_err();
+        assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn has_owner_compares_only_the_sides_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("default.conf");
+        write(&dest, "old", 0o644);
+        std::os::unix::fs::chown(&dest, Some(4321), Some(4322)).unwrap();
+        let cases = [
+            (None, None, true),
+            (Some("4321"), None, true),
+            (None, Some("4322"), true),
+            (Some("4321"), Some("4322"), true),
+            (Some("4321"), Some("4323"), false),
+            (Some("0"), None, false),
+        ];
+        for (user, group, want) in cases {
+            let asked = owner(user, group).owner;
+            assert_eq!(
+                has_owner(&dest, &asked).unwrap(),
+                want,
+                "{user:?} {group:?}"
+            );
+        }
+        // A destination that is not there is owned by nobody asked for.
+        let missing = dir.path().join("missing.conf");
+        assert!(!has_owner(&missing, &owner(Some("4321"), None).owner).unwrap());
+    }
+
+    #[test]
+    fn a_bind_mounted_destination_gets_its_owner_in_place_and_back_on_rollback() {
+        let source_dir = tempfile::tempdir().unwrap();
+        let source = source_dir.path().join("nginx.conf");
+        write(&source, "old", 0o6750);
+        std::os::unix::fs::chown(&source, Some(1000), Some(1001)).unwrap();
+        fs::set_permissions(&source, Permissions::from_mode(0o6750)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("default.conf");
+        write(&dest, "", 0o644);
+        let Some(_bind) = Mount::bind(&source, &dest) else {
+            return;
+        };
+
+        let staged = Staged::stage(&dest, b"new", &owner(Some("4321"), Some("4322"))).unwrap();
+        let (committed, swap) = staged.commit().unwrap();
+
+        assert_eq!(swap, Swap::InPlace);
+        assert_eq!(fs::read(&source).unwrap(), b"new");
+        assert_eq!((ids(&source), mode(&source)), ((4321, 4322), 0o6750));
+
+        committed.rollback().unwrap();
+
+        assert_eq!(fs::read(&source).unwrap(), b"old");
+        assert_eq!((ids(&source), mode(&source)), ((1000, 1001), 0o6750));
+        assert_eq!(names(dir.path()), ["default.conf"]);
+        assert_eq!(names(source_dir.path()), ["nginx.conf"]);
     }
 
     #[test]
@@ -649,6 +1027,7 @@ mod tests {
         let options = WriteOptions {
             perms: None,
             backup: true,
+            ..WriteOptions::default()
         };
 
         let staged = Staged::stage(&dest, b"new", &options).unwrap();
@@ -802,6 +1181,7 @@ mod tests {
             let options = WriteOptions {
                 perms: None,
                 backup,
+                ..WriteOptions::default()
             };
 
             let staged = Staged::stage(&dest, b"new", &options).unwrap();
@@ -856,6 +1236,7 @@ mod tests {
         let options = WriteOptions {
             perms: None,
             backup: true,
+            ..WriteOptions::default()
         };
         let staged = Staged::stage(&dest, b"new", &options).unwrap();
         // Not even root may link or rename over an immutable file, so the way
@@ -920,6 +1301,7 @@ mod tests {
         let options = WriteOptions {
             perms: None,
             backup: true,
+            ..WriteOptions::default()
         };
 
         let staged = Staged::stage(&dest, b"new", &options).unwrap();
@@ -951,6 +1333,7 @@ mod tests {
         let options = WriteOptions {
             perms: Some(0o644),
             backup: true,
+            ..WriteOptions::default()
         };
 
         let swap = Staged::stage(&dest, b"new", &options)

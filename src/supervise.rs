@@ -70,7 +70,10 @@ impl Supervisor {
         command
             .arg("-c")
             .arg(format!("exec {}", self.config.command))
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .env_clear()
+            .envs(std::env::vars_os().filter(|(name, _)| self.config.env.inherits(name)))
+            .envs(self.config.env.custom.iter().cloned());
         let group = ProcessGroup::spawn(&mut command)?;
         tracing::info!(
             command = self.config.command,

@@ -157,12 +157,24 @@ async fn write_checked(job: &Job) -> Outcome {
     let dest = job.destination.display().to_string();
     match output::read_current(&job.destination) {
         Ok(Some(current)) if current == job.text.as_bytes() => {
-            tracing::info!(
-                template = job.name,
-                destination = dest,
-                "rendered; unchanged"
-            );
-            return Outcome::Unchanged;
+            // The owner is looked up on every pass, as consul-template does:
+            // an unknown one fails the template even when nothing changed.
+            match output::has_owner(&job.destination, &job.options.owner) {
+                Ok(true) => {
+                    tracing::info!(
+                        template = job.name,
+                        destination = dest,
+                        "rendered; unchanged"
+                    );
+                    return Outcome::Unchanged;
+                }
+                Ok(false) => tracing::info!(
+                    template = job.name,
+                    destination = dest,
+                    "rendered; unchanged, but not owned as asked: writing it again"
+                ),
+                Err(error) => return Outcome::WriteFailed(error.to_string()),
+            }
         }
         Ok(_) => {}
         Err(error) => tracing::warn!(destination = dest, "{error}; writing anew"),
@@ -250,7 +262,110 @@ fn shell_quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
+    use crate::output::Owner;
+
+    fn job(template: usize, destination: PathBuf, command: String, user: &str) -> Job {
+        Job {
+            template,
+            name: format!("t{template}"),
+            destination,
+            text: "same\n".to_owned(),
+            check: None,
+            command: Some(command),
+            rerun_command: false,
+            timeout: Duration::from_secs(10),
+            options: WriteOptions {
+                owner: Owner {
+                    user: Some(user.to_owned()),
+                    group: Some("4322".to_owned()),
+                },
+                ..WriteOptions::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn the_same_text_owned_by_someone_else_is_written_again_and_runs_the_command() {
+        // (owner of the file on disk, outcome, whether the command ran)
+        let cases = [
+            ((1000, 1001), Outcome::Written, true),
+            ((4321, 1001), Outcome::Written, true),
+            ((4321, 4322), Outcome::Unchanged, false),
+        ];
+        for (on_disk, want, ran) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("default.conf");
+            std::fs::write(&dest, "same\n").unwrap();
+            std::os::unix::fs::chown(&dest, Some(on_disk.0), Some(on_disk.1)).unwrap();
+            let marker = dir.path().join("ran");
+            let command = format!("touch {}", shell_quote(&marker.display().to_string()));
+
+            let report = apply(
+                vec![job(0, dest.clone(), command, "4321")],
+                false,
+                None,
+                Arc::new(Metrics::new(&[])),
+            )
+            .await;
+
+            assert_eq!(report.outcomes, [(0, want)], "{on_disk:?}");
+            assert_eq!(marker.exists(), ran, "{on_disk:?}");
+            let meta = std::fs::metadata(&dest).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (4321, 4322), "{on_disk:?}");
+            assert_eq!(std::fs::read_to_string(&dest).unwrap(), "same\n");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_fails_only_its_own_template_and_keeps_its_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = |name: &str| dir.path().join(name);
+        // Unchanged and changed text alike: the owner is looked up every pass.
+        std::fs::write(dest("same.conf"), "same\n").unwrap();
+        std::fs::write(dest("old.conf"), "old\n").unwrap();
+        let marker = dir.path().join("ran");
+        let command = format!("touch {}", shell_quote(&marker.display().to_string()));
+        let jobs = vec![
+            job(
+                0,
+                dest("same.conf"),
+                "false".to_owned(),
+                "no-such-user-here",
+            ),
+            job(1, dest("old.conf"), "false".to_owned(), "no-such-user-here"),
+            job(2, dest("new.conf"), command, "4321"),
+        ];
+
+        let report = apply(jobs, false, None, Arc::new(Metrics::new(&[]))).await;
+
+        let unknown = |name: &str| {
+            Outcome::WriteFailed(format!(
+                "could not write {}: unknown user \"no-such-user-here\"",
+                dest(name).display()
+            ))
+        };
+        assert_eq!(
+            report.outcomes,
+            [
+                (0, unknown("same.conf")),
+                (1, unknown("old.conf")),
+                (2, Outcome::Written)
+            ]
+        );
+        assert_eq!(report.commands.len(), 1, "{:?}", report.commands);
+        assert!(marker.exists());
+        assert_eq!(std::fs::read_to_string(dest("old.conf")).unwrap(), "old\n");
+        assert_eq!(std::fs::read_to_string(dest("new.conf")).unwrap(), "same\n");
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["new.conf", "old.conf", "ran", "same.conf"]);
+    }
 
     #[test]
     fn shell_quoting_survives_quotes_and_spaces() {

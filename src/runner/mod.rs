@@ -36,7 +36,7 @@ use crate::consul::watcher::Watchers;
 use crate::consul::{Data, Dependency};
 use crate::file_edits::{self, FileEdits};
 use crate::metrics::{Behind, Metrics, Unconfirmed};
-use crate::output::WriteOptions;
+use crate::output::{Owner, WriteOptions};
 use crate::supervise::{ChildState, Supervisor};
 use crate::template::{Snapshot, Template, TemplateError};
 
@@ -113,6 +113,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         .then(|| FileEdits::watch(&sources, "send SIGHUP after editing a template"));
     runner.render_due();
     let result = 'run: loop {
+        if let Some(error) = runner.fatal.take() {
+            runner.finish_in_flight_pass().await;
+            break Err(error);
+        }
         runner.start_pass();
         if runner.finished() {
             break runner.once_result();
@@ -303,6 +307,8 @@ struct Runner {
     metrics: Arc<Metrics>,
     /// `-once`: what failed so far.
     failures: Vec<String>,
+    /// Why a template that asked for it (`error_fatal`) stops the run.
+    fatal: Option<RunError>,
     /// Supervise mode's child.
     child: Option<Supervisor>,
 }
@@ -369,6 +375,7 @@ impl Runner {
             queued: BTreeMap::new(),
             metrics,
             failures: Vec::new(),
+            fatal: None,
             child: config.exec.map(Supervisor::new),
         };
         for t in &mut runner.templates {
@@ -532,6 +539,8 @@ impl Runner {
                     self.failures.push(format!("template error at {error}"));
                     // Nothing more will come of this template in one-shot mode.
                     t.done = true;
+                } else if t.config.error_fatal {
+                    self.fatal.get_or_insert(RunError::Template(error));
                 }
                 return;
             }
@@ -558,6 +567,10 @@ impl Runner {
                 options: WriteOptions {
                     perms: tc.perms,
                     backup: tc.backup,
+                    owner: Owner {
+                        user: tc.user.clone(),
+                        group: tc.group.clone(),
+                    },
                 },
             },
         );
@@ -643,6 +656,13 @@ impl Runner {
                     if self.once {
                         t.done = true;
                         self.failures.push(format!("{}: {error}", t.name));
+                    } else if t.config.error_fatal
+                        && matches!(outcome, apply::Outcome::WriteFailed(_))
+                    {
+                        // A failed check is not a template error: the last
+                        // good file stays, as without `error_fatal`.
+                        self.fatal
+                            .get_or_insert(RunError::Failed(format!("{}: {error}", t.name)));
                     }
                 }
             }

@@ -8,6 +8,7 @@
 //! The API is synchronous and panics with context on failure: it is test
 //! support, callable from plain `#[test]`s and from inside async tests alike.
 
+mod accounts;
 mod backend;
 mod cluster;
 mod consul;
@@ -17,6 +18,7 @@ mod http_fault_proxy;
 mod nginx;
 mod process;
 
+pub use accounts::{Nobody, nobody};
 pub use backend::Backend;
 pub use cluster::{ClusterMember, ConsulCluster};
 pub use consul::{AgentOptions, ConsulAgent, Instance, TlsFiles};

@@ -739,3 +739,115 @@ fn template_blocks_run_as_in_consul_template() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Settings a consul-template config file carries over, run by both:
+/// `default_delimiters` (each side on its own), the `exec` form of a
+/// template's command, and the owner of the written file by name, by id
+/// and by the old `uid`/`gid`. Then a user nobody has: both fail and write
+/// nothing.
+#[test]
+fn carried_over_settings_do_what_consul_template_does() {
+    use std::os::unix::fs::MetadataExt;
+    let consul = ConsulAgent::dev();
+    consul.kv_put("cfg/a", "alpha");
+    consul.kv_put("cfg/b", "beta");
+    let dir = tempfile::tempdir().unwrap();
+    let nobody = testbed::nobody().uid;
+    let config = |out: &Path| {
+        format!(
+            r#"
+default_delimiters {{
+  left = "<%"
+  right = "%>"
+}}
+template {{
+  contents = "a=<% key \"cfg/a\" %> {{{{ literal }}}}\n"
+  destination = "{out}/defaults"
+  user = "nobody"
+  exec {{
+    command = "echo ran >> {out}/ran"
+    timeout = "10s"
+  }}
+}}
+template {{
+  contents = "b=[[ key \"cfg/b\" ]] <% literal %>\n"
+  destination = "{out}/own"
+  left_delimiter = "[["
+  right_delimiter = "]]"
+  user = "4321"
+  group = "4322"
+}}
+template {{
+  contents = "mixed={{{{ key \"cfg/a\" %>\n"
+  destination = "{out}/mixed"
+  left_delimiter = "{{{{"
+  uid = 4323
+  gid = 4324
+}}
+"#,
+            out = out.display()
+        )
+    };
+    let bin = PathBuf::from(crate::support::BIN);
+    let mut seen = Vec::new();
+    for (who, program) in [
+        ("consul-template", consul_template()),
+        ("consul-render", bin.clone()),
+    ] {
+        let out = dir.path().join(who);
+        std::fs::create_dir_all(&out).unwrap();
+        let file = dir.path().join(format!("{who}.hcl"));
+        std::fs::write(&file, config(&out)).unwrap();
+        let mut command = once(&program, &consul);
+        command.arg(format!("-config={}", file.display()));
+        let log = run_logged(&program, command);
+        assert!(log.contains("exited Some(0)"), "{log}");
+        let written: BTreeMap<&str, Option<Written>> = ["defaults", "own", "mixed", "ran"]
+            .into_iter()
+            .map(|name| {
+                let path = out.join(name);
+                let found = std::fs::read_to_string(&path).ok().map(|text| {
+                    let meta = std::fs::metadata(&path).unwrap();
+                    (text, meta.uid(), meta.gid())
+                });
+                (name, found)
+            })
+            .collect();
+        seen.push(written);
+    }
+    assert_eq!(seen[0], seen[1], "consul-template, then consul-render");
+    let file = |name: &str| seen[1][name].clone().expect(name);
+    assert_eq!(file("defaults").0, "a=alpha {{ literal }}\n");
+    assert_eq!(file("defaults").1, nobody);
+    assert_eq!(
+        file("own"),
+        ("b=beta <% literal %>\n".to_owned(), 4321, 4322)
+    );
+    assert_eq!(file("mixed"), ("mixed=alpha\n".to_owned(), 4323, 4324));
+    assert_eq!(file("ran").0, "ran\n");
+
+    for (who, program) in [
+        ("consul-template", consul_template()),
+        ("consul-render", bin),
+    ] {
+        let out = dir.path().join(format!("{who}-unknown"));
+        let file = dir.path().join(format!("{who}-unknown.hcl"));
+        std::fs::write(
+            &file,
+            format!(
+                "template {{\n  contents = \"x\"\n  destination = \"{}\"\n  user = \"no-such-user-here\"\n}}\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        let mut command = once(&program, &consul);
+        command.arg(format!("-config={}", file.display()));
+        let log = run_logged(&program, command);
+        assert!(!log.contains("exited Some(0)"), "{log}");
+        assert!(log.contains("no-such-user-here"), "{log}");
+        assert!(!out.exists(), "{who} wrote {}", out.display());
+    }
+}
+
+/// A written file's text, owner and group.
+type Written = (String, u32, u32);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use testbed::{Backend, ConsulAgent, Instance, NginxPrefix, free_port, http_get, wait_until};
 
 use crate::support::{
-    BIN, Daemon, assert_rollback_reported, proc_stat, repo, upstream_servers, wait_for_file,
+    BIN, Daemon, Render, assert_rollback_reported, proc_stat, repo, upstream_servers, wait_for_file,
 };
 
 const SERVICE: &str = "web";
@@ -285,4 +285,71 @@ fn a_reload_nginx_refuses_after_its_check_passed_is_reported_as_a_rollback() {
     s.wait_for_traffic(&[&a]);
     s.daemon.assert_running();
     drop(held);
+}
+
+/// What the child inherits: `-exec-env-allowlist` and `-denylist` patterns
+/// over consul-render's variables, `-exec-env-custom` added whatever they
+/// say, `-exec-env-pristine` inheriting nothing; Consul's token never,
+/// even when a list would let it through.
+#[test]
+fn the_child_gets_the_environment_the_exec_env_flags_describe() {
+    let consul = ConsulAgent::dev();
+    let env = [
+        ("KEEP_ME", "1"),
+        ("KEEP_TOO", "2"),
+        ("KEEP_NOT", "3"),
+        ("OTHER", "4"),
+        ("CONSUL_HTTP_TOKEN", "tok-never-passed"),
+    ];
+    let cases: [(&[&str], &[&str], &[&str]); 3] = [
+        (
+            &[
+                "-exec-env-allowlist=KEEP_*",
+                "-exec-env-allowlist=CONSUL_*",
+                "-exec-env-denylist=KEEP_[N]OT",
+                "-exec-env-custom=ADDED=a=b",
+                "-exec-env-custom=OTHER=custom wins",
+            ],
+            &["KEEP_ME=1", "KEEP_TOO=2", "ADDED=a=b", "OTHER=custom wins"],
+            &["KEEP_NOT", "OTHER=4", "PATH=", "tok-never-passed"],
+        ),
+        (
+            &["-exec-env-pristine", "-exec-env-custom=ONLY=this"],
+            &["ONLY=this"],
+            &["KEEP_ME", "OTHER", "PATH=", "tok-never-passed"],
+        ),
+        (
+            &[],
+            &["KEEP_ME=1", "KEEP_NOT=3", "OTHER=4", "PATH="],
+            &["tok-never-passed"],
+        ),
+    ];
+    for (flags, present, absent) in cases {
+        let mut render = Render::new(&consul.http_addr(), "static\n");
+        let dump = render.dir().join("env");
+        // The child's `env` lists what it got; then it stays alive for
+        // consul-render to supervise.
+        render = render.flag(&format!(
+            "-exec=/bin/sh -c 'env > {}; exec sleep 600'",
+            dump.display()
+        ));
+        for flag in flags {
+            render = render.flag(flag);
+        }
+        let mut daemon = render.start_with(&env);
+        let text = wait_for_file(&dump, "the child's environment", T, |t| t.contains('\n'));
+        for entry in present {
+            assert!(
+                text.lines().any(|line| line.starts_with(entry)),
+                "{flags:?}: {entry} missing from\n{text}"
+            );
+        }
+        for entry in absent {
+            assert!(
+                !text.lines().any(|line| line.contains(entry)),
+                "{flags:?}: {entry} passed in\n{text}"
+            );
+        }
+        daemon.assert_running();
+    }
 }
