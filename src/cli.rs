@@ -199,6 +199,8 @@ struct RawFlags {
     exec_kill_signal: Option<String>,
     #[arg(long)]
     exec_kill_timeout: Option<String>,
+    #[arg(long)]
+    exec_splay: Option<String>,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     exec_env_pristine: Option<String>,
     #[arg(long)]
@@ -685,6 +687,11 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         parse_listen_address,
     )?;
     let log_format = flag("log-format", raw.log_format.as_deref(), str::parse)?;
+    let splay = flag(
+        "exec-splay",
+        raw.exec_splay.as_deref(),
+        parse_duration_value,
+    )?;
     let env_pristine = flag(
         "exec-env-pristine",
         raw.exec_env_pristine.as_deref(),
@@ -912,6 +919,7 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
                 kill_timeout: kill_timeout
                     .or(file.exec.kill_timeout)
                     .unwrap_or(DEFAULT_KILL_TIMEOUT),
+                splay: splay.or(file.exec.splay).unwrap_or(Duration::ZERO),
                 env: child_env(
                     file.exec.env,
                     env_pristine,
@@ -1258,6 +1266,10 @@ Supervise mode:
       Sent to stop the child. Default: SIGINT.
   -exec-kill-timeout=<duration>
       Time the child has to stop before it gets SIGKILL. Default: 30s.
+  -exec-splay=<duration>
+      Wait up to this long, at random, before each reload signal and
+      before stopping the child for a reason of consul-render's own, so
+      that many hosts do not reload at once. Default: 0.
   -exec-env-pristine
       Start the child with no variable of consul-render's, only those of
       -exec-env-custom. Default: false.
@@ -1518,6 +1530,7 @@ mod tests {
                     kill_signal: ProcessSignal(libc::SIGINT),
                     kill_timeout: Duration::from_secs(30),
                     env: ChildEnv::default(),
+                    splay: Duration::ZERO,
                 })
             }),
             (
@@ -1526,6 +1539,7 @@ mod tests {
                     "-exec-reload-signal=",
                     "-exec-kill-signal=quit",
                     "-exec-kill-timeout=5s",
+                    "-exec-splay=2s",
                 ],
                 |c| {
                     c.exec = Some(ExecConfig {
@@ -1534,6 +1548,7 @@ mod tests {
                         kill_signal: ProcessSignal(libc::SIGQUIT),
                         kill_timeout: Duration::from_secs(5),
                         env: ChildEnv::default(),
+                        splay: Duration::from_secs(2),
                     })
                 },
             ),
@@ -2373,10 +2388,10 @@ log_file {
                 "flag provided but not defined: -x (run consul-render -h to list the flags)",
             ),
             (
-                &["-exec-splay=5s"],
+                &["-vault-addr=https://vault:8200"],
                 &[],
                 exit::FLAG_ERROR,
-                "flag provided but not defined: -exec-splay (run consul-render -h to list the flags)",
+                "flag provided but not defined: -vault-addr (run consul-render -h to list the flags)",
             ),
             (
                 &[

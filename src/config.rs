@@ -98,6 +98,10 @@ pub struct ExecConfig {
     pub kill_timeout: Duration,
     /// The environment the child starts with.
     pub env: ChildEnv,
+    /// Up to this long, at random, before each reload signal and before
+    /// stopping the child for a reason of consul-render's own, so that many
+    /// hosts seeing one change do not all reload at once. Zero: at once.
+    pub splay: Duration,
 }
 
 /// consul-template's `exec.env`: which of consul-render's variables the

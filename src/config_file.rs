@@ -132,6 +132,8 @@ pub struct ExecFile {
     pub kill_timeout: Option<Duration>,
     /// `false` turns supervise mode off even with a command.
     pub enabled: Option<bool>,
+    #[serde(deserialize_with = "duration")]
+    pub splay: Option<Duration>,
     /// What the child inherits and gets; a later file's lists add to an
     /// earlier one's, as in consul-template.
     #[serde(deserialize_with = "last_block")]
@@ -308,7 +310,6 @@ const UNSUPPORTED: &[&str] = &[
     "consul.transport",
     "deduplicate",
     "err_on_failed_lookup",
-    "exec.splay",
     "nomad",
     "template.exec.env",
     "template.exec.splay",
@@ -630,6 +631,7 @@ impl ExecFile {
             kill_signal,
             kill_timeout,
             enabled,
+            splay,
             env,
         } = later;
         override_with(&mut self.command, command);
@@ -637,6 +639,7 @@ impl ExecFile {
         override_with(&mut self.kill_signal, kill_signal);
         override_with(&mut self.kill_timeout, kill_timeout);
         override_with(&mut self.enabled, enabled);
+        override_with(&mut self.splay, splay);
         self.env.merge(env);
     }
 }
@@ -1353,6 +1356,7 @@ template {
                 kill_signal: Some(ProcessSignal(libc::SIGQUIT)),
                 kill_timeout: Some(secs(10)),
                 enabled: None,
+                splay: None,
                 env: EnvFile::default(),
             },
             metrics_addr: Some("127.0.0.1:9102".parse().unwrap()),

@@ -5,7 +5,8 @@
 //! The child's life is [`ChildState`]. This module starts and signals it
 //! and reports its exit; the runner decides when (first complete render,
 //! changed render, stop) and what an exit means (consul-render exits with
-//! the child's code).
+//! the child's code). With a splay (`-exec-splay`) a reload is signalled a
+//! random while after it is asked for, as [`ChildEvent::ReloadDue`].
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -41,6 +42,16 @@ pub enum ChildState {
 pub struct Supervisor {
     config: ExecConfig,
     state: ChildState,
+    /// When the reload asked for during a splay is signalled; the reloads
+    /// asked for until then are the same one.
+    reload_at: Option<Instant>,
+}
+
+/// What the runner hears from the child.
+pub enum ChildEvent {
+    Exited(ExitStatus),
+    /// A splayed reload's time has come: call [`Supervisor::reload_now`].
+    ReloadDue,
 }
 
 impl Supervisor {
@@ -48,6 +59,7 @@ impl Supervisor {
         Supervisor {
             config,
             state: ChildState::Waiting,
+            reload_at: None,
         }
     }
 
@@ -85,9 +97,23 @@ impl Supervisor {
     }
 
     /// After a changed render: sends the reload signal, if there is one and
-    /// the child runs, then checks in the background that the child took
-    /// it (see [`crate::reload_check::verify`]).
-    pub fn reload(&self, metrics: &Arc<Metrics>) {
+    /// the child runs, at once or, with a splay, once it is due.
+    pub fn reload(&mut self, metrics: &Arc<Metrics>) {
+        if self.config.splay.is_zero() {
+            return self.reload_now(metrics);
+        }
+        if self.reload_at.is_none() && self.config.reload_signal.is_some() {
+            let delay = random_up_to(self.config.splay);
+            tracing::debug!(?delay, "signalling the child to reload after a splay");
+            self.reload_at = Some(Instant::now() + delay);
+        }
+    }
+
+    /// Sends the reload signal, if there is one and the child runs, then
+    /// checks in the background that the child took it (see
+    /// [`crate::reload_check::verify`]).
+    pub fn reload_now(&mut self, metrics: &Arc<Metrics>) {
+        self.reload_at = None;
         let (ChildState::Running { group }, Some(signal)) =
             (&self.state, self.config.reload_signal)
         else {
@@ -123,8 +149,13 @@ impl Supervisor {
     }
 
     /// Stops the child for a reason of consul-render's own, with the kill
-    /// signal. Returns whether there was a child to stop.
-    pub fn stop(&mut self) -> bool {
+    /// signal, after the splay. Returns whether there was a child to stop.
+    pub async fn stop(&mut self) -> bool {
+        if matches!(self.state, ChildState::Running { .. }) && !self.config.splay.is_zero() {
+            let delay = random_up_to(self.config.splay);
+            tracing::debug!(?delay, "stopping the child after a splay");
+            tokio::time::sleep(delay).await;
+        }
         self.stop_with(self.config.kill_signal)
     }
 
@@ -146,6 +177,20 @@ impl Supervisor {
         }
         self.state = ChildState::Stopping { group, deadline };
         true
+    }
+
+    /// Waits for the child to exit or a splayed reload to fall due.
+    pub async fn next_event(&mut self) -> ChildEvent {
+        let reload_at = self.reload_at;
+        tokio::select! {
+            status = self.exited() => ChildEvent::Exited(status),
+            () = async {
+                match reload_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => ChildEvent::ReloadDue,
+        }
     }
 
     /// Waits for the child to exit, killing its group once a stop's
@@ -180,6 +225,12 @@ impl Supervisor {
     }
 }
 
+/// A uniformly random while in `[0, splay)`, as consul-template draws it.
+fn random_up_to(splay: Duration) -> Duration {
+    let nanos = u64::try_from(splay.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(fastrand::u64(..nanos.max(1)))
+}
+
 async fn wait(group: &mut ProcessGroup) -> ExitStatus {
     group.wait().await.unwrap_or_else(|error| {
         // No status to follow: count it as a failure; its group is killed.
@@ -191,4 +242,26 @@ async fn wait(group: &mut ProcessGroup) -> ExitStatus {
 fn send(group: &ProcessGroup, signal: ProcessSignal) -> io::Result<()> {
     let signal = Signal::try_from(signal.0).map_err(io::Error::from)?;
     group.signal_leader(signal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_splay_is_drawn_below_its_bound() {
+        for splay in [
+            Duration::from_nanos(1),
+            Duration::from_millis(3),
+            Duration::from_secs(1),
+        ] {
+            for _ in 0..1000 {
+                assert!(random_up_to(splay) < splay, "{splay:?}");
+            }
+        }
+        let draws: std::collections::BTreeSet<Duration> = (0..100)
+            .map(|_| random_up_to(Duration::from_secs(1)))
+            .collect();
+        assert!(draws.len() > 90, "not random: {draws:?}");
+    }
 }

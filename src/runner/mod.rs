@@ -37,7 +37,7 @@ use crate::consul::{Data, Dependency};
 use crate::file_edits::{self, FileEdits};
 use crate::metrics::{Behind, Metrics, Unconfirmed};
 use crate::output::{Owner, WriteOptions};
-use crate::supervise::{ChildState, Supervisor};
+use crate::supervise::{ChildEvent, ChildState, Supervisor};
 use crate::template::{Snapshot, Template, TemplateError};
 
 /// Why a run ended other than as asked.
@@ -127,7 +127,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             () = sleep_until(deadline), if deadline.is_some() => Wake::Due,
             report = wait_for(&mut runner.applying), if runner.applying.is_some() => Wake::Applied(report),
             stop = signals.stop.requested() => Wake::Stop(stop),
-            status = child_exited(&mut runner.child) => Wake::ChildExited(status),
+            event = child_event(&mut runner.child) => match event {
+                ChildEvent::Exited(status) => Wake::ChildExited(status),
+                ChildEvent::ReloadDue => Wake::ChildReloadDue,
+            },
             () = received(&mut signals.child) => Wake::Orphans,
             () = received(&mut signals.reload) => Wake::Reload,
             () = received(&mut signals.ignored_hangup) => Wake::IgnoredHangup,
@@ -191,6 +194,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 runner.finish_in_flight_pass().await;
                 break Err(RunError::ChildExited(status));
             }
+            Wake::ChildReloadDue => {
+                if let Some(child) = runner.child.as_mut() {
+                    child.reload_now(&runner.metrics);
+                }
+            }
             Wake::Orphans => {
                 let reaped = crate::process::reap_orphans();
                 tracing::debug!(reaped, "reaped orphaned processes");
@@ -214,7 +222,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // Leaving for a reason of our own (Consul gave up, a failure): the
     // child goes first.
     if let Some(child) = runner.child.as_mut()
-        && child.stop()
+        && child.stop().await
     {
         let status = child.exited().await;
         if result.is_ok() {
@@ -231,6 +239,8 @@ enum Wake {
     Applied(Result<apply::Report, String>),
     Stop(Sig),
     ChildExited(std::process::ExitStatus),
+    /// A reload of the child held back by its splay is due.
+    ChildReloadDue,
     /// SIGCHLD as PID 1: an orphan may be waiting to be reaped.
     Orphans,
     Reload,
@@ -940,9 +950,9 @@ async fn received(signal: &mut Option<Signal>) {
     }
 }
 
-async fn child_exited(child: &mut Option<Supervisor>) -> std::process::ExitStatus {
+async fn child_event(child: &mut Option<Supervisor>) -> ChildEvent {
     match child {
-        Some(child) => child.exited().await,
+        Some(child) => child.next_event().await,
         None => std::future::pending().await,
     }
 }

@@ -33,6 +33,11 @@ impl Supervised {
     /// `wrapper`, e.g. `unshare`, when given), with one instance of `first`
     /// registered so the first render is complete.
     fn start(first: &Backend, wrapper: &[&str]) -> Supervised {
+        Supervised::start_with(first, wrapper, &[])
+    }
+
+    /// As [`Supervised::start`], with `flags` added.
+    fn start_with(first: &Backend, wrapper: &[&str], flags: &[&str]) -> Supervised {
         let consul = ConsulAgent::dev();
         register(&consul, first, "1");
         // What the image ships: a placeholder the first render replaces.
@@ -57,6 +62,7 @@ impl Supervised {
         ];
         let mut argv: Vec<&str> = wrapper.to_vec();
         argv.extend(args.iter().map(String::as_str));
+        argv.extend(flags);
         let listen = format!("127.0.0.1:{port}");
         let env = [("APP_NAME", SERVICE), ("LISTEN", listen.as_str())];
         let daemon = match wrapper.split_first() {
@@ -144,6 +150,55 @@ fn nginx_is_started_after_the_first_render_and_reloaded_by_signal_on_change() {
     )
     .unwrap();
     assert_eq!(s.daemon.wait_exit(T), 128 + 9, "{}", s.daemon.log());
+}
+
+/// `-exec-splay`: the reload signal comes a random while (under the
+/// splay) after the change, and still comes; stopping the child for a
+/// reason of consul-render's own waits a splay too, a forwarded SIGTERM
+/// does not.
+#[test]
+fn a_splayed_reload_still_reaches_nginx() {
+    let (a, b) = (Backend::start("web-a"), Backend::start("web-b"));
+    let mut s = Supervised::start_with(&a, &[], &["-exec-splay=1s", "-log-level=debug"]);
+    let master = s.master();
+    register(&s.consul, &b, "2");
+    wait_until("nginx to reload", T, || s.nginx.reload_count() >= 1);
+    s.wait_for_traffic(&[&a, &b]);
+    assert_eq!(s.master(), master);
+    let log = s.daemon.log();
+    let splayed = log
+        .find("signalling the child to reload after a splay")
+        .unwrap_or_else(|| panic!("no splay logged:\n{log}"));
+    let signalled = log
+        .find("signalled the child to reload")
+        .unwrap_or_else(|| panic!("no reload signal:\n{log}"));
+    assert!(splayed < signalled, "{log}");
+    s.daemon.signal(libc::SIGTERM);
+    assert_eq!(s.daemon.wait_exit(T), 0, "{}", s.daemon.log());
+    assert!(!s.daemon.log().contains("stopping the child after a splay"));
+
+    // Consul gone for good (a retry limit is set): consul-render stops the
+    // child itself, after a splay, and exits with the child's code.
+    let mut s = Supervised::start_with(
+        &a,
+        &[],
+        &[
+            "-exec-splay=1s",
+            "-log-level=debug",
+            "-consul-retry-attempts=2",
+            "-consul-retry-backoff=50ms",
+        ],
+    );
+    s.consul.stop();
+    s.daemon.wait_exit(T);
+    let log = s.daemon.log();
+    let splayed = log
+        .find("stopping the child after a splay")
+        .unwrap_or_else(|| panic!("no splay before the stop:\n{log}"));
+    assert!(
+        log[splayed..].contains("stopping the child signal=SIGINT"),
+        "{log}"
+    );
 }
 
 #[test]
