@@ -34,9 +34,13 @@ pub struct EndpointLabels {
     pub endpoint: String,
 }
 
+/// One template, as metrics and `/health` tell it: its name (the source
+/// path, or `(dynamic)` for inline text) and its destination, which two
+/// templates never share while two may share a name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TemplateLabels {
     pub template: String,
+    pub destination: String,
 }
 
 /// How a reload is made: a command, or the supervised child's signal.
@@ -104,6 +108,7 @@ struct Health {
 #[derive(Clone, Serialize)]
 pub struct TemplateHealth {
     pub template: String,
+    pub destination: String,
     /// A complete render has reached the destination.
     pub rendered: bool,
     /// The last check's failure; `None` when it passed or none ran.
@@ -135,6 +140,13 @@ pub enum Unconfirmed {
 }
 
 impl TemplateHealth {
+    fn labels(&self) -> TemplateLabels {
+        TemplateLabels {
+            template: self.template.clone(),
+            destination: self.destination.clone(),
+        }
+    }
+
     fn data_age(&self) -> Duration {
         match self.behind.since {
             Some(since) if self.rendered => since.elapsed(),
@@ -153,7 +165,7 @@ pub struct HealthReport {
 }
 
 impl Metrics {
-    pub fn new(templates: &[String]) -> Metrics {
+    pub fn new(templates: &[TemplateLabels]) -> Metrics {
         let mut registry = Registry::with_prefix("consul_render");
         let metrics = Metrics {
             renders: Counter::default(),
@@ -181,8 +193,9 @@ impl Metrics {
             health: Mutex::new(Health {
                 templates: templates
                     .iter()
-                    .map(|name| TemplateHealth {
-                        template: name.clone(),
+                    .map(|labels| TemplateHealth {
+                        template: labels.template.clone(),
+                        destination: labels.destination.clone(),
                         rendered: false,
                         check_failed: None,
                         last_good: None,
@@ -343,11 +356,8 @@ impl Metrics {
     fn refresh_ages(&self) {
         let health = self.health();
         for t in health.templates.iter().filter(|t| t.rendered) {
-            let labels = TemplateLabels {
-                template: t.template.clone(),
-            };
             self.template_data_age_seconds
-                .get_or_create(&labels)
+                .get_or_create(&t.labels())
                 .set(t.data_age().as_secs_f64());
         }
     }
@@ -377,9 +387,7 @@ impl Metrics {
         t.rendered = true;
         t.check_failed = None;
         t.last_good = Some(now);
-        let labels = TemplateLabels {
-            template: t.template.clone(),
-        };
+        let labels = t.labels();
         let seconds = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         self.template_last_good_render
             .get_or_create(&labels)
@@ -527,9 +535,20 @@ mod tests {
         assert_eq!(endpoint_of("/v1/status/leader"), "status/leader");
     }
 
+    /// Templates `names`, each rendered to its stem with `.conf`.
+    fn labels(names: &[&str]) -> Vec<TemplateLabels> {
+        names
+            .iter()
+            .map(|name| TemplateLabels {
+                template: (*name).to_owned(),
+                destination: name.replace(".tera", ".conf"),
+            })
+            .collect()
+    }
+
     #[test]
     fn health_names_every_reason_and_clears_when_they_pass() {
-        let metrics = Metrics::new(&["a.tera".to_owned(), "b.tera".to_owned()]);
+        let metrics = Metrics::new(&labels(&["a.tera", "b.tera"]));
         let report = metrics.health_report();
         assert!(!report.healthy);
         assert_eq!(report.reasons.len(), 2, "{:?}", report.reasons);
@@ -558,7 +577,7 @@ mod tests {
 
     #[test]
     fn data_age_counts_once_rendered_and_unconfirmed_data_is_a_reason() {
-        let metrics = Metrics::new(&["a.tera".to_owned(), "b.tera".to_owned()]);
+        let metrics = Metrics::new(&labels(&["a.tera", "b.tera"]));
         let an_hour_ago = Instant::now() - Duration::from_secs(3600);
         let behind = |unconfirmed| Behind {
             since: Some(an_hour_ago),
@@ -584,7 +603,7 @@ mod tests {
         );
         let text = metrics.encode();
         assert!(
-            text.contains("consul_render_template_data_age_seconds{template=\"a.tera\"} 3600."),
+            text.contains("consul_render_template_data_age_seconds{template=\"a.tera\",destination=\"a.conf\"} 3600."),
             "{text}"
         );
         metrics.template_behind(0, Behind::default());
@@ -592,13 +611,13 @@ mod tests {
         assert!(
             metrics
                 .encode()
-                .contains("consul_render_template_data_age_seconds{template=\"a.tera\"} 0.0\n")
+                .contains("consul_render_template_data_age_seconds{template=\"a.tera\",destination=\"a.conf\"} 0.0\n")
         );
     }
 
     #[test]
     fn the_exposition_names_metrics_with_the_prefix() {
-        let metrics = Metrics::new(&["a.tera".to_owned()]);
+        let metrics = Metrics::new(&labels(&["a.tera"]));
         Metrics::bump(&metrics.writes);
         metrics
             .consul_requests

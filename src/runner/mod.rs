@@ -35,7 +35,7 @@ use crate::consul::transport::{Transport, TransportError};
 use crate::consul::watcher::Watchers;
 use crate::consul::{Data, Dependency};
 use crate::file_edits::{self, FileEdits};
-use crate::metrics::{Behind, Metrics, Unconfirmed};
+use crate::metrics::{Behind, Metrics, TemplateLabels, Unconfirmed};
 use crate::output::{Owner, WriteOptions};
 use crate::supervise::{ChildEvent, ChildState, Supervisor};
 use crate::template::{Snapshot, Template, TemplateError};
@@ -345,8 +345,14 @@ impl Runner {
                 })
             })
             .collect::<Result<Vec<_>, RunError>>()?;
-        let names: Vec<String> = templates.iter().map(|t| t.name.clone()).collect();
-        let metrics = Arc::new(Metrics::new(&names));
+        let labels: Vec<TemplateLabels> = templates
+            .iter()
+            .map(|t| TemplateLabels {
+                template: t.name.clone(),
+                destination: t.config.destination.display().to_string(),
+            })
+            .collect();
+        let metrics = Arc::new(Metrics::new(&labels));
         let source = match &config.catalog_file {
             Some(path) => Source::File(CatalogFile::load(path)?),
             None => {

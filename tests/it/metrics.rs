@@ -328,3 +328,68 @@ fn the_sample_reader_sums_labelled_series_and_skips_comments() {
     assert_eq!(sample(text, "g", ""), Some(1.5));
     assert_eq!(sample(text, "x_total", "c=\"1\""), None);
 }
+
+/// Two templates of one name (two inline ones, both `(dynamic)`, as
+/// consul-template names them) are two series and two `/health` entries,
+/// told apart by their destinations.
+#[test]
+fn templates_that_share_a_name_are_told_apart_by_destination() {
+    let consul = ConsulAgent::dev();
+    consul.kv_put("k", "v");
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let config = dir.path().join("c.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "template {{\n  contents = \"1={{{{ key \\\"k\\\" }}}}\"\n  destination = \"{}\"\n}}\n\
+             template {{\n  contents = \"2={{{{ key \\\"k\\\" }}}}\"\n  destination = \"{}\"\n}}\n",
+            one.display(),
+            two.display()
+        ),
+    )
+    .unwrap();
+    let _daemon = Daemon::start(
+        &[
+            &format!("-consul-addr={}", consul.http_addr()),
+            &format!("-config={}", config.display()),
+            &format!("-metrics-addr=127.0.0.1:{port}"),
+        ],
+        &[],
+    );
+    let endpoints = Endpoints {
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    wait_for_file(&two, "the second template", T, |c| c == "2=v");
+    let health = endpoints.wait_for_health(200, "");
+    let destinations: Vec<&str> = health["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["template"], "(dynamic)", "{health}");
+            t["destination"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        destinations,
+        [one.display().to_string(), two.display().to_string()]
+    );
+    for destination in [&one, &two] {
+        let labels = format!(
+            "template=\"(dynamic)\",destination=\"{}\"",
+            destination.display()
+        );
+        assert!(
+            endpoints.metric(
+                "consul_render_template_last_good_render_timestamp_seconds",
+                &labels
+            ) > 1.7e9
+        );
+        assert_eq!(
+            endpoints.metric("consul_render_template_data_age_seconds", &labels),
+            0.0
+        );
+    }
+}
