@@ -859,6 +859,7 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
                     .unwrap_or(true),
                 ca_cert: env.or(ca_cert.or(ssl_file.ca_cert), "CONSUL_CACERT", parse_path)?,
                 ca_path: env.or(ca_path.or(ssl_file.ca_path), "CONSUL_CAPATH", parse_path)?,
+                ca_cert_pem: ssl_file.ca_cert_bytes,
                 cert: env.or(cert.or(ssl_file.cert), "CONSUL_CLIENT_CERT", parse_path)?,
                 key: env.or(key.or(ssl_file.key), "CONSUL_CLIENT_KEY", parse_path)?,
                 server_name: env.or(

@@ -346,6 +346,9 @@ pub struct TlsConfig {
     pub verify: bool,
     pub ca_cert: Option<PathBuf>,
     pub ca_path: Option<PathBuf>,
+    /// CA certificates as PEM text (the config file's `ca_cert_bytes`),
+    /// trusted besides those of `ca_cert` and `ca_path`.
+    pub ca_cert_pem: Option<String>,
     /// Client certificate; may also hold the key when `key` is `None`.
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
@@ -830,6 +833,7 @@ pub(crate) fn sample() -> Config {
                 verify: true,
                 ca_cert: None,
                 ca_path: None,
+                ca_cert_pem: None,
                 cert: None,
                 key: None,
                 server_name: None,

@@ -193,6 +193,9 @@ pub struct SslFile {
     pub ca_cert: Option<PathBuf>,
     #[serde(deserialize_with = "path")]
     pub ca_path: Option<PathBuf>,
+    /// CA certificates as PEM text.
+    #[serde(deserialize_with = "text")]
+    pub ca_cert_bytes: Option<String>,
     #[serde(deserialize_with = "path")]
     pub cert: Option<PathBuf>,
     #[serde(deserialize_with = "path")]
@@ -306,7 +309,6 @@ pub struct TemplateExecFile {
 /// consul-template settings that consul-render does not implement, by path.
 /// They are refused by name: ignoring one would hide a missing feature.
 const UNSUPPORTED: &[&str] = &[
-    "consul.ssl.ca_cert_bytes",
     "consul.transport",
     "deduplicate",
     "err_on_failed_lookup",
@@ -695,6 +697,7 @@ impl SslFile {
             verify,
             ca_cert,
             ca_path,
+            ca_cert_bytes,
             cert,
             key,
             server_name,
@@ -702,6 +705,7 @@ impl SslFile {
         let implied = verify.is_some()
             || ca_cert.is_some()
             || ca_path.is_some()
+            || ca_cert_bytes.is_some()
             || cert.is_some()
             || key.is_some()
             || server_name.is_some();
@@ -714,6 +718,7 @@ impl SslFile {
             verify,
             ca_cert,
             ca_path,
+            ca_cert_bytes,
             cert,
             key,
             server_name,
@@ -722,6 +727,7 @@ impl SslFile {
         override_with(&mut self.verify, verify);
         override_with(&mut self.ca_cert, ca_cert);
         override_with(&mut self.ca_path, ca_path);
+        override_with(&mut self.ca_cert_bytes, ca_cert_bytes);
         override_with(&mut self.cert, cert);
         override_with(&mut self.key, key);
         override_with(&mut self.server_name, server_name);
@@ -1331,6 +1337,7 @@ template {
                     verify: Some(false),
                     ca_cert: Some("/etc/ssl/ca.pem".into()),
                     ca_path: None,
+                    ca_cert_bytes: None,
                     cert: Some("/etc/ssl/client.pem".into()),
                     key: Some("/etc/ssl/client-key.pem".into()),
                     server_name: Some("consul.internal".to_owned()),
@@ -1688,7 +1695,7 @@ template {
             ),
             (
                 "consul {\n  ssl {\n    verify = true\n    verfy = false\n  }\n}\n",
-                "line 4: consul.ssl.verfy: unknown field `verfy`, expected one of `enabled`, `verify`, `ca_cert`, `ca_path`, `cert`, `key`, `server_name`",
+                "line 4: consul.ssl.verfy: unknown field `verfy`, expected one of `enabled`, `verify`, `ca_cert`, `ca_path`, `ca_cert_bytes`, `cert`, `key`, `server_name`",
             ),
             (
                 two_templates,

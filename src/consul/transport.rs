@@ -571,17 +571,31 @@ impl TlsMaterial {
             files.sort();
             ca_files.extend(files);
         }
+        let mut pems = Vec::new();
+        for file in &ca_files {
+            pems.push((read("CA certificate", file)?, file.display().to_string()));
+        }
+        if let Some(pem) = &tls.ca_cert_pem {
+            let origin = "consul.ssl.ca_cert_bytes in a -config file".to_owned();
+            pems.push((pem.clone().into_bytes(), origin));
+        }
         let mut roots = Vec::new();
         let mut root_pems = Vec::new();
-        for file in &ca_files {
-            let pem = read("CA certificate", file)?;
+        for (pem, origin) in pems {
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
                 TransportError::Tls {
                     what: "CA certificate",
-                    path: file.display().to_string(),
+                    path: origin.clone(),
                     source,
                 }
             })?;
+            if certs.is_empty() {
+                // Trusting nothing more would only fail later, as an
+                // unknown issuer.
+                return Err(TransportError::TlsSettings(format!(
+                    "{origin} holds no PEM certificate"
+                )));
+            }
             roots.extend(certs);
             root_pems.push(pem);
         }

@@ -531,3 +531,33 @@ fn the_token_is_in_nothing_consul_render_writes_or_hands_to_a_child() {
         );
     }
 }
+
+/// `consul.ssl.ca_cert_bytes`: the CA as PEM text in the config file,
+/// which consul-template parses but, for Consul, never uses. Here it is
+/// trusted (and turns TLS on, as any ssl setting does); text that holds
+/// no certificate is refused before anything is asked of Consul.
+#[test]
+fn a_ca_given_as_pem_text_in_a_config_file_is_trusted() {
+    let tls = TlsFiles::generate();
+    let agent = ConsulAgent::dev_with(AgentOptions::new().https(&tls));
+    web(&agent);
+    let https = format!("127.0.0.1:{}", agent.https_port().expect("https port"));
+    let dir = tempfile::tempdir().unwrap();
+    let pem = std::fs::read_to_string(tls.ca_file()).unwrap();
+    let config = |name: &str, bytes: &str| {
+        let path = dir.path().join(name);
+        let json =
+            serde_json::json!({"consul": {"address": https, "ssl": {"ca_cert_bytes": bytes}}});
+        write(&path, &json.to_string());
+        format!("-config={}", path.display())
+    };
+    let (code, out, log) = render_once(&[config("ca.json", &pem)], &[]);
+    assert_eq!((code, out.as_str()), (0, "10.0.0.1:80\n"), "{log}");
+
+    let (code, out, log) = render_once(&[config("junk.json", "not a certificate")], &[]);
+    assert_eq!((code, out.as_str()), (15, ""), "{log}");
+    assert!(
+        log.contains("consul.ssl.ca_cert_bytes in a -config file holds no PEM certificate"),
+        "{log}"
+    );
+}
