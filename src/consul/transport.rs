@@ -553,9 +553,11 @@ impl TlsMaterial {
                 source,
             })
         };
-        let mut ca_files = Vec::new();
+        // (PEM, where it came from, whether it must hold a certificate: a
+        // file in a CA directory may be something else).
+        let mut pems = Vec::new();
         if let Some(ca) = &tls.ca_cert {
-            ca_files.push(ca.clone());
+            pems.push((read("CA certificate", ca)?, ca.display().to_string(), true));
         }
         if let Some(dir) = &tls.ca_path {
             let entries = std::fs::read_dir(dir).map_err(|source| TransportError::ReadFile {
@@ -569,19 +571,21 @@ impl TlsMaterial {
                 .filter(|p| p.is_file())
                 .collect();
             files.sort();
-            ca_files.extend(files);
-        }
-        let mut pems = Vec::new();
-        for file in &ca_files {
-            pems.push((read("CA certificate", file)?, file.display().to_string()));
+            for file in &files {
+                pems.push((
+                    read("CA certificate", file)?,
+                    file.display().to_string(),
+                    false,
+                ));
+            }
         }
         if let Some(pem) = &tls.ca_cert_pem {
             let origin = "consul.ssl.ca_cert_bytes in a -config file".to_owned();
-            pems.push((pem.clone().into_bytes(), origin));
+            pems.push((pem.clone().into_bytes(), origin, true));
         }
         let mut roots = Vec::new();
         let mut root_pems = Vec::new();
-        for (pem, origin) in pems {
+        for (pem, origin, required) in pems {
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
                 TransportError::Tls {
                     what: "CA certificate",
@@ -589,7 +593,7 @@ impl TlsMaterial {
                     source,
                 }
             })?;
-            if certs.is_empty() {
+            if required && certs.is_empty() {
                 // Trusting nothing more would only fail later, as an
                 // unknown issuer.
                 return Err(TransportError::TlsSettings(format!(
