@@ -1121,7 +1121,7 @@ Configuration files:
       setting wins and template blocks add up. Flags beat every file, and
       -template flags come after the files' templates. A file's consul
       settings beat the CONSUL_* variables. Keys consul-render does not
-      support (vault, exec env, ...) are errors, not ignored.
+      support (vault, deduplicate, ...) are errors, not ignored.
 
 Consul connection:
   -consul-addr=<address>, -consul=<address>
@@ -1259,7 +1259,9 @@ Supervise mode:
       every template has rendered, as the container's main process. After
       a change that passed its check, signal it instead of running the
       template's command; stop it when consul-render stops, and exit with
-      its exit code when it exits. As PID 1, also reap orphans.
+      its exit code when it exits. SIGUSR1, SIGUSR2, SIGWINCH and (with
+      another -reload-signal) SIGHUP are passed on to it. As PID 1, also
+      reap orphans.
   -exec-reload-signal=<signal>
       Sent to the child after a change; "" sends nothing. Default: SIGHUP
       (consul-template restarts the child instead, dropping connections).

@@ -141,6 +141,22 @@ impl Supervisor {
         }
     }
 
+    /// Passes a signal that is not consul-render's own on to the child
+    /// (its leader, as a reload is), if it runs.
+    pub fn pass_on(&self, signal: Signal) {
+        let ChildState::Running { group } = &self.state else {
+            return;
+        };
+        match group.signal_leader(signal) {
+            Ok(()) => {
+                tracing::info!(signal = %signal, pid = group.pid(), "passed the signal on to the child")
+            }
+            Err(error) => {
+                tracing::warn!(signal = %signal, "could not pass the signal on to the child: {error}")
+            }
+        }
+    }
+
     /// Passes a stop signal consul-render received on to the child, which
     /// then has the kill timeout to exit. Returns whether the child was
     /// there to get it (a second signal while stopping is passed on too).

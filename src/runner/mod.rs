@@ -102,7 +102,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             .await
             .map_err(|source| RunError::MetricsAddr { addr, source })?;
     }
-    let mut signals = Signals::new(reload_signal, kill_signal).map_err(RunError::Signals)?;
+    let supervising = runner.child.is_some();
+    let mut signals =
+        Signals::new(reload_signal, kill_signal, supervising).map_err(RunError::Signals)?;
     // Inline templates have no file to watch.
     let sources: Vec<_> = runner
         .templates
@@ -135,6 +137,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             () = received(&mut signals.reload) => Wake::Reload,
             () = received(&mut signals.ignored_hangup) => Wake::IgnoredHangup,
             () = received(&mut signals.stats) => Wake::Stats,
+            signal = received_any(&mut signals.passed_on) => Wake::PassOn(signal),
             path = next_edit(&mut edits) => Wake::Edited(path),
         };
         match wake {
@@ -215,6 +218,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             Wake::IgnoredHangup => {
                 tracing::info!("SIGHUP ignored: another signal reloads (-reload-signal)");
             }
+            Wake::PassOn(signal) => {
+                if let Some(child) = runner.child.as_ref() {
+                    child.pass_on(signal);
+                }
+            }
         }
         runner.publish_data_ages();
     };
@@ -246,6 +254,9 @@ enum Wake {
     Reload,
     /// SIGHUP while another signal is the reload signal.
     IgnoredHangup,
+    /// A signal meant for the supervised child (nginx's SIGUSR1 reopens
+    /// its logs).
+    PassOn(Sig),
     Edited(std::path::PathBuf),
     Stats,
 }
@@ -882,12 +893,21 @@ struct Signals {
     reload: Option<Signal>,
     ignored_hangup: Option<Signal>,
     stats: Option<Signal>,
+    /// In supervise mode, the signals passed on to the child: SIGHUP (when
+    /// another signal reloads), SIGUSR1, SIGUSR2 and SIGWINCH, unless they
+    /// are the reload or kill signal. consul-template passes on every
+    /// signal that is not its own.
+    passed_on: Vec<(Signal, Sig)>,
     /// Only as PID 1, where orphans become ours to reap.
     child: Option<Signal>,
 }
 
 impl Signals {
-    fn new(reload: Option<ProcessSignal>, kill: ProcessSignal) -> std::io::Result<Signals> {
+    fn new(
+        reload: Option<ProcessSignal>,
+        kill: ProcessSignal,
+        supervising: bool,
+    ) -> std::io::Result<Signals> {
         let pid_1 = std::process::id() == 1;
         let listen = |signal_number: i32| signal(SignalKind::from_raw(signal_number));
         let standard_stops = [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT];
@@ -904,12 +924,18 @@ impl Signals {
                 extra: extra_stop,
             },
             reload: reload.map(|r| listen(r.0)).transpose()?,
-            ignored_hangup: (!taken(libc::SIGHUP))
+            ignored_hangup: (!taken(libc::SIGHUP) && !supervising)
                 .then(|| listen(libc::SIGHUP))
                 .transpose()?,
             stats: (!taken(libc::SIGUSR1))
                 .then(|| listen(libc::SIGUSR1))
                 .transpose()?,
+            passed_on: [Sig::SIGHUP, Sig::SIGUSR1, Sig::SIGUSR2, Sig::SIGWINCH]
+                .into_iter()
+                .filter(|sig| supervising && !taken(*sig as i32))
+                // SIGUSR1 also logs the counters: each listener hears it.
+                .map(|sig| Ok((listen(sig as i32)?, sig)))
+                .collect::<std::io::Result<_>>()?,
             child: pid_1.then(|| signal(SignalKind::child())).transpose()?,
         })
     }
@@ -954,6 +980,21 @@ async fn received(signal: &mut Option<Signal>) {
         }
         None => std::future::pending().await,
     }
+}
+
+/// The next delivery of any of `signals`; never, when there are none.
+async fn received_any(signals: &mut [(Signal, Sig)]) -> Sig {
+    std::future::poll_fn(|cx| {
+        for (stream, sig) in signals.iter_mut() {
+            // `None` (the signal driver gone) never comes while the
+            // runtime runs.
+            if let std::task::Poll::Ready(Some(())) = stream.poll_recv(cx) {
+                return std::task::Poll::Ready(*sig);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 async fn child_event(child: &mut Option<Supervisor>) -> ChildEvent {

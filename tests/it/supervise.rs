@@ -201,6 +201,35 @@ fn a_splayed_reload_still_reaches_nginx() {
     );
 }
 
+/// Signals that are nginx's, not consul-render's, are passed on to it:
+/// SIGUSR1 makes nginx reopen its logs (how log rotation reaches a
+/// supervised nginx), and SIGHUP, with another signal reloading
+/// consul-render's templates, reloads nginx, as consul-template passes on
+/// every signal that is not its own.
+#[test]
+fn nginx_s_own_signals_are_passed_on_to_it() {
+    let a = Backend::start("web-a");
+    let mut s = Supervised::start_with(&a, &[], &["-reload-signal=SIGUSR2"]);
+    let master = s.master();
+    s.daemon.signal(libc::SIGUSR1);
+    wait_until("nginx to reopen its logs", T, || {
+        s.nginx.error_log().contains("reopening logs")
+    });
+    // consul-render still logs its counters on SIGUSR1.
+    s.daemon.wait_for_log("stats renders=", 1, T);
+    assert_eq!(s.nginx.reload_count(), 0);
+    s.daemon.signal(libc::SIGHUP);
+    wait_until("nginx to reload", T, || s.nginx.reload_count() == 1);
+    s.wait_for_traffic(&[&a]);
+    assert_eq!(s.master(), master);
+    s.daemon.assert_running();
+    let log = s.daemon.log();
+    assert!(
+        log.contains("passed the signal on to the child signal=SIGHUP"),
+        "{log}"
+    );
+}
+
 #[test]
 fn a_render_nginx_rejects_is_never_signalled_and_nginx_keeps_serving() {
     let a = Backend::start("web-a");
