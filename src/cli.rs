@@ -528,9 +528,11 @@ fn flags<T>(
 /// A value as error messages may show it: secrets (a token, a password in
 /// `user:pass`) never reach a terminal or a log, even when refused.
 fn shown(name: &str, value: &str) -> String {
-    const SECRETS: [&str; 4] = [
+    const SECRETS: [&str; 5] = [
         "consul-token",
         "consul-auth",
+        // Variables handed to the child often carry its secrets.
+        "exec-env-custom",
         "CONSUL_HTTP_TOKEN",
         "CONSUL_HTTP_AUTH",
     ];
@@ -698,8 +700,9 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
         parse_bool,
     )?;
     let env_custom = flags("exec-env-custom", &raw.exec_env_custom, parse_env_entry)?;
-    let env_allowlist = flags("exec-env-allowlist", &raw.exec_env_allowlist, str::parse)?;
-    let env_denylist = flags("exec-env-denylist", &raw.exec_env_denylist, str::parse)?;
+    let pattern = |text: &str| Ok(text.parse::<EnvPattern>()?);
+    let env_allowlist = flags("exec-env-allowlist", &raw.exec_env_allowlist, pattern)?;
+    let env_denylist = flags("exec-env-denylist", &raw.exec_env_denylist, pattern)?;
     let log_file = flag("log-file", raw.log_file.as_deref(), parse_path)?;
     let log_rotate_bytes = flag(
         "log-rotate-bytes",
@@ -795,14 +798,18 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
                 None => TemplateSource::File(from_file.source.unwrap_or_default()),
             };
             let denylist = from_file.function_denylist.into_iter();
+            let engine = from_file
+                .engine
+                .or(engine)
+                .unwrap_or_else(|| source.engine());
             TemplateConfig {
                 syntax: Syntax {
-                    engine: from_file
-                        .engine
-                        .or(engine)
-                        .unwrap_or_else(|| source.engine()),
-                    delimiters: default_delimiters
-                        .under(from_file.left_delimiter, from_file.right_delimiter),
+                    engine,
+                    delimiters: default_delimiters.under(
+                        engine,
+                        from_file.left_delimiter,
+                        from_file.right_delimiter,
+                    ),
                 },
                 options: Options {
                     sandbox: from_file.sandbox_path.map(Sandbox::new),
@@ -831,9 +838,12 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
             }
         })
         .chain(raw.template.iter().map(|spec| {
-            let syntax = |source: &str| Syntax {
-                engine: engine.unwrap_or_else(|| Engine::for_path(source)),
-                delimiters: default_delimiters.under(None, None),
+            let syntax = |source: &str| {
+                let engine = engine.unwrap_or_else(|| Engine::for_path(source));
+                Syntax {
+                    engine,
+                    delimiters: default_delimiters.under(engine, None, None),
+                }
             };
             template(spec, check.as_ref(), command_timeout, syntax, fatal(None))
         }))
@@ -931,9 +941,10 @@ fn resolve(raw: RawFlags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config
             }),
         log_file: log_file.or(file.log_file.path).map(|path| LogFileConfig {
             path,
+            // 0 or less: never by size, as in consul-template.
             rotate_bytes: log_rotate_bytes
                 .or(file.log_file.log_rotate_bytes)
-                .unwrap_or(0),
+                .map_or(0, |bytes: i64| bytes.try_into().unwrap_or(0)),
             rotate_duration: log_rotate_duration
                 .or(file.log_file.log_rotate_duration)
                 .filter(|duration| !duration.is_zero())
@@ -1007,9 +1018,6 @@ fn read_token_file(
     }
 }
 
-/// Reads `source:destination[:command]`. Only the first two colons split:
-/// the command is everything after the second, colons and all. Empty paths
-/// are left for `Config::validate` to report.
 /// The child's environment: the files' lists, then the flags' (each adds
 /// to what came before, as in consul-template), the deprecated names
 /// counting as the new ones.
@@ -1053,10 +1061,18 @@ struct Delimiters {
 
 impl Delimiters {
     /// A template's delimiters: each it gives wins over the default, and
-    /// `{{`/`}}` stand in for what neither gives.
-    fn under(&self, left: Option<String>, right: Option<String>) -> Option<(String, String)> {
-        let left = left.or_else(|| self.left.clone());
-        let right = right.or_else(|| self.right.clone());
+    /// `{{`/`}}` stand in for what neither gives. The defaults are the Go
+    /// dialect's: a Tera template gets only what its own block gives (and
+    /// is refused for it).
+    fn under(
+        &self,
+        engine: Engine,
+        left: Option<String>,
+        right: Option<String>,
+    ) -> Option<(String, String)> {
+        let go = engine == Engine::Go;
+        let left = left.or_else(|| self.left.clone().filter(|_| go));
+        let right = right.or_else(|| self.right.clone().filter(|_| go));
         if left.is_none() && right.is_none() {
             return None;
         }
@@ -1067,6 +1083,10 @@ impl Delimiters {
     }
 }
 
+/// Reads `source:destination[:command]`. Only the first two colons split:
+/// the command is everything after the second, colons and all. Empty paths
+/// are left for `Config::validate` to report. `syntax` gives the source's
+/// engine and delimiters.
 fn template(
     spec: &str,
     check: Option<&String>,
@@ -2113,6 +2133,8 @@ template {
   user = "www-data"
   gid = 33
   error_fatal = false
+  command = "the old form loses to exec"
+  command_timeout = "1s"
   exec {
     command = ["nginx", "-s", "reload"]
     timeout = "5s"
@@ -2123,12 +2145,15 @@ template {
   destination = "b.conf"
   uid = 0
   right_delimiter = "%>"
-  command = "ignored when exec has one"
+  command = "used: this block has no exec"
   command_timeout = "9s"
 }
 "#,
         );
-        let config = run_config(&[&file, "-template=c.ctmpl:c.conf"], &[]);
+        let config = run_config(
+            &[&file, "-template=c.ctmpl:c.conf", "-template=d.tera:d.conf"],
+            &[],
+        );
         let delimiters = |left: &str, right: &str| Some((left.to_owned(), right.to_owned()));
         let with_delimiters = |mut t: TemplateConfig, left, right| {
             t.syntax.delimiters = delimiters(left, right);
@@ -2146,7 +2171,7 @@ template {
                     ..with_delimiters(template("a.ctmpl", "a.conf", None), "<%", "}}")
                 },
                 TemplateConfig {
-                    command: Some("ignored when exec has one".to_owned()),
+                    command: Some("used: this block has no exec".to_owned()),
                     command_timeout: Duration::from_secs(9),
                     user: Some("0".to_owned()),
                     error_fatal: true,
@@ -2155,6 +2180,11 @@ template {
                 TemplateConfig {
                     error_fatal: true,
                     ..with_delimiters(template("c.ctmpl", "c.conf", None), "<%", "}}")
+                },
+                // The default delimiters are the Go dialect's only.
+                TemplateConfig {
+                    error_fatal: true,
+                    ..template("d.tera", "d.conf", None)
                 },
             ]
         );

@@ -15,6 +15,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::duration::{DurationError, parse_duration};
+pub use crate::env_pattern::EnvPattern;
 use crate::template::{Engine, Options, Syntax};
 
 /// The fewest connections that still leave room for the two catalog-wide
@@ -107,7 +108,8 @@ pub struct ExecConfig {
 /// consul-template's `exec.env`: which of consul-render's variables the
 /// child inherits, and what is added. Whatever the lists say, the variables
 /// that carry Consul credentials never reach it (`process` removes them).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Its `Debug` names the custom variables without their values.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ChildEnv {
     /// Inherit nothing: the child gets `custom` alone.
     pub pristine: bool,
@@ -122,17 +124,31 @@ pub struct ChildEnv {
     pub denylist: Vec<EnvPattern>,
 }
 
+impl fmt::Debug for ChildEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let custom: Vec<&str> = self.custom.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("ChildEnv")
+            .field("pristine", &self.pristine)
+            .field("custom", &custom)
+            .field("allowlist", &self.allowlist)
+            .field("denylist", &self.denylist)
+            .finish()
+    }
+}
+
 impl ChildEnv {
     /// Whether the child inherits consul-render's variable `name`. A name
-    /// that is not UTF-8 matches no pattern.
+    /// that is not UTF-8 cannot be checked against a pattern, so it is
+    /// passed only when there are no lists.
     pub fn inherits(&self, name: &std::ffi::OsStr) -> bool {
-        let name = name.to_str();
-        let matches = |patterns: &[EnvPattern]| {
-            name.is_some_and(|name| patterns.iter().any(|p| p.matches(name)))
+        if self.pristine {
+            return false;
+        }
+        let Some(name) = name.to_str() else {
+            return self.allowlist.is_empty() && self.denylist.is_empty();
         };
-        !self.pristine
-            && (self.allowlist.is_empty() || matches(&self.allowlist))
-            && !matches(&self.denylist)
+        let matches = |patterns: &[EnvPattern]| patterns.iter().any(|p| p.matches(name));
+        (self.allowlist.is_empty() || matches(&self.allowlist)) && !matches(&self.denylist)
     }
 }
 
@@ -142,63 +158,6 @@ pub fn parse_env_entry(text: &str) -> Result<(String, String), ValueError> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(ValueError::EnvEntry),
-    }
-}
-
-/// A variable-name pattern of `exec.env`'s lists, as Go's `filepath.Match`
-/// reads it: `*` and `?` match any characters, `[a-z]` and `[^a-z]` sets,
-/// `\` escapes. A pattern Go would refuse is refused here, when it is read,
-/// where Go would quietly match nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvPattern(glob::Pattern);
-
-impl EnvPattern {
-    pub fn matches(&self, name: &str) -> bool {
-        let options = glob::MatchOptions {
-            case_sensitive: true,
-            require_literal_separator: true,
-            require_literal_leading_dot: false,
-        };
-        self.0.matches_with(name, options)
-    }
-}
-
-impl FromStr for EnvPattern {
-    type Err = ValueError;
-
-    fn from_str(text: &str) -> Result<EnvPattern, ValueError> {
-        // The glob crate negates a set with `!` where Go uses `^`, and
-        // escapes with `[*]` where Go uses `\*`.
-        let mut translated = String::with_capacity(text.len());
-        let mut chars = text.chars();
-        let mut in_set = false;
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some(escaped) if in_set => translated.push(escaped),
-                    Some(escaped) => {
-                        translated.push_str(&glob::Pattern::escape(&escaped.to_string()))
-                    }
-                    None => return Err(ValueError::EnvPattern("it ends in an escape".to_owned())),
-                },
-                '[' if !in_set => {
-                    in_set = true;
-                    translated.push('[');
-                    if chars.as_str().starts_with('^') {
-                        chars.next();
-                        translated.push('!');
-                    }
-                }
-                ']' if in_set => {
-                    in_set = false;
-                    translated.push(']');
-                }
-                c => translated.push(c),
-            }
-        }
-        glob::Pattern::new(&translated)
-            .map(EnvPattern)
-            .map_err(|e| ValueError::EnvPattern(e.msg.to_owned()))
     }
 }
 
@@ -415,8 +374,8 @@ pub enum ValueError {
     )]
     Address(&'static str),
     /// Not a pattern of variable names; says why.
-    #[error("expected a variable-name pattern such as CONSUL_* ({0})")]
-    EnvPattern(String),
+    #[error("expected a variable-name pattern such as NGINX_* ({0})")]
+    EnvPattern(#[from] crate::env_pattern::BadPattern),
     /// Not a whole number of the kind asked for.
     #[error("expected a whole number")]
     Integer,
@@ -888,6 +847,65 @@ mod tests {
 
     fn secs(secs: u64) -> Duration {
         Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn the_child_inherits_what_the_lists_let_through() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let patterns = |list: &[&str]| -> Vec<EnvPattern> {
+            list.iter().map(|p| p.parse().expect(p)).collect()
+        };
+        let env = |pristine, allow: &[&str], deny: &[&str]| ChildEnv {
+            pristine,
+            custom: Vec::new(),
+            allowlist: patterns(allow),
+            denylist: patterns(deny),
+        };
+        let not_utf8 = OsStr::from_bytes(b"BAD\xff");
+        // (env, name, inherited)
+        let cases = [
+            (env(false, &[], &[]), OsStr::new("PATH"), true),
+            (env(false, &[], &[]), not_utf8, true),
+            (env(true, &[], &[]), OsStr::new("PATH"), false),
+            (env(false, &["NGINX_*"], &[]), OsStr::new("NGINX_A"), true),
+            (env(false, &["NGINX_*"], &[]), OsStr::new("PATH"), false),
+            (env(false, &["NGINX_*"], &[]), not_utf8, false),
+            (
+                env(false, &["NGINX_*"], &["NGINX_KEY"]),
+                OsStr::new("NGINX_KEY"),
+                false,
+            ),
+            (
+                env(false, &[], &["*_TOKEN"]),
+                OsStr::new("VAULT_TOKEN"),
+                false,
+            ),
+            (env(false, &[], &["*_TOKEN"]), OsStr::new("HOME"), true),
+            (env(false, &[], &["*"]), not_utf8, false),
+        ];
+        for (env, name, want) in cases {
+            assert_eq!(env.inherits(name), want, "{name:?} under {env:?}");
+        }
+    }
+
+    #[test]
+    fn reads_custom_variables_as_name_equals_value() {
+        let entry = |name: &str, value: &str| Ok((name.to_owned(), value.to_owned()));
+        assert_eq!(parse_env_entry("A=1"), entry("A", "1"));
+        assert_eq!(parse_env_entry("A="), entry("A", ""));
+        assert_eq!(parse_env_entry("A=b=c"), entry("A", "b=c"));
+        assert_eq!(parse_env_entry("=1"), Err(ValueError::EnvEntry));
+        assert_eq!(parse_env_entry("PASSWORD: x"), Err(ValueError::EnvEntry));
+        let env = ChildEnv {
+            custom: vec![("DB_PASSWORD".to_owned(), "hunter2".to_owned())],
+            ..ChildEnv::default()
+        };
+        let shown = format!("{env:?}");
+        assert!(
+            shown.contains("DB_PASSWORD") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

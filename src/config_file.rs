@@ -101,7 +101,8 @@ pub struct FileConfig {
 pub struct LogFileFile {
     #[serde(deserialize_with = "path")]
     pub path: Option<PathBuf>,
-    pub log_rotate_bytes: Option<u64>,
+    /// 0 or less: never by size, as in consul-template.
+    pub log_rotate_bytes: Option<i64>,
     #[serde(deserialize_with = "duration")]
     pub log_rotate_duration: Option<Duration>,
     pub log_rotate_max_files: Option<i64>,
@@ -279,10 +280,11 @@ pub struct TemplateFile {
     pub user: Option<String>,
     #[serde(default, deserialize_with = "text")]
     pub group: Option<String>,
+    /// consul-template's `*int`: -1 leaves that side alone.
     #[serde(default)]
-    pub uid: Option<u32>,
+    pub uid: Option<i64>,
     #[serde(default)]
-    pub gid: Option<u32>,
+    pub gid: Option<i64>,
     /// consul-template's newer form of `command` and `command_timeout`.
     #[serde(default, deserialize_with = "last_block")]
     pub exec: TemplateExecFile,
@@ -312,8 +314,13 @@ const UNSUPPORTED: &[&str] = &[
     "consul.transport",
     "deduplicate",
     "err_on_failed_lookup",
+    "exec.timeout",
     "nomad",
+    "template.exec.enabled",
     "template.exec.env",
+    "template.exec.kill_signal",
+    "template.exec.kill_timeout",
+    "template.exec.reload_signal",
     "template.exec.splay",
     "vault",
 ];
@@ -996,9 +1003,15 @@ fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Er
 fn env_entries<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<(String, String)>, D::Error> {
+    // An entry is not shown: variables handed to the child often carry its
+    // secrets, and a malformed one may be `PASSWORD: hunter2`.
     list(deserializer)?
         .iter()
-        .map(|entry| parse_env_entry(entry).map_err(|error| invalid(entry, error)))
+        .enumerate()
+        .map(|(i, entry)| {
+            parse_env_entry(entry)
+                .map_err(|error| de::Error::custom(format!("entry {} (not shown): {error}", i + 1)))
+        })
         .collect()
 }
 

@@ -22,6 +22,7 @@ pub mod config;
 pub mod config_file;
 pub mod consul;
 pub mod duration;
+pub mod env_pattern;
 pub mod exit;
 pub mod file_edits;
 pub mod local_file;

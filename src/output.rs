@@ -139,9 +139,30 @@ impl Ids {
             || self.gid.is_some_and(|gid| gid != meta.gid())
     }
 
-    /// Gives `file` these ids, then `mode` again: a chown clears the
-    /// set-user-ID and set-group-ID bits, and the mode must end as it
-    /// would have without one.
+    /// These ids, with the sides left unset taken from `meta`: a file that
+    /// changes hands gets its final owner and group in one chown, so the
+    /// old owner never holds the new contents.
+    fn over(self, meta: &Metadata) -> Ids {
+        Ids {
+            uid: Some(self.uid.unwrap_or(meta.uid())),
+            gid: Some(self.gid.unwrap_or(meta.gid())),
+        }
+    }
+
+    /// The mode an existing file keeps when it is rewritten for these ids:
+    /// its own, less set-user-ID and set-group-ID when it changes hands,
+    /// as chown(2) takes them (a set-user-ID file given to root must not
+    /// stay one).
+    fn mode_for(self, meta: &Metadata) -> u32 {
+        if self.differ_from(meta) {
+            meta.mode() & 0o1777
+        } else {
+            meta.mode() & 0o7777
+        }
+    }
+
+    /// Gives `file` these ids, then `mode`: a chown clears the set-user-ID
+    /// and set-group-ID bits, so the mode is set after it.
     fn apply(self, file: &File, mode: u32) -> io::Result<()> {
         if self == Ids::default() {
             return Ok(());
@@ -288,16 +309,23 @@ impl Staged {
         file.as_file_mut()
             .write_all(contents)
             .map_err(stage_error)?;
-        let mode = match &existing {
-            Some(meta) => meta.mode() & 0o7777,
-            None => options.perms.unwrap_or(DEFAULT_MODE),
-        };
         match &existing {
-            Some(meta) => like(file.as_file(), meta),
-            None => file.as_file().set_permissions(Permissions::from_mode(mode)),
+            Some(meta) if owner == Ids::default() => {
+                like(file.as_file(), meta).map_err(stage_error)?
+            }
+            Some(meta) => owner
+                .over(meta)
+                .apply(file.as_file(), owner.mode_for(meta))
+                .map_err(chown_error)?,
+            None => {
+                // A mode asked for (`perms`) is kept whole, owner or not.
+                let mode = options.perms.unwrap_or(DEFAULT_MODE);
+                file.as_file()
+                    .set_permissions(Permissions::from_mode(mode))
+                    .map_err(stage_error)?;
+                owner.apply(file.as_file(), mode).map_err(chown_error)?;
+            }
         }
-        .map_err(stage_error)?;
-        owner.apply(file.as_file(), mode).map_err(chown_error)?;
         file.as_file().sync_all().map_err(stage_error)?;
 
         Ok(Staged {
@@ -379,12 +407,15 @@ impl Staged {
             Some(previous) if !previous.linked => previous,
             _ => Previous::copy(&dest, dir, name, &meta).map_err(swap_error)?,
         };
-        let written = overwrite(&dest, err.file.path()).and_then(|()| {
+        // The owner changes first, so that the old one never holds the
+        // new contents.
+        let written = (|| {
             if owner.differ_from(&meta) {
-                previous.owner = Some(meta.clone());
+                previous.before_chown = Some(meta.clone());
+                owner.apply(&File::open(&dest)?, owner.mode_for(&meta))?;
             }
-            owner.apply(&File::open(&dest)?, meta.mode() & 0o7777)
-        });
+            overwrite(&dest, err.file.path())
+        })();
         if let Err(source) = written {
             // The destination may be half-written now; put the old contents
             // back the same way.
@@ -426,7 +457,7 @@ impl Committed {
                 Ok(()) => {}
                 Err(err) if crosses_mount(&err.error) => {
                     overwrite(&dest, &err.path).map_err(rollback_error)?;
-                    if let Some(meta) = &previous.owner {
+                    if let Some(meta) = &previous.before_chown {
                         File::open(&dest)
                             .and_then(|file| like(&file, meta))
                             .map_err(rollback_error)?;
@@ -459,7 +490,7 @@ struct Previous {
     linked: bool,
     /// The destination's owner, group and mode before an in-place write
     /// gave it another owner; an in-place rollback puts them back.
-    owner: Option<Metadata>,
+    before_chown: Option<Metadata>,
 }
 
 impl Previous {
@@ -475,7 +506,7 @@ impl Previous {
             Ok(link) => Ok(Previous {
                 path: link.into_temp_path(),
                 linked: true,
-                owner: None,
+                before_chown: None,
             }),
             Err(_) => Previous::copy(dest, dir, name, meta),
         }
@@ -486,7 +517,7 @@ impl Previous {
         Ok(Previous {
             path: copy.into_temp_path(),
             linked: false,
-            owner: None,
+            before_chown: None,
         })
     }
 }
@@ -879,12 +910,14 @@ mod tests {
     }
 
     #[test]
-    fn the_mode_is_the_same_with_or_without_a_new_owner() {
-        // (old file's mode, or perms for a new file; mode afterwards). A
-        // chown clears set-user-ID and set-group-ID bits; they come back.
+    fn a_file_given_away_keeps_its_mode_but_not_set_user_id() {
+        // (old file's mode, or perms for a new file; mode afterwards). An
+        // old file that changes hands loses set-user-ID and set-group-ID,
+        // as chown(2) takes them; a new file's perms are kept whole.
         let cases = [
             (Some(0o640), None, 0o640),
-            (Some(0o6750), None, 0o6750),
+            (Some(0o6750), None, 0o0750),
+            (Some(0o1777), None, 0o1777),
             (None, Some(0o2750), 0o2750),
             (None, Some(0o600), 0o600),
         ];
@@ -1002,7 +1035,8 @@ mod tests {
 
         assert_eq!(swap, Swap::InPlace);
         assert_eq!(fs::read(&source).unwrap(), b"new");
-        assert_eq!((ids(&source), mode(&source)), ((4321, 4322), 0o6750));
+        // Given away: no longer set-user-ID or set-group-ID.
+        assert_eq!((ids(&source), mode(&source)), ((4321, 4322), 0o0750));
 
         committed.rollback().unwrap();
 

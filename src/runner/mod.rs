@@ -566,7 +566,8 @@ impl Runner {
                     self.failures.push(format!("template error at {error}"));
                     // Nothing more will come of this template in one-shot mode.
                     t.done = true;
-                } else if t.config.error_fatal {
+                }
+                if t.config.error_fatal {
                     self.fatal.get_or_insert(RunError::Template(error));
                 }
                 return;
@@ -683,9 +684,8 @@ impl Runner {
                     if self.once {
                         t.done = true;
                         self.failures.push(format!("{}: {error}", t.name));
-                    } else if t.config.error_fatal
-                        && matches!(outcome, apply::Outcome::WriteFailed(_))
-                    {
+                    }
+                    if t.config.error_fatal && matches!(outcome, apply::Outcome::WriteFailed(_)) {
                         // A failed check is not a template error: the last
                         // good file stays, as without `error_fatal`.
                         self.fatal
@@ -706,8 +706,21 @@ impl Runner {
                 self.failures.push(error.clone());
             }
         }
-        if !self.templates.iter().all(|t| t.done) {
+        // A run about to stop over a template that asked for it starts no
+        // child and reloads none.
+        if self.fatal.is_some() || !self.templates.iter().all(|t| t.done) {
             return Ok(());
+        }
+        // Nor does a one-shot run with a template that failed: the child
+        // starts only once every template has rendered, as in watch mode.
+        if self.once
+            && !self.failures.is_empty()
+            && self
+                .child
+                .as_ref()
+                .is_some_and(|child| matches!(child.state(), ChildState::Waiting))
+        {
+            return Err(RunError::Failed(self.failures.join("\n")));
         }
         self.save_catalog_once();
         let Some(child) = self.child.as_mut() else {

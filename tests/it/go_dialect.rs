@@ -851,3 +851,42 @@ template {{
 
 /// A written file's text, owner and group.
 type Written = (String, u32, u32);
+
+/// With `-once` and a supervised child: a template that fails (with or
+/// without `error_fatal`) ends the run with code 14 and the child is never
+/// started, as it is only once every template has rendered.
+#[test]
+fn a_one_shot_run_with_a_failed_template_starts_no_child() {
+    let consul = ConsulAgent::dev();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("child-ran");
+    for fatal in ["true", "false"] {
+        let config = dir.path().join(format!("{fatal}.hcl"));
+        std::fs::write(
+            &config,
+            format!(
+                "template {{\n  contents = \"{{{{ parseInt \\\"x\\\" }}}}\"\n  destination = \"{}\"\n  error_fatal = {fatal}\n}}\n\
+                 template {{\n  contents = \"fine\"\n  destination = \"{}\"\n}}\n\
+                 exec {{\n  command = \"touch {} && sleep 100\"\n}}\n",
+                dir.path().join("bad").display(),
+                dir.path().join("fine").display(),
+                marker.display()
+            ),
+        )
+        .unwrap();
+        let done = run(
+            &[
+                &format!("-consul-addr={}", consul.http_addr()),
+                &format!("-config={}", config.display()),
+                "-once",
+            ],
+            &[],
+            T,
+        );
+        assert_eq!(done.code, 14, "error_fatal = {fatal}: {done:?}");
+        assert!(done.stderr.contains("error calling parseInt"), "{done:?}");
+        assert!(!done.stderr.contains("started the child"), "{done:?}");
+        assert!(!marker.exists(), "error_fatal = {fatal}: the child ran");
+        assert!(!dir.path().join("bad").exists());
+    }
+}

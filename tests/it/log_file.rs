@@ -106,14 +106,16 @@ fn rotating_by_size_keeps_max_files_old_files_and_every_line() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
+    // Enough files kept that nothing of the first run is pruned, however
+    // much it logs: every line is in them, none split.
     let done = render(
         dir.path(),
         &logs.join("ct.log"),
-        &["-log-rotate-bytes", "200", "-log-rotate-max-files", "2"],
+        &["-log-rotate-bytes", "200", "-log-rotate-max-files", "1000"],
     );
     assert_eq!(done.code, 0, "{done:?}");
     let files = log_files(&logs);
-    assert!((2..=3).contains(&files.len()), "{files:?}\n{done:?}");
+    assert!(files.len() >= 2, "{files:?}\n{done:?}");
     assert_eq!(contents(&files), done.stderr, "{files:?}");
 
     // A second run prunes the first run's files down to two before it

@@ -414,7 +414,7 @@ fn the_child_gets_the_environment_the_exec_env_flags_describe() {
         // The child's `env` lists what it got; then it stays alive for
         // consul-render to supervise.
         render = render.flag(&format!(
-            "-exec=/bin/sh -c 'env > {}; exec sleep 600'",
+            "-exec=/bin/sh -c 'env > {0}.part && mv {0}.part {0}; exec sleep 600'",
             dump.display()
         ));
         for flag in flags {
