@@ -707,20 +707,12 @@ impl Runner {
             }
         }
         // A run about to stop over a template that asked for it starts no
-        // child and reloads none.
-        if self.fatal.is_some() || !self.templates.iter().all(|t| t.done) {
+        // child and reloads none; nor does a one-shot run with a template
+        // that failed (the child starts only once every template has
+        // rendered, as in watch mode), which `finished` then ends.
+        let failed_once = self.once && !self.failures.is_empty();
+        if self.fatal.is_some() || failed_once || !self.templates.iter().all(|t| t.done) {
             return Ok(());
-        }
-        // Nor does a one-shot run with a template that failed: the child
-        // starts only once every template has rendered, as in watch mode.
-        if self.once
-            && !self.failures.is_empty()
-            && self
-                .child
-                .as_ref()
-                .is_some_and(|child| matches!(child.state(), ChildState::Waiting))
-        {
-            return Err(RunError::Failed(self.failures.join("\n")));
         }
         self.save_catalog_once();
         let Some(child) = self.child.as_mut() else {
@@ -826,9 +818,14 @@ impl Runner {
     }
 
     fn finished(&self) -> bool {
-        // A supervised child is followed until it exits, even with -once.
+        // A supervised child is followed until it exits, even with -once;
+        // one that never started because a template failed is not waited
+        // for.
+        let no_child = self.child.as_ref().is_none_or(|child| {
+            !self.failures.is_empty() && matches!(child.state(), ChildState::Waiting)
+        });
         self.once
-            && self.child.is_none()
+            && no_child
             && self.applying.is_none()
             && self.queued.is_empty()
             && self.templates.iter().all(|t| t.done)

@@ -889,4 +889,28 @@ fn a_one_shot_run_with_a_failed_template_starts_no_child() {
         assert!(!marker.exists(), "error_fatal = {fatal}: the child ran");
         assert!(!dir.path().join("bad").exists());
     }
+    // The failed template alone: no pass writes anything, and the run
+    // still ends rather than waiting for a child that never starts.
+    let config = dir.path().join("alone.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "template {{\n  contents = \"{{{{ parseInt \\\"x\\\" }}}}\"\n  destination = \"{}\"\n}}\n\
+             exec {{\n  command = \"touch {} && sleep 100\"\n}}\n",
+            dir.path().join("bad").display(),
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let done = run(
+        &[
+            &format!("-consul-addr={}", consul.http_addr()),
+            &format!("-config={}", config.display()),
+            "-once",
+        ],
+        &[],
+        T,
+    );
+    assert_eq!(done.code, 14, "{done:?}");
+    assert!(!marker.exists(), "the child ran");
 }
