@@ -170,6 +170,14 @@ fn run_logged(program: &Path, mut command: Command) -> String {
     )
 }
 
+/// Runs `program -once` with the config file `config`; returns what it
+/// printed, headed by how it exited.
+fn run_with_config(program: &Path, consul: &ConsulAgent, config: &Path) -> String {
+    let mut command = once(program, consul);
+    command.arg(format!("-config={}", config.display()));
+    run_logged(program, command)
+}
+
 /// Runs `program` with one `-template` per corpus entry; returns each
 /// entry's output (`None`: not written).
 fn render_all(
@@ -477,9 +485,7 @@ fn sandbox_path_confines_file_as_consul_template_does() {
                 ),
             )
             .unwrap();
-            let mut command = once(&program, &consul);
-            command.arg(format!("-config={}", config.display()));
-            let log = run_logged(&program, command);
+            let log = run_with_config(&program, &consul, &config);
             results.push((who, std::fs::read_to_string(&out).ok(), log));
         }
         let [(_, want, ct_log), (_, got, cr_log)] = &results[..] else {
@@ -711,9 +717,7 @@ fn template_blocks_run_as_in_consul_template() {
                 ),
             )
             .unwrap();
-            let mut command = once(&program, &consul);
-            command.arg(format!("-config={}", config.display()));
-            let log = run_logged(&program, command);
+            let log = run_with_config(&program, &consul, &config);
             results.push((std::fs::read_to_string(&out).ok(), log));
         }
         let [(want, ct_log), (got, cr_log)] = &results[..] else {
@@ -798,9 +802,7 @@ template {{
         std::fs::create_dir_all(&out).unwrap();
         let file = dir.path().join(format!("{who}.hcl"));
         std::fs::write(&file, config(&out)).unwrap();
-        let mut command = once(&program, &consul);
-        command.arg(format!("-config={}", file.display()));
-        let log = run_logged(&program, command);
+        let log = run_with_config(&program, &consul, &file);
         assert!(log.contains("exited Some(0)"), "{log}");
         let written: BTreeMap<&str, Option<Written>> = ["defaults", "own", "mixed", "ran"]
             .into_iter()
@@ -840,9 +842,7 @@ template {{
             ),
         )
         .unwrap();
-        let mut command = once(&program, &consul);
-        command.arg(format!("-config={}", file.display()));
-        let log = run_logged(&program, command);
+        let log = run_with_config(&program, &consul, &file);
         assert!(!log.contains("exited Some(0)"), "{log}");
         assert!(log.contains("no-such-user-here"), "{log}");
         assert!(!out.exists(), "{who} wrote {}", out.display());
