@@ -11,6 +11,7 @@
 //! does not fetch, retry, pace or block: that is the watchers' business.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -46,7 +47,9 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Change {
     pub dependency: Dependency,
-    pub data: Data,
+    /// Shared with the watch's [`LastReported`]: one copy of the data,
+    /// however many hold it.
+    pub data: Arc<Data>,
     /// The first reply after Consul was unreachable, or after its index
     /// went backwards (an agent restarted with empty state): the data may
     /// come from a catalog that has not re-synced yet.
@@ -97,9 +100,9 @@ pub fn index_went_back(before: Option<ConsulIndex>, now: Option<ConsulIndex>) ->
 }
 
 /// The data last reported for one dependency, which each new reply is
-/// compared with.
+/// compared with: the same allocation the runner's snapshot stores.
 #[derive(Default)]
-pub struct LastReported(Option<Data>);
+pub struct LastReported(Option<Arc<Data>>);
 
 /// Data that differs from what was last reported.
 pub struct News {
@@ -121,7 +124,7 @@ impl LastReported {
         after_reset: bool,
         since: Instant,
     ) -> Option<News> {
-        if self.0.as_ref() == Some(&data) {
+        if self.0.as_deref() == Some(&data) {
             return None;
         }
         let suspect = after_reset
@@ -132,7 +135,8 @@ impl LastReported {
         for rejection in rejections {
             tracing::warn!(%dependency, "{rejection}");
         }
-        self.0 = Some(data.clone());
+        let data = Arc::new(data);
+        self.0 = Some(Arc::clone(&data));
         let change = Change {
             dependency: dependency.clone(),
             data,
@@ -323,7 +327,7 @@ mod tests {
             .update(&dep, tree(&["a"]), &[], false, Instant::now())
             .unwrap();
         assert!(!lost.suspect, "losing entries in normal operation is news");
-        assert_eq!(lost.change.data, tree(&["a"]));
+        assert_eq!(*lost.change.data, tree(&["a"]));
         assert!(
             last.update(&dep, tree(&[]), &[], true, Instant::now())
                 .unwrap()

@@ -125,7 +125,7 @@ pub struct TaggedAddress {
 /// identifiers and a status; their free text (`Notes`, `Output`) is never
 /// read, and a `name` that is not a safe token (Consul's default names,
 /// such as `Service 'web' check`, have quotes and spaces) is left empty.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CheckInfo {
     pub node: String,
     pub check_id: String,
@@ -376,7 +376,15 @@ pub fn instances(
     if !by_distance {
         out.sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
     }
-    out
+    fitted(out)
+}
+
+/// `list` without spare capacity. Lists collected from a decoded reply
+/// reuse its buffer, which serde grew in steps (four slots for one entry),
+/// and data is kept for as long as it is current.
+fn fitted<T>(mut list: Vec<T>) -> Vec<T> {
+    list.shrink_to_fit();
+    list
 }
 
 fn instance(entry: HealthEntry, rejections: &mut Rejections) -> Option<Instance> {
@@ -529,7 +537,7 @@ fn safe_checks(
     owner: &str,
     rejections: &mut Rejections,
 ) -> Vec<CheckInfo> {
-    checks
+    let kept = checks
         .into_iter()
         .filter_map(|check| {
             let identifiers = [
@@ -567,7 +575,8 @@ fn safe_checks(
                 check_type: check.r#type,
             })
         })
-        .collect()
+        .collect();
+    fitted(kept)
 }
 
 fn safe_tags(tags: Vec<String>, owner: &str, rejections: &mut Rejections) -> Vec<String> {
@@ -583,7 +592,7 @@ fn safe_tags(tags: Vec<String>, owner: &str, rejections: &mut Rejections) -> Vec
         .collect();
     kept.sort();
     kept.dedup();
-    kept
+    fitted(kept)
 }
 
 fn safe_meta(

@@ -293,7 +293,7 @@ struct Dirty {
 /// less than before: the snapshot keeps the last good data until the
 /// catalog recovers or `until` passes.
 struct Held {
-    latest: Data,
+    latest: Arc<Data>,
     until: Instant,
     /// When the held change may have happened.
     since: Instant,
@@ -470,7 +470,7 @@ impl Runner {
 
     /// Stores data that changed at `since` and marks the templates that
     /// read it dirty.
-    fn store(&mut self, dependency: Dependency, data: Data, since: Instant) {
+    fn store(&mut self, dependency: Dependency, data: Arc<Data>, since: Instant) {
         let changed = Arc::make_mut(&mut self.snapshot).insert(dependency.clone(), data);
         if !changed {
             return;
@@ -641,7 +641,7 @@ impl Runner {
                 let any = !answered.is_empty();
                 let now = Instant::now();
                 for (dependency, data) in answered {
-                    self.store(dependency, data, now);
+                    self.store(dependency, Arc::new(data), now);
                 }
                 any
             }

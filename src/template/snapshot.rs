@@ -15,17 +15,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Stores new data for `dependency`; returns whether it differs from
-    /// what was there.
-    pub fn insert(&mut self, dependency: Dependency, data: Data) -> bool {
+    /// Stores new data for `dependency` (shared, not copied, when it comes
+    /// as an `Arc`); returns whether it differs from what was there.
+    pub fn insert(&mut self, dependency: Dependency, data: impl Into<Arc<Data>>) -> bool {
+        let data = data.into();
         if self
             .entries
             .get(&dependency)
-            .is_some_and(|old| **old == data)
+            .is_some_and(|old| Arc::ptr_eq(old, &data) || **old == *data)
         {
             return false;
         }
-        self.entries.insert(dependency, Arc::new(data));
+        self.entries.insert(dependency, data);
         true
     }
 
