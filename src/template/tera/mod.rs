@@ -91,7 +91,7 @@ mod tests {
     use std::collections::BTreeSet;
     use std::sync::Arc;
 
-    use crate::consul::data::{Data, Instance, KvEntry, ServiceSummary, Status};
+    use crate::consul::data::{CheckInfo, Data, Instance, KvEntry, ServiceSummary, Status};
     use crate::consul::model::Weights;
     use crate::consul::{Dependency, HealthQuery};
     use crate::template::{Denylist, Options, Rendered, Snapshot, Syntax, Template};
@@ -151,6 +151,60 @@ mod tests {
         );
         assert_eq!(out.used, BTreeSet::from([health("web", true)]));
         assert!(out.missing.is_empty());
+    }
+
+    #[test]
+    fn instance_fields_come_in_their_documented_order() {
+        let mut snapshot = Snapshot::default();
+        snapshot.insert(
+            health("web", true),
+            Data::Instances(vec![instance("a", "10.0.0.2", 80, Status::Passing)]),
+        );
+        let out = render(
+            "{% for i in service(name=\"web\") %}{% for k, v in i %}{{ k }} {% endfor %}{% endfor %}",
+            snapshot,
+        );
+        assert_eq!(
+            out.text,
+            "id name address port endpoint tags meta node node_id node_address node_meta \
+             node_tagged_addresses datacenter tagged_addresses status checks weights "
+        );
+    }
+
+    /// Node parts are shared between the instances of one render; a later
+    /// change to one service's copy must not show through another's.
+    #[test]
+    fn instances_on_one_node_keep_their_own_data_across_renders() {
+        let on_node = |id: &str, rack: &str, check: &str| {
+            let mut i = instance(id, "10.0.0.2", 80, Status::Passing);
+            i.name = id.into();
+            i.node_meta = [("rack".to_owned(), rack.to_owned())].into();
+            i.checks = vec![CheckInfo {
+                node: "n1".into(),
+                check_id: "serfHealth".into(),
+                name: String::new(),
+                status: check.into(),
+                service_id: String::new(),
+                service_name: String::new(),
+                service_tags: vec![],
+                check_type: String::new(),
+            }];
+            Data::Instances(vec![i])
+        };
+        let template = Template::parse(
+            "t.tera",
+            "{% for s in [\"web\", \"api\"] %}{% for i in service(name=s) %}\
+             {{ i.id }}:{{ i.node_meta.rack }}:{{ i.checks[0].status }} {% endfor %}{% endfor %}",
+        )
+        .unwrap();
+        let mut snapshot = Snapshot::default();
+        snapshot.insert(health("web", true), on_node("web", "a", "passing"));
+        snapshot.insert(health("api", true), on_node("api", "a", "passing"));
+        let first = template.render(&Arc::new(snapshot.clone())).unwrap();
+        assert_eq!(first.text, "web:a:passing api:a:passing ");
+        snapshot.insert(health("api", true), on_node("api", "b", "warning"));
+        let second = template.render(&Arc::new(snapshot)).unwrap();
+        assert_eq!(second.text, "web:a:passing api:b:warning ");
     }
 
     #[test]

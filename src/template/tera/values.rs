@@ -1,14 +1,22 @@
 //! Consul data as Tera values: the field names Tera templates use
 //! (`address`, `node_meta`, …), and a cache that converts each version of
 //! a dependency's data once, however many renders read it.
+//!
+//! Tera values are maps of maps, several times the size of the data they
+//! come from, and the cache keeps them for as long as the data is current.
+//! So what instances have in common (their node's meta, addresses and
+//! checks, a service's tags, default weights) is converted once per render
+//! and shared: a Tera map or list is reference-counted, a copy is a count.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
-use tera::Value;
+use tera::value::Key;
+use tera::{Map, Value};
 
-use crate::consul::data::{Instance, KvEntry, NodeDetail, NodeInfo, ServiceSummary};
+use crate::consul::data::{CheckInfo, Instance, KvEntry, NodeDetail, NodeInfo, ServiceSummary};
+use crate::consul::model;
 use crate::consul::{Data, Dependency};
 
 /// Converted values by dependency, each with the data it was converted
@@ -16,6 +24,8 @@ use crate::consul::{Data, Dependency};
 #[derive(Default)]
 pub struct Values {
     entries: HashMap<Dependency, (Arc<Data>, Value)>,
+    /// Parts converted during the current render, by content.
+    shared: Shared,
 }
 
 impl Values {
@@ -26,39 +36,122 @@ impl Values {
         {
             return value.clone();
         }
-        let value = to_value(data);
+        let value = to_value(data, &mut self.shared);
         self.entries
             .insert(dependency.clone(), (data.clone(), value.clone()));
         value
     }
 
-    /// Drops conversions of dependencies the last render did not read.
+    /// Drops conversions of dependencies the last render did not read, and
+    /// the render's index of shared parts (the values keep the parts).
     pub fn retain(&mut self, mut keep: impl FnMut(&Dependency) -> bool) {
         self.entries.retain(|dependency, _| keep(dependency));
+        self.shared = Shared::default();
     }
 }
 
-/// What templates see of an instance (see README "Instance fields").
-#[derive(Serialize)]
-struct InstanceView<'a> {
-    id: &'a str,
-    name: &'a str,
-    address: &'a str,
-    port: u16,
-    /// `address:port`, IPv6 in brackets: what nginx's `server` wants.
-    endpoint: String,
-    tags: &'a [String],
-    meta: &'a BTreeMap<String, String>,
-    node: &'a str,
-    node_id: &'a str,
-    node_address: &'a str,
-    node_meta: &'a BTreeMap<String, String>,
-    node_tagged_addresses: &'a BTreeMap<String, String>,
-    datacenter: &'a str,
-    tagged_addresses: BTreeMap<&'a str, TaggedAddressView<'a>>,
-    status: &'static str,
-    checks: Vec<CheckView<'a>>,
-    weights: Weights,
+/// Parts of instances already converted in this render, by content. It
+/// holds a copy of each distinct part only until the render ends; a part
+/// that changes later is converted anew for the instances that have it.
+#[derive(Default)]
+struct Shared {
+    maps: HashMap<BTreeMap<String, String>, Value>,
+    lists: HashMap<Vec<String>, Value>,
+    node_checks: HashMap<CheckInfo, Value>,
+    weights: HashMap<(u32, u32), Value>,
+}
+
+impl Shared {
+    fn map(&mut self, map: &BTreeMap<String, String>) -> Value {
+        if let Some(value) = self.maps.get(map) {
+            return value.clone();
+        }
+        let value = Value::from_serializable(map);
+        self.maps.insert(map.clone(), value.clone());
+        value
+    }
+
+    fn list(&mut self, list: &[String]) -> Value {
+        if let Some(value) = self.lists.get(list) {
+            return value.clone();
+        }
+        let value = Value::from_serializable(list);
+        self.lists.insert(list.to_vec(), value.clone());
+        value
+    }
+
+    /// A node check (no service id) is the same on every instance of the
+    /// node; a service check belongs to one instance and is not indexed.
+    fn check(&mut self, check: &CheckInfo) -> Value {
+        if !check.service_id.is_empty() {
+            return Value::from_serializable(&CheckView::from(check));
+        }
+        if let Some(value) = self.node_checks.get(check) {
+            return value.clone();
+        }
+        let value = Value::from_serializable(&CheckView::from(check));
+        self.node_checks.insert(check.clone(), value.clone());
+        value
+    }
+
+    fn weights(&mut self, weights: model::Weights) -> Value {
+        self.weights
+            .entry((weights.passing, weights.warning))
+            .or_insert_with(|| {
+                Value::from_serializable(&Weights {
+                    passing: weights.passing,
+                    warning: weights.warning,
+                })
+            })
+            .clone()
+    }
+
+    /// What templates see of an instance (see README "Instance fields"),
+    /// fields in this order.
+    fn instance(&mut self, i: &Instance) -> Value {
+        let tagged_addresses: BTreeMap<&str, TaggedAddressView> = i
+            .tagged_addresses
+            .iter()
+            .map(|(name, a)| {
+                let view = TaggedAddressView {
+                    address: &a.address,
+                    port: a.port,
+                };
+                (name.as_str(), view)
+            })
+            .collect();
+        let fields = [
+            ("id", Value::from(i.id.as_str())),
+            ("name", Value::from(i.name.as_str())),
+            ("address", Value::from(i.address.as_str())),
+            ("port", Value::from(i.port)),
+            // `address:port`, IPv6 in brackets: what nginx's `server` wants.
+            ("endpoint", Value::from(i.endpoint())),
+            ("tags", self.list(&i.tags)),
+            ("meta", self.map(&i.meta)),
+            ("node", Value::from(i.node.as_str())),
+            ("node_id", Value::from(i.node_id.as_str())),
+            ("node_address", Value::from(i.node_address.as_str())),
+            ("node_meta", self.map(&i.node_meta)),
+            ("node_tagged_addresses", self.map(&i.node_tagged_addresses)),
+            ("datacenter", Value::from(i.datacenter.as_str())),
+            (
+                "tagged_addresses",
+                Value::from_serializable(&tagged_addresses),
+            ),
+            ("status", Value::from(i.status.as_str())),
+            (
+                "checks",
+                Value::from(i.checks.iter().map(|c| self.check(c)).collect::<Vec<_>>()),
+            ),
+            ("weights", self.weights(i.weights)),
+        ];
+        let mut map = Map::with_capacity(fields.len());
+        for (name, value) in fields {
+            map.insert(Key::Str(name), value);
+        }
+        Value::from(map)
+    }
 }
 
 #[derive(Serialize)]
@@ -85,54 +178,17 @@ struct Weights {
     warning: u32,
 }
 
-impl<'a> From<&'a Instance> for InstanceView<'a> {
-    fn from(i: &'a Instance) -> Self {
-        InstanceView {
-            id: &i.id,
-            name: &i.name,
-            address: &i.address,
-            port: i.port,
-            endpoint: i.endpoint(),
-            tags: &i.tags,
-            meta: &i.meta,
-            node: &i.node,
-            node_id: &i.node_id,
-            node_address: &i.node_address,
-            node_meta: &i.node_meta,
-            node_tagged_addresses: &i.node_tagged_addresses,
-            datacenter: &i.datacenter,
-            tagged_addresses: i
-                .tagged_addresses
-                .iter()
-                .map(|(name, a)| {
-                    (
-                        name.as_str(),
-                        TaggedAddressView {
-                            address: &a.address,
-                            port: a.port,
-                        },
-                    )
-                })
-                .collect(),
-            status: i.status.as_str(),
-            checks: i
-                .checks
-                .iter()
-                .map(|c| CheckView {
-                    node: &c.node,
-                    check_id: &c.check_id,
-                    name: &c.name,
-                    status: &c.status,
-                    service_id: &c.service_id,
-                    service_name: &c.service_name,
-                    service_tags: &c.service_tags,
-                    r#type: &c.check_type,
-                })
-                .collect(),
-            weights: Weights {
-                passing: i.weights.passing,
-                warning: i.weights.warning,
-            },
+impl<'a> From<&'a CheckInfo> for CheckView<'a> {
+    fn from(c: &'a CheckInfo) -> Self {
+        CheckView {
+            node: &c.node,
+            check_id: &c.check_id,
+            name: &c.name,
+            status: &c.status,
+            service_id: &c.service_id,
+            service_name: &c.service_name,
+            service_tags: &c.service_tags,
+            r#type: &c.check_type,
         }
     }
 }
@@ -216,10 +272,10 @@ struct KvView<'a> {
     value: &'a str,
 }
 
-fn to_value(data: &Data) -> Value {
+fn to_value(data: &Data, shared: &mut Shared) -> Value {
     match data {
         Data::Instances(list) => {
-            Value::from_serializable(&list.iter().map(InstanceView::from).collect::<Vec<_>>())
+            Value::from(list.iter().map(|i| shared.instance(i)).collect::<Vec<_>>())
         }
         Data::Services(list) => Value::from_serializable(
             &list
