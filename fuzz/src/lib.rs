@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use consul_render::consul::data::{Instance, MAX_VALUE_LEN, NodeDetail, NodeInfo, ServiceSummary};
+use consul_render::consul::data::{
+    Instance, MAX_VALUE_LEN, NodeDetail, NodeInfo, ServiceSummary, SmallMap,
+};
 use consul_render::consul::model;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 
@@ -214,7 +216,7 @@ pub fn is_address(value: &str) -> bool {
         })
 }
 
-fn assert_safe_meta(meta: &BTreeMap<String, String>, what: &str, owner: &dyn std::fmt::Debug) {
+fn assert_safe_meta(meta: &SmallMap<String>, what: &str, owner: &dyn std::fmt::Debug) {
     for (key, value) in meta {
         assert!(
             is_safe_token(key, false),

@@ -301,7 +301,7 @@ fn catalog_node(detail: &NodeDetail) -> CatalogNode {
                 tags: s.tags.clone(),
                 address: s.address.clone(),
                 port: i64::from(s.port),
-                meta: s.meta.clone(),
+                meta: s.meta.to_btree_map(),
                 enable_tag_override: s.enable_tag_override,
                 ..Service::default()
             };
@@ -321,8 +321,8 @@ fn node_shape(node: &NodeInfo) -> Node {
         node: node.name.clone(),
         address: node.address.clone(),
         datacenter: node.datacenter.clone(),
-        tagged_addresses: node.tagged_addresses.clone(),
-        meta: node.meta.clone(),
+        tagged_addresses: node.tagged_addresses.to_btree_map(),
+        meta: node.meta.to_btree_map(),
     }
 }
 
@@ -365,8 +365,8 @@ fn health_entry(instance: &Instance) -> HealthEntry {
             node: instance.node.clone(),
             address: instance.node_address.clone(),
             datacenter: instance.datacenter.clone(),
-            tagged_addresses: instance.node_tagged_addresses.clone(),
-            meta: instance.node_meta.clone(),
+            tagged_addresses: instance.node_tagged_addresses.to_btree_map(),
+            meta: instance.node_meta.to_btree_map(),
         },
         service: Service {
             id: instance.id.clone(),
@@ -374,7 +374,7 @@ fn health_entry(instance: &Instance) -> HealthEntry {
             tags: instance.tags.clone(),
             address: instance.address.clone(),
             port: i64::from(instance.port),
-            meta: instance.meta.clone(),
+            meta: instance.meta.to_btree_map(),
             tagged_addresses: instance
                 .tagged_addresses
                 .iter()

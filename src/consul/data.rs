@@ -22,6 +22,7 @@ use base64::Engine as _;
 use base64::engine::{GeneralPurpose, general_purpose};
 
 use super::model::{self, HealthEntry, KvPair};
+pub use super::small_map::SmallMap;
 
 /// Longest string passed on from Consul (its own limit for meta values).
 pub const MAX_VALUE_LEN: usize = 512;
@@ -98,16 +99,16 @@ pub struct Instance {
     pub address: String,
     pub port: u16,
     pub tags: Vec<String>,
-    pub meta: BTreeMap<String, String>,
+    pub meta: SmallMap<String>,
     pub node: String,
     pub node_id: String,
     pub node_address: String,
-    pub node_meta: BTreeMap<String, String>,
+    pub node_meta: SmallMap<String>,
     /// The node's addresses by name (`lan`, `wan_ipv4`, …).
-    pub node_tagged_addresses: BTreeMap<String, String>,
+    pub node_tagged_addresses: SmallMap<String>,
     pub datacenter: String,
     /// The service's own addresses by name.
-    pub tagged_addresses: BTreeMap<String, TaggedAddress>,
+    pub tagged_addresses: SmallMap<TaggedAddress>,
     pub status: Status,
     /// The node and service checks behind `status`.
     pub checks: Vec<CheckInfo>,
@@ -219,8 +220,8 @@ pub struct NodeInfo {
     pub address: String,
     pub datacenter: String,
     /// The node's addresses by name (`lan`, `wan_ipv4`, …).
-    pub tagged_addresses: BTreeMap<String, String>,
-    pub meta: BTreeMap<String, String>,
+    pub tagged_addresses: SmallMap<String>,
+    pub meta: SmallMap<String>,
 }
 
 /// One node and the services registered on it, sorted by service name,
@@ -237,7 +238,7 @@ pub struct NodeService {
     pub id: String,
     pub service: String,
     pub tags: Vec<String>,
-    pub meta: BTreeMap<String, String>,
+    pub meta: SmallMap<String>,
     /// 0 for a service registered without a port.
     pub port: u16,
     /// The service's own address; empty when it uses the node's.
@@ -476,7 +477,7 @@ fn safe_addresses(
     addresses: BTreeMap<String, String>,
     owner: &str,
     rejections: &mut Rejections,
-) -> BTreeMap<String, String> {
+) -> SmallMap<String> {
     addresses
         .into_iter()
         .filter(|(name, address)| {
@@ -499,7 +500,7 @@ fn safe_service_addresses(
     addresses: BTreeMap<String, model::ServiceAddress>,
     owner: &str,
     rejections: &mut Rejections,
-) -> BTreeMap<String, TaggedAddress> {
+) -> SmallMap<TaggedAddress> {
     addresses
         .into_iter()
         .filter_map(|(name, tagged)| {
@@ -599,7 +600,7 @@ fn safe_meta(
     meta: BTreeMap<String, String>,
     owner: &str,
     rejections: &mut Rejections,
-) -> BTreeMap<String, String> {
+) -> SmallMap<String> {
     meta.into_iter()
         .filter(|(key, value)| {
             let reason = unsafe_token_reason(key, false)

@@ -19,6 +19,7 @@ pub mod gate;
 pub mod http2;
 pub mod model;
 pub mod signal;
+pub mod small_map;
 pub mod transport;
 pub mod watcher;
 

@@ -12,7 +12,8 @@ use std::ops::Deref;
 use std::rc::Rc;
 
 use crate::consul::data::{
-    CheckInfo, Instance, KvEntry, NodeDetail, NodeInfo, NodeService, ServiceSummary, TaggedAddress,
+    CheckInfo, Instance, KvEntry, NodeDetail, NodeInfo, NodeService, ServiceSummary, SmallMap,
+    TaggedAddress,
 };
 use crate::consul::model::Weights;
 
@@ -56,7 +57,7 @@ pub enum Value<'a> {
     /// A `[]string` read from the snapshot (tags).
     Strings(&'a [String]),
     /// A `map[string]string` read from the snapshot (meta).
-    StrMap(&'a BTreeMap<String, String>),
+    StrMap(&'a SmallMap<String>),
     /// A map made during the render; keys are kept sorted as Go prints them.
     Map(Rc<Map<'a>>),
     /// A struct of consul-template's `dependency` package.

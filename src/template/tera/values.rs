@@ -15,7 +15,9 @@ use serde::Serialize;
 use tera::value::Key;
 use tera::{Map, Value};
 
-use crate::consul::data::{CheckInfo, Instance, KvEntry, NodeDetail, NodeInfo, ServiceSummary};
+use crate::consul::data::{
+    CheckInfo, Instance, KvEntry, NodeDetail, NodeInfo, ServiceSummary, SmallMap,
+};
 use crate::consul::model;
 use crate::consul::{Data, Dependency};
 
@@ -55,14 +57,14 @@ impl Values {
 /// that changes later is converted anew for the instances that have it.
 #[derive(Default)]
 struct Shared {
-    maps: HashMap<BTreeMap<String, String>, Value>,
+    maps: HashMap<SmallMap<String>, Value>,
     lists: HashMap<Vec<String>, Value>,
     node_checks: HashMap<CheckInfo, Value>,
     weights: HashMap<(u32, u32), Value>,
 }
 
 impl Shared {
-    fn map(&mut self, map: &BTreeMap<String, String>) -> Value {
+    fn map(&mut self, map: &SmallMap<String>) -> Value {
         if let Some(value) = self.maps.get(map) {
             return value.clone();
         }
@@ -204,7 +206,7 @@ struct NodeView<'a> {
     name: &'a str,
     address: &'a str,
     datacenter: &'a str,
-    meta: &'a BTreeMap<String, String>,
+    meta: &'a SmallMap<String>,
 }
 
 /// What `node()` gives: the node, its tagged addresses and its services.
@@ -213,7 +215,7 @@ struct NodeDetailView<'a> {
     #[serde(flatten)]
     node: NodeView<'a>,
     id: &'a str,
-    tagged_addresses: &'a BTreeMap<String, String>,
+    tagged_addresses: &'a SmallMap<String>,
     services: Vec<NodeServiceView<'a>>,
 }
 
@@ -222,7 +224,7 @@ struct NodeServiceView<'a> {
     id: &'a str,
     name: &'a str,
     tags: &'a [String],
-    meta: &'a BTreeMap<String, String>,
+    meta: &'a SmallMap<String>,
     port: u16,
     address: &'a str,
 }
