@@ -57,6 +57,8 @@ pub struct Watchers {
     events: mpsc::UnboundedSender<Event>,
     running: HashMap<Dependency, JoinHandle<()>>,
     signal: Option<Signal>,
+    /// How many blocking queries the last [`set`](Self::set) wanted.
+    blocking: usize,
 }
 
 impl Watchers {
@@ -66,6 +68,7 @@ impl Watchers {
             events,
             running: HashMap::new(),
             signal: None,
+            blocking: 0,
         }
     }
 
@@ -74,7 +77,8 @@ impl Watchers {
     /// local service watches into or out of signal mode as their number
     /// crosses the connection budget.
     pub fn set(&mut self, wanted: &BTreeSet<Dependency>) {
-        let signal_mode = self.signal_mode(wanted);
+        self.blocking = wanted.iter().filter(|d| d.is_blocking()).count();
+        let signal_mode = self.signal_mode();
         let (signalled, direct): (BTreeSet<Dependency>, BTreeSet<Dependency>) = if signal_mode {
             wanted
                 .iter()
@@ -149,16 +153,23 @@ impl Watchers {
         self.signal.is_some()
     }
 
-    fn signal_mode(&self, wanted: &BTreeSet<Dependency>) -> bool {
+    fn signal_mode(&self) -> bool {
         let Some(capacity) = self.transport.long_poll_capacity() else {
             return false;
         };
-        let blocking = wanted.iter().filter(|d| d.is_blocking()).count();
         if self.signal.is_some() {
-            blocking > capacity / 2
+            self.blocking > capacity / 2
         } else {
-            blocking > capacity
+            self.blocking > capacity
         }
+    }
+
+    /// Whether the watches set last are still in the right mode: the
+    /// transport learns only with its first connection whether it can
+    /// multiplex, which changes the connection budget. If not, the caller
+    /// sets the same dependencies again.
+    pub fn mode_holds(&self) -> bool {
+        self.signal_mode() == self.signal.is_some()
     }
 }
 

@@ -332,6 +332,9 @@ struct Runner {
     fatal: Option<RunError>,
     /// Supervise mode's child.
     child: Option<Supervisor>,
+    /// A render read a different set of dependencies than the template's
+    /// last one: what is watched must follow.
+    used_changed: bool,
 }
 
 impl Runner {
@@ -404,6 +407,7 @@ impl Runner {
             failures: Vec::new(),
             fatal: None,
             child: config.exec.map(Supervisor::new),
+            used_changed: false,
         };
         for t in &mut runner.templates {
             t.dirty = Some(Dirty {
@@ -573,7 +577,10 @@ impl Runner {
                 return;
             }
         };
-        t.used = rendered.used;
+        if t.used != rendered.used {
+            t.used = rendered.used;
+            self.used_changed = true;
+        }
         if !rendered.missing.is_empty() {
             let waiting: Vec<String> = rendered.missing.iter().map(ToString::to_string).collect();
             tracing::debug!(template = t.name, waiting_for = ?waiting, "rendered; waiting for data");
@@ -607,6 +614,17 @@ impl Runner {
     /// Points the source at the union of what the templates use. Returns
     /// whether that made data available at once (offline source).
     fn want_dependencies(&mut self) -> bool {
+        if !std::mem::take(&mut self.used_changed) {
+            // Rebuilding the set costs as much as the render of a large
+            // catalog; only the mode of the watches may need a fresh look.
+            let current = match &self.source {
+                Source::Consul { watchers, .. } => watchers.mode_holds(),
+                Source::File(_) => true,
+            };
+            if current {
+                return false;
+            }
+        }
         let wanted: BTreeSet<Dependency> = self
             .templates
             .iter()
