@@ -8,7 +8,9 @@
 //! checks, a service's tags, default weights) is converted once per render
 //! and shared: a Tera map or list is reference-counted, a copy is a count.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -65,47 +67,30 @@ struct Shared {
 
 impl Shared {
     fn map(&mut self, map: &SmallMap<String>) -> Value {
-        if let Some(value) = self.maps.get(map) {
-            return value.clone();
-        }
-        let value = Value::from_serializable(map);
-        self.maps.insert(map.clone(), value.clone());
-        value
+        shared(&mut self.maps, map, Value::from_serializable)
     }
 
     fn list(&mut self, list: &[String]) -> Value {
-        if let Some(value) = self.lists.get(list) {
-            return value.clone();
-        }
-        let value = Value::from_serializable(list);
-        self.lists.insert(list.to_vec(), value.clone());
-        value
+        shared(&mut self.lists, list, Value::from_serializable)
     }
 
     /// A node check (no service id) is the same on every instance of the
     /// node; a service check belongs to one instance and is not indexed.
     fn check(&mut self, check: &CheckInfo) -> Value {
-        if !check.service_id.is_empty() {
-            return Value::from_serializable(&CheckView::from(check));
+        let convert = |c: &CheckInfo| Value::from_serializable(&CheckView::from(c));
+        if check.service_id.is_empty() {
+            shared(&mut self.node_checks, check, convert)
+        } else {
+            convert(check)
         }
-        if let Some(value) = self.node_checks.get(check) {
-            return value.clone();
-        }
-        let value = Value::from_serializable(&CheckView::from(check));
-        self.node_checks.insert(check.clone(), value.clone());
-        value
     }
 
     fn weights(&mut self, weights: model::Weights) -> Value {
-        self.weights
-            .entry((weights.passing, weights.warning))
-            .or_insert_with(|| {
-                Value::from_serializable(&Weights {
-                    passing: weights.passing,
-                    warning: weights.warning,
-                })
-            })
-            .clone()
+        shared(
+            &mut self.weights,
+            &(weights.passing, weights.warning),
+            |&(passing, warning)| Value::from_serializable(&Weights { passing, warning }),
+        )
     }
 
     /// What templates see of an instance (see README "Instance fields"),
@@ -154,6 +139,25 @@ impl Shared {
         }
         Value::from(map)
     }
+}
+
+/// The value `index` holds for `part`, converted by `convert` and added
+/// if this is the first time the render meets it.
+fn shared<P>(
+    index: &mut HashMap<P::Owned, Value>,
+    part: &P,
+    convert: impl FnOnce(&P) -> Value,
+) -> Value
+where
+    P: ToOwned + Hash + Eq + ?Sized,
+    P::Owned: Hash + Eq + Borrow<P>,
+{
+    if let Some(value) = index.get(part) {
+        return value.clone();
+    }
+    let value = convert(part);
+    index.insert(part.to_owned(), value.clone());
+    value
 }
 
 #[derive(Serialize)]
