@@ -161,6 +161,7 @@ fn decode_reply(c: &mut Criterion) {
         status: 200,
         index: None,
         body: serde_json::to_vec(&entries).expect("json"),
+        filtered_by_acls: false,
     };
     let dependency = Dependency::Health(HealthQuery::new("web", &[], None, true));
     c.bench_function("decode a 10-instance health reply", |b| {

@@ -62,6 +62,7 @@ fn decode_and_check(dependency: &Dependency, status: u16, body: &[u8]) -> Option
         status,
         index: None,
         body: body.to_vec(),
+        filtered_by_acls: false,
     };
     let (data, _rejections) = decode(dependency, &reply).ok()?;
     match &data {

@@ -104,6 +104,7 @@ fn decode_health(body: Vec<u8>) -> Option<Vec<Instance>> {
         status: 200,
         index: None,
         body,
+        filtered_by_acls: false,
     };
     match decode(&HEALTH, &reply) {
         Ok((Data::Instances(list), _)) => Some(list),

@@ -242,6 +242,7 @@ mod tests {
             status,
             index: None,
             body: body.as_bytes().to_vec(),
+            filtered_by_acls: false,
         }
     }
 

@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use base64::Engine as _;
@@ -20,17 +19,22 @@ use crate::config::{ConsulConfig, Token};
 use crate::file_edits::stamp;
 
 const TOKEN_HEADER: &str = "x-consul-token";
+/// The anonymous token's secret ID, fixed by Consul (not a secret).
+const ANONYMOUS: &str = "anonymous";
 
 /// The credentials of one transport.
 pub struct Credentials {
     current: Mutex<Current>,
-    /// Whether the warning about a deny policy without a token was given.
-    warned_anonymous: AtomicBool,
 }
 
 struct Current {
     headers: HeaderMap,
     token_file: Option<TokenFile>,
+    /// Consul's default policy is deny: while no token is set, requests
+    /// name the anonymous token, because Consul says which results it hid
+    /// (`X-Consul-Results-Filtered-By-ACLs`) only to a request that names
+    /// a token. With no token at all a refused read looks like an empty one.
+    name_anonymous: bool,
 }
 
 /// Where the token came from, and the file's stamp when it was read.
@@ -63,8 +67,8 @@ impl Credentials {
             current: Mutex::new(Current {
                 headers,
                 token_file,
+                name_anonymous: false,
             }),
-            warned_anonymous: AtomicBool::new(false),
         })
     }
 
@@ -73,30 +77,34 @@ impl Credentials {
     pub fn current(&self) -> HeaderMap {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         current.refresh();
-        current.headers.clone()
+        let mut headers = current.headers.clone();
+        if current.name_anonymous && !headers.contains_key(TOKEN_HEADER) {
+            headers.insert(TOKEN_HEADER, HeaderValue::from_static(ANONYMOUS));
+        }
+        headers
     }
 
-    /// Warns, once, when Consul's replies say its default ACL policy is
-    /// deny while requests carry no token: then services and nodes the
-    /// anonymous token may not read come back *empty*, not refused.
-    pub fn note_policy(&self, reply_headers: &HeaderMap) {
+    /// Notes Consul's default ACL policy from a reply's headers. Returns
+    /// true, once, when the policy is deny and the request carried no
+    /// token: from then on requests name the anonymous token, and the
+    /// caller sends this one again so that its reply says whether results
+    /// were hidden.
+    pub fn note_policy(&self, reply_headers: &HeaderMap) -> bool {
         let deny = reply_headers
             .get("x-consul-default-acl-policy")
             .is_some_and(|v| v.as_bytes() == b"deny");
-        if !deny || self.warned_anonymous.load(Ordering::Relaxed) {
-            return;
+        if !deny {
+            return false;
         }
-        let anonymous = !self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .headers
-            .contains_key(TOKEN_HEADER);
-        if anonymous && !self.warned_anonymous.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "consul's default ACL policy is deny and no token is set (-consul-token, -consul-token-file, CONSUL_HTTP_TOKEN): services and nodes the anonymous token cannot read look empty"
-            );
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.name_anonymous || current.headers.contains_key(TOKEN_HEADER) {
+            return false;
         }
+        current.name_anonymous = true;
+        tracing::warn!(
+            "consul's default ACL policy is deny and no token is set (-consul-token, -consul-token-file, CONSUL_HTTP_TOKEN): reading as the anonymous token; a service or node read whose results it may not see is refused, not rendered empty"
+        );
+        true
     }
 }
 

@@ -92,6 +92,30 @@ impl Dependency {
         )
     }
 
+    /// The ACL permission a token needs for Consul to show this read's
+    /// results, for reads whose results Consul *hides* from a token that
+    /// lacks it (answering 200 with nothing) instead of refusing them. Key
+    /// reads are refused outright (403), so they have none.
+    pub fn hidden_without(&self) -> Option<String> {
+        match self {
+            Dependency::Health(q) => Some(format!(
+                "service:read on {:?} and node:read on the nodes it runs on",
+                q.service
+            )),
+            Dependency::CatalogServices { .. } => Some("service:read".to_owned()),
+            Dependency::CatalogNodes { .. } => Some("node:read".to_owned()),
+            Dependency::CatalogNode { name, .. } => Some(match name {
+                Some(name) => format!("node:read on {name:?}"),
+                None => "node:read on the local agent's node".to_owned(),
+            }),
+            Dependency::Datacenters
+            | Dependency::Key { .. }
+            | Dependency::Keys { .. }
+            | Dependency::Tree { .. }
+            | Dependency::File { .. } => None,
+        }
+    }
+
     /// The request path and query string, without index, wait, consistency
     /// or namespace parameters (the transport adds those). A local file has
     /// none: it is never handed to the transport.

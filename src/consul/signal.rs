@@ -16,7 +16,10 @@
 //! wake no difference explains (an instance without checks added, removed
 //! or moved) is resolved by probing each watched service's own index (a
 //! reply of `[]` plus a header) and re-reading those that moved. A slow
-//! safety sweep does the same every few minutes.
+//! safety sweep does the same every few minutes. A service read that Consul
+//! refuses, or whose results it hides from the token, is re-read on its
+//! own, paced by the backoff: no signal names a service the token cannot
+//! see.
 //!
 //! Costs: a change is one or two signal replies (the state/any reply grows
 //! with the number of checks, about 0.4 kB each) plus one read per changed
@@ -104,6 +107,10 @@ struct SignalLoop {
     pending_sweep: Option<(Instant, ConsulIndex)>,
     next_safety_sweep: Instant,
     recheck: Option<(Instant, BTreeSet<HealthQuery>)>,
+    /// Reads in a row that Consul refused or hid something in: paces the
+    /// re-reads of what it refused (no signal ever names a service the
+    /// token cannot see).
+    refusals: u32,
 }
 
 /// Why the signal loop stops.
@@ -146,6 +153,7 @@ impl SignalLoop {
             pending_sweep: None,
             next_safety_sweep: Instant::now() + SAFETY_SWEEP,
             recheck: None,
+            refusals: 0,
         }
     }
 
@@ -369,7 +377,7 @@ impl SignalLoop {
                 self.went_stale();
                 Ok(None)
             }
-            Err(error @ FetchError::Rejected { .. }) => {
+            Err(error @ (FetchError::Rejected { .. } | FetchError::Hidden { .. })) => {
                 tracing::warn!(%error, "watching the {what} failed");
                 self.went_stale();
                 Ok(None)
@@ -474,14 +482,20 @@ impl SignalLoop {
             })
             .await;
         let mut suspect = BTreeSet::new();
+        let mut refused = BTreeSet::new();
         for (q, reply) in results {
             let dependency = Dependency::Health(q.clone());
             let reply = match reply {
                 Ok(reply) => reply,
                 Err(FetchError::GaveUp(e)) => return Err(Stop::GaveUp(e)),
-                Err(error) => {
+                Err(error @ FetchError::Unreachable(_)) => {
                     tracing::debug!(%dependency, %error, "read failed; retrying after the next signal");
                     self.went_stale();
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%dependency, %error, "query failed");
+                    refused.insert(q.clone());
                     continue;
                 }
             };
@@ -512,8 +526,22 @@ impl SignalLoop {
                 return Err(Stop::RunnerStopped);
             }
         }
+        let mut delay = RECHECK_DELAY;
+        if refused.is_empty() {
+            self.refusals = 0;
+        } else {
+            self.refusals += 1;
+            delay = delay.max(self.transport.backoff().delay(self.refusals));
+            suspect.extend(refused);
+        }
         if !suspect.is_empty() {
-            self.recheck = Some((Instant::now() + RECHECK_DELAY, suspect));
+            let mut at = Instant::now() + delay;
+            // A recheck already due keeps its place and what it holds.
+            if let Some((due, pending)) = self.recheck.take() {
+                at = at.min(due);
+                suspect.extend(pending);
+            }
+            self.recheck = Some((at, suspect));
         }
         Ok(())
     }

@@ -65,6 +65,9 @@ pub struct Reply {
     pub status: u16,
     pub index: Option<ConsulIndex>,
     pub body: Vec<u8>,
+    /// Consul left results out that the token may not read
+    /// (`X-Consul-Results-Filtered-By-ACLs`).
+    pub filtered_by_acls: bool,
 }
 
 /// Why a request produced no usable reply.
@@ -77,6 +80,12 @@ pub enum FetchError {
     /// The agent answered this query with an error status.
     #[error("consul answered {status}: {body}")]
     Rejected { status: u16, body: String },
+    /// Consul answered, but hid every result from this token: rendering
+    /// it would empty what the template lists, so it is refused like a 403.
+    #[error(
+        "consul hid every result of GET {path} from this token (X-Consul-Results-Filtered-By-ACLs): it lacks {permission}"
+    )]
+    Hidden { path: String, permission: String },
     /// Retries are exhausted.
     #[error(transparent)]
     GaveUp(#[from] GaveUp),
@@ -274,7 +283,17 @@ impl Transport {
             index: index.filter(|_| dependency.is_blocking()),
             not_found_is_data: is_kv(dependency),
         };
-        self.read(read).await
+        let reply = self.read(read).await?;
+        if reply.filtered_by_acls
+            && is_empty(&reply.body)
+            && let Some(permission) = dependency.hidden_without()
+        {
+            return Err(FetchError::Hidden {
+                path: path_and_query,
+                permission,
+            });
+        }
+        Ok(reply)
     }
 
     /// Reads an endpoint templates cannot ask for (the catalog-wide
@@ -352,7 +371,12 @@ impl Transport {
             }
             Ok((status, headers, body)) => {
                 self.gate.succeeded(ticket);
-                self.credentials.note_policy(&headers);
+                if self.credentials.note_policy(&headers) {
+                    // Sent without a token to a deny-by-default agent: send
+                    // it again as the anonymous token by name, so that the
+                    // reply says whether results were hidden.
+                    return Box::pin(self.send(read, stale)).await;
+                }
                 if !(status == 200 || (status == 404 && read.not_found_is_data)) {
                     return Err(FetchError::Rejected {
                         status,
@@ -368,6 +392,9 @@ impl Transport {
                         status,
                         index: ConsulIndex::from_headers(&headers),
                         body,
+                        filtered_by_acls: headers
+                            .get("x-consul-results-filtered-by-acls")
+                            .is_some_and(|v| v.as_bytes() == b"true"),
                     },
                     last_contact,
                 ))
@@ -654,6 +681,11 @@ fn is_kv(dependency: &Dependency) -> bool {
         dependency,
         Dependency::Key { .. } | Dependency::Keys { .. } | Dependency::Tree { .. }
     )
+}
+
+/// Whether a reply body lists nothing: an empty array, object or `null`.
+fn is_empty(body: &[u8]) -> bool {
+    matches!(body.trim_ascii(), b"[]" | b"{}" | b"null" | b"")
 }
 
 /// A reqwest error with its causes, which carry the useful part

@@ -228,7 +228,7 @@ async fn watch(
                 }
                 continue;
             }
-            Err(error @ FetchError::Rejected { .. }) => {
+            Err(error @ (FetchError::Rejected { .. } | FetchError::Hidden { .. })) => {
                 refused += 1;
                 block_on = None;
                 if !went_stale(&mut staleness, &dependency, &events) {

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use testbed::{AgentOptions, ConsulAgent, Instance, TlsFiles};
 
-use crate::support::{Daemon, Render, read_only_token, run, wait_for_file, write};
+use crate::support::{
+    Daemon, Render, read_only_token, run, token_with_rules, wait_for_file, write,
+};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -299,26 +301,32 @@ fn acl_agent() -> ConsulAgent {
     agent
 }
 
+/// Against default deny a render only succeeds when the token arrives, so
+/// each source is proven to be sent, not merely accepted.
 #[test]
 fn tokens_from_flag_file_or_environment_are_sent() {
-    let agent = acl_agent();
+    let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
+    web(&agent);
+    let (_, token) = token_for_templates(&agent);
     let addr = format!("-consul-addr={}", agent.http_addr());
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
-    write(&token_file, &format!("{MANAGEMENT}\n"));
+    write(&token_file, &format!("{token}\n"));
+    let token_path = token_file.display().to_string();
     let cases: Vec<(Vec<String>, Env)> = vec![
+        (vec![addr.clone(), format!("-consul-token={token}")], vec![]),
         (
-            vec![addr.clone(), format!("-consul-token={MANAGEMENT}")],
+            vec![addr.clone(), format!("-consul-token-file={token_path}")],
             vec![],
         ),
         (
-            vec![
-                addr.clone(),
-                format!("-consul-token-file={}", token_file.display()),
-            ],
-            vec![],
+            vec![addr.clone()],
+            vec![("CONSUL_HTTP_TOKEN", token.as_str())],
         ),
-        (vec![addr.clone()], vec![("CONSUL_HTTP_TOKEN", MANAGEMENT)]),
+        (
+            vec![addr.clone()],
+            vec![("CONSUL_HTTP_TOKEN_FILE", token_path.as_str())],
+        ),
     ];
     for (args, env) in cases {
         let (code, out, log) = render_once(&args, &env);
@@ -327,6 +335,7 @@ fn tokens_from_flag_file_or_environment_are_sent() {
             (0, "10.0.0.1:80\n"),
             "{args:?} {env:?}\n{log}"
         );
+        assert!(!log.contains(&token), "the token is in the log:\n{log}");
     }
 }
 
@@ -471,14 +480,96 @@ fn a_missing_permission_is_named_and_no_token_is_warned_about() {
     assert!(!render.out().exists());
     assert!(!daemon.log().contains(&token));
     daemon.assert_running();
-    drop(daemon);
+}
 
-    let anonymous = Render::new(
-        &agent.http_addr(),
-        "{% for i in service(name=\"web\") %}{{ i.endpoint }}{% endfor %}\n",
+/// The `retry_in` of every refused query of `dependency` in `log`, in ms.
+fn retries_of(log: &str, dependency: &str) -> Vec<f64> {
+    log.lines()
+        .filter(|l| l.contains(dependency) && l.contains("retry_in="))
+        .filter_map(|l| {
+            let value = l.split("retry_in=").nth(1)?.split_whitespace().next()?;
+            let (number, scale) = match value.strip_suffix("ms") {
+                Some(ms) => (ms, 1.0),
+                None => (value.strip_suffix('s')?, 1000.0),
+            };
+            Some(number.parse::<f64>().ok()? * scale)
+        })
+        .collect()
+}
+
+/// Consul does not refuse a service or node read the token may not make:
+/// it answers 200 with nothing in it, which rendered would empty the
+/// upstream. With no token (the anonymous one) and then a token without
+/// `node:read`, such replies are refused by name, retried with backoff,
+/// and the file on disk is left as it was; a token that may read them
+/// renders at once.
+#[test]
+fn results_hidden_by_acls_are_refused_and_never_empty_the_file() {
+    let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
+    web(&agent);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    write(&token_file, "");
+    let (tera, go) = (dir.path().join("t.tera"), dir.path().join("t.ctmpl"));
+    write(
+        &tera,
+        "upstream web {\n{% for i in service(name=\"web\") %}  server {{ i.endpoint }};\n{% endfor %}}\n",
     );
-    let mut daemon = anonymous.start();
+    write(
+        &go,
+        "upstream web {\n{{ range service \"web\" }}  server {{ .Address }}:{{ .Port }};\n{{ end }}}\n",
+    );
+    let (tera_out, go_out) = (dir.path().join("tera.conf"), dir.path().join("go.conf"));
+    let last_good = "upstream web {\n  server 10.9.9.9:80;\n}\n";
+    write(&tera_out, last_good);
+    write(&go_out, last_good);
+    let mut daemon = Daemon::start(
+        &[
+            &format!("-consul-addr={}", agent.http_addr()),
+            &format!("-consul-token-file={}", token_file.display()),
+            "-consul-retry-max-backoff=400ms",
+            &format!("-template={}:{}", tera.display(), tera_out.display()),
+            &format!("-template={}:{}", go.display(), go_out.display()),
+        ],
+        &[],
+    );
+    let hidden = "consul hid every result of GET /v1/health/service/web?passing from this token";
+    let permission = "it lacks service:read on \"web\" and node:read";
     daemon.wait_for_log("default ACL policy is deny and no token is set", 1, T);
+    daemon.wait_for_log(hidden, 4, T);
+    assert!(daemon.log().contains(permission), "{}", daemon.log());
+    // Paced: the delays grow to the cap (jittered within its upper half).
+    let delays = retries_of(&daemon.log(), "health.service(web|passing)");
+    assert!(delays.len() >= 4, "{delays:?}");
+    assert!(
+        delays.iter().skip(3).all(|&d| (200.0..=400.0).contains(&d)),
+        "{delays:?}"
+    );
+    assert!(delays[0] <= 400.0, "{delays:?}");
+
+    // A token that may read services but no node: still hidden, still kept.
+    let put = |path: &str, body: &str| agent.put(path, Some(body)).json();
+    let (_, services_only) = token_with_rules(&put, r#"service_prefix "" { policy = "read" }"#);
+    let before = daemon.log().matches(hidden).count();
+    write(&token_file, &format!("{services_only}\n"));
+    daemon.wait_for_log("the token file changed", 1, T);
+    daemon.wait_for_log(hidden, before + 2, T);
+    daemon.assert_running();
+    for out in [&tera_out, &go_out] {
+        assert_eq!(std::fs::read_to_string(out).unwrap(), last_good);
+    }
+
+    // A token that may read both: the live instances land in both files.
+    let (_, token) = token_for_templates(&agent);
+    write(&token_file, &format!("{token}\n"));
+    let live = "upstream web {\n  server 10.0.0.1:80;\n}\n";
+    wait_for_file(&tera_out, "the Tera render", T, |t| t == live);
+    wait_for_file(&go_out, "the Go render", T, |t| t == live);
+    let log = daemon.log();
+    assert!(
+        !log.contains(&token) && !log.contains(&services_only),
+        "{log}"
+    );
 }
 
 #[test]

@@ -333,8 +333,17 @@ const READ_ONLY_RULES: &str = r#"service_prefix "" { policy = "read" } node_pref
 /// or a cluster member's management-token PUT, returning the reply's
 /// JSON); returns (accessor, secret).
 pub fn read_only_token(put: &dyn Fn(&str, &str) -> serde_json::Value) -> (String, String) {
+    token_with_rules(put, READ_ONLY_RULES)
+}
+
+/// Creates a token granted `rules` (Consul's ACL rule syntax) through
+/// `put`, as [`read_only_token`] does; returns (accessor, secret).
+pub fn token_with_rules(
+    put: &dyn Fn(&str, &str) -> serde_json::Value,
+    rules: &str,
+) -> (String, String) {
     let name = format!("templates-{}", testbed::free_port());
-    let policy = serde_json::json!({"Name": name, "Rules": READ_ONLY_RULES});
+    let policy = serde_json::json!({"Name": name, "Rules": rules});
     put("/v1/acl/policy", &policy.to_string());
     let token = serde_json::json!({"Policies": [{"Name": name}]});
     let created = put("/v1/acl/token", &token.to_string());
