@@ -127,12 +127,28 @@ fn edit_finished(kind: &EventKind) -> bool {
     )
 }
 
-/// A file's size and modification time: what a poll compares to notice
-/// an edit that no event reported. `None` if it cannot be read.
-pub fn stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+/// What a poll compares to notice an edit that no event reported: the
+/// file's identity (device, inode), size, and modification and status-change
+/// times to the nanosecond. The change time moves with every write and
+/// rename, so two same-length writes within one mtime tick (a rotated
+/// token) still differ. `None` if it cannot be read.
+pub fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
+    Some(Stamp([
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime() as u64,
+        meta.mtime_nsec() as u64,
+        meta.ctime() as u64,
+        meta.ctime_nsec() as u64,
+    ]))
 }
+
+/// See [`stamp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp([u64; 7]);
 
 /// `path` made absolute against the current directory (events carry
 /// absolute paths).

@@ -1,7 +1,8 @@
 //! The headers that authenticate every request: the ACL token and HTTP
 //! basic auth, marked sensitive so that no debug output shows them. A
-//! token read from a file is read again whenever the file's size or
-//! modification time changes (checked before each request: one `stat`),
+//! token read from a file is read again whenever the file's stamp (inode,
+//! size, modification and change times) moves (checked before each
+//! request: one `stat`),
 //! so a rotated or restored token takes over without a restart.
 //!
 //! Nothing here ever logs the token: only the file's path and what
@@ -9,14 +10,13 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 
 use super::transport::TransportError;
 use crate::config::{ConsulConfig, Token};
-use crate::file_edits::stamp;
+use crate::file_edits::{Stamp, stamp};
 
 const TOKEN_HEADER: &str = "x-consul-token";
 /// The anonymous token's secret ID, fixed by Consul (not a secret).
@@ -40,7 +40,7 @@ struct Current {
 /// Where the token came from, and the file's stamp when it was read.
 struct TokenFile {
     path: PathBuf,
-    stamp: Option<(u64, SystemTime)>,
+    stamp: Option<Stamp>,
 }
 
 impl Credentials {
@@ -178,12 +178,15 @@ mod tests {
         assert_eq!(token_of(&credentials).as_deref(), Some("first"));
         std::fs::write(&path, "second-token\n").unwrap();
         assert_eq!(token_of(&credentials).as_deref(), Some("second-token"));
+        // Rotated at once to a token of the same length: still seen.
+        std::fs::write(&path, "third-token1\n").unwrap();
+        assert_eq!(token_of(&credentials).as_deref(), Some("third-token1"));
         // Unreadable: the last token stays.
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(token_of(&credentials).as_deref(), Some("second-token"));
+        assert_eq!(token_of(&credentials).as_deref(), Some("third-token1"));
         // A token that cannot be a header value is refused, the last kept.
         std::fs::write(&path, "bad\u{1}token").unwrap();
-        assert_eq!(token_of(&credentials).as_deref(), Some("second-token"));
+        assert_eq!(token_of(&credentials).as_deref(), Some("third-token1"));
         std::fs::write(&path, "").unwrap();
         assert_eq!(token_of(&credentials), None, "an empty file means no token");
     }
