@@ -18,6 +18,24 @@ const CLUSTER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Serf's member status code for "alive" in /v1/agent/members.
 const SERF_ALIVE: u64 = 1;
 
+/// Registers service instances with one [`ClusterMember`]; see
+/// [`ClusterMember::registrar`].
+#[derive(Clone, Debug)]
+pub struct Registrar {
+    url: String,
+    token: Option<String>,
+    node: String,
+}
+
+impl Registrar {
+    /// Registers `instance`; returns once the member's catalog has it
+    /// (which, while the cluster has no leader, waits for the next one).
+    pub fn register(&self, instance: &crate::Instance) {
+        let api = |path: &str| api_url(&self.url, path, self.token.as_deref());
+        crate::consul::register_with(&api, &self.node, instance);
+    }
+}
+
 /// One server of a [`ConsulCluster`].
 pub struct ClusterMember {
     process: Option<Process>,
@@ -33,7 +51,17 @@ impl ClusterMember {
     /// Registers `instance` with this member's agent; returns once its
     /// catalog has it.
     pub fn register(&self, instance: &crate::Instance) {
-        crate::consul::register_with(&|path| self.api(path), &self.node, instance);
+        self.registrar().register(instance);
+    }
+
+    /// A handle that registers with this member from any thread, without
+    /// borrowing the cluster (which may be killing members meanwhile).
+    pub fn registrar(&self) -> Registrar {
+        Registrar {
+            url: self.url(),
+            token: self.token.clone(),
+            node: self.node.clone(),
+        }
     }
 
     /// "127.0.0.1:PORT" of its HTTP API.

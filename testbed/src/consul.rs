@@ -631,9 +631,20 @@ pub(crate) fn register_with(api: &dyn Fn(&str) -> String, node: &str, instance: 
     let body = instance.registration().to_string();
     call_ok("PUT", &api("/v1/agent/service/register"), Some(&body));
     let what = format!("service instance {} to reach the catalog", instance.id);
+    // Without a leader (a cluster electing one) reads answer 500: not yet.
+    let read = |path: String| {
+        try_call("GET", &api(&path), None)
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.json())
+    };
     wait_until(&what, READY_TIMEOUT, || {
-        let services = call("GET", &api(&format!("/v1/catalog/node/{node}")), None).json();
-        let checks = call("GET", &api(&format!("/v1/health/node/{node}")), None).json();
+        let (Some(services), Some(checks)) = (
+            read(format!("/v1/catalog/node/{node}")),
+            read(format!("/v1/health/node/{node}")),
+        ) else {
+            return false;
+        };
         services["Services"].get(&instance.id).is_some()
             && (!instance.check || check_status(&checks, &instance.check_id()).is_some())
     });

@@ -20,7 +20,7 @@ mod process;
 
 pub use accounts::{Nobody, nobody};
 pub use backend::Backend;
-pub use cluster::{ClusterMember, ConsulCluster};
+pub use cluster::{ClusterMember, ConsulCluster, Registrar};
 pub use consul::{AgentOptions, ConsulAgent, Instance, TlsFiles};
 pub use fault_proxy::FaultProxy;
 pub use http::{Response, http_get};

@@ -493,16 +493,33 @@ fn with_acls_a_leader_lost_in_a_burst_of_changes_loses_none_of_them() {
     wait_for_file(&out, "w1", T, |c| endpoints(c) == ["10.0.0.1:81"]);
     let history = FileHistory::record(&out);
 
-    // A burst of registrations with the leader killed in the middle of it:
-    // the ones after it wait in the agents for the new leader.
-    cluster.member(survivor).register(&web("w2", 82));
-    cluster.member(follower).register(&web("w3", 83));
+    // A burst of registrations, 40 ms apart on both surviving members,
+    // with the leader killed in the middle of it: the ones made while there
+    // is no leader wait in their agents for the next one.
+    let registrars = [
+        cluster.member(survivor).registrar(),
+        cluster.member(follower).registrar(),
+    ];
+    let burst = std::thread::spawn(move || {
+        let registering: Vec<_> = (2..=7u16)
+            .map(|n| {
+                let registrar = registrars[usize::from(n) % 2].clone();
+                let handle = std::thread::spawn(move || {
+                    registrar.register(&web(&format!("w{n}"), 80 + n));
+                });
+                std::thread::sleep(Duration::from_millis(40));
+                handle
+            })
+            .collect();
+        for handle in registering {
+            handle.join().expect("a registration of the burst");
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
     cluster.kill(leader);
     cluster.wait_for_new_leader(leader);
-    for (id, port) in [("w4", 84), ("w5", 85), ("w6", 86)] {
-        cluster.member(survivor).register(&web(id, port));
-    }
-    wait_for_file(&out, "all six instances", T, |c| endpoints(c).len() == 6);
+    burst.join().expect("the burst");
+    wait_for_file(&out, "all seven instances", T, |c| endpoints(c).len() == 7);
     assert!(
         history
             .versions()
