@@ -824,6 +824,17 @@ mod tests {
     }
 
     #[test]
+    fn a_staging_file_is_created_0600_and_hidden_beside_the_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = temp_in(dir.path(), OsStr::new("default.conf")).unwrap();
+        // Before any text or final mode: nobody else may read it yet.
+        assert_eq!(mode(staging.path()), 0o600);
+        assert_eq!(staging.path().parent(), Some(dir.path()));
+        let name = staging.path().file_name().unwrap().to_string_lossy();
+        assert!(name.starts_with(".default.conf.consul-render."), "{name}");
+    }
+
+    #[test]
     fn an_existing_file_keeps_its_mode_and_owner() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("secret.conf");
