@@ -320,11 +320,35 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 /// certificate: UnknownIssuer", "Connection refused").
 pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
+    let mut not_tls = is_not_tls(error);
     let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
+        not_tls |= is_not_tls(cause);
         source = cause.source();
     }
+    if not_tls {
+        text.push_str(
+            " (the server's first bytes were not TLS: is this a plain-HTTP port? consul-render never falls back to http:// on its own)",
+        );
+    }
     text
+}
+
+/// Whether `error` is rustls finding that the peer does not speak TLS
+/// (a record of no TLS content type: the start of an HTTP answer).
+fn is_not_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let rustls = error.downcast_ref::<rustls::Error>().or_else(|| {
+        error
+            .downcast_ref::<std::io::Error>()?
+            .get_ref()?
+            .downcast_ref::<rustls::Error>()
+    });
+    matches!(
+        rustls,
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+        ))
+    )
 }

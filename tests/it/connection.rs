@@ -153,6 +153,10 @@ fn an_expired_certificate_or_a_plain_http_port_fails_and_never_downgrades() {
     let plain = format!("-consul-addr=https://{}", agent.http_addr());
     let (code, out, log) = render_once(&[plain, ca, retry_once], &[]);
     assert_eq!((code, out.as_str()), (14, ""), "{log}");
+    assert!(
+        log.contains("the server's first bytes were not TLS: is this a plain-HTTP port?"),
+        "the log says why: {log}"
+    );
 
     // Verification off is honoured only when asked, and warned about.
     let (code, out, log) = render_once(&[expired, "-consul-ssl-verify=false".to_owned()], &[]);
@@ -257,8 +261,15 @@ fn an_untrusted_certificate_is_refused_and_named_in_the_log() {
         agent.https_port().expect("https port")
     );
     let ca = tls.ca_file().display().to_string();
+    // Another `consul tls ca create`: a CA, just not the one that signed.
+    let other = TlsFiles::generate();
+    let wrong_ca = other.ca_file().display().to_string();
     for args in [
         vec![format!("-consul-addr={https}")],
+        vec![
+            format!("-consul-addr={https}"),
+            format!("-consul-ssl-ca-cert={wrong_ca}"),
+        ],
         vec![
             format!("-consul-addr={https}"),
             format!("-consul-ssl-ca-cert={ca}"),
