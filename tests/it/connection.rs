@@ -583,54 +583,152 @@ fn results_hidden_by_acls_are_refused_and_never_empty_the_file() {
     );
 }
 
+/// Every file under `dir`, recursively, with its bytes.
+fn every_file(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(every_file(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            files.push((path, bytes));
+        }
+    }
+    files
+}
+
+/// From each place a token can come from (flag, file, either environment
+/// variable, config file), with every output turned on (trace logs to
+/// stderr and a log file, a pid file, a backup, a saved catalog, metrics
+/// and health, a command's environment) and a query Consul refuses, no
+/// byte consul-render writes holds the token.
 #[test]
 fn the_token_is_in_nothing_consul_render_writes_or_hands_to_a_child() {
     let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
     web(&agent);
+    agent.kv_put("secret/db", "x");
     let (_, token) = token_for_templates(&agent);
-    let dir = tempfile::tempdir().unwrap();
-    let (env_dump, catalog) = (dir.path().join("env"), dir.path().join("catalog.json"));
-    let port = testbed::free_port();
-    let render = Render::new(
-        &agent.http_addr(),
-        "{% for i in service(name=\"web\") %}{{ i.endpoint }}{% endfor %}\n",
-    )
-    .command(&format!("env > {}", env_dump.display()))
-    .flag("-log-level=trace")
-    .flag(&format!("-metrics-addr=127.0.0.1:{port}"))
-    .flag(&format!("-save-catalog={}", catalog.display()));
-    let mut daemon = render.start_with(&[("CONSUL_HTTP_TOKEN", token.as_str())]);
-    wait_for_file(&render.out(), "the render", T, |t| t == "10.0.0.1:80\n");
-    wait_for_file(&env_dump, "the command's environment", T, |t| {
-        t.contains("PATH=")
-    });
-    wait_for_file(&catalog, "the saved catalog", T, |t| t.contains("10.0.0.1"));
-    let (status, metrics) =
-        testbed::http_get(&format!("http://127.0.0.1:{port}/metrics")).expect("GET /metrics");
-    assert_eq!(status, 200);
-    daemon.assert_running();
-    let written = [
-        ("the log", daemon.log()),
-        (
-            "the rendered file",
-            std::fs::read_to_string(render.out()).unwrap(),
-        ),
-        (
-            "the command's environment",
-            std::fs::read_to_string(&env_dump).unwrap(),
-        ),
-        (
-            "the saved catalog",
-            std::fs::read_to_string(&catalog).unwrap(),
-        ),
-        ("/metrics", metrics),
+    let sources = [
+        "flag",
+        "file",
+        "CONSUL_HTTP_TOKEN",
+        "CONSUL_HTTP_TOKEN_FILE",
+        "config",
     ];
-    for (what, text) in written {
-        assert!(!text.contains(&token), "the token is in {what}:\n{text}");
-        assert!(
-            !text.contains(MANAGEMENT),
-            "the management token is in {what}"
+    for source in sources {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        write(&dir.path().join("token"), &format!("{token}\n"));
+        write(
+            &dir.path().join("t.tera"),
+            "{% for i in service(name=\"web\") %}{{ i.endpoint }}{% endfor %}\n",
         );
+        write(&dir.path().join("out"), "the last good text\n");
+        let mut config = format!(
+            "template {{\n  source = \"{}\"\n  destination = \"{}\"\n  command = \"env > {}\"\n  backup = true\n}}\n",
+            at("t.tera"),
+            at("out"),
+            at("env"),
+        );
+        let port = testbed::free_port();
+        let mut args = vec![
+            format!("-consul-addr={}", agent.http_addr()),
+            format!("-config={}", at("config.hcl")),
+            "-log-level=trace".to_owned(),
+            format!("-log-file={}", at("render.log")),
+            format!("-pid-file={}", at("render.pid")),
+            format!("-metrics-addr=127.0.0.1:{port}"),
+            format!("-save-catalog={}", at("catalog.json")),
+            "-consul-retry-max-backoff=500ms".to_owned(),
+        ];
+        let token_file = at("token");
+        let mut env: Env = vec![];
+        match source {
+            "flag" => args.push(format!("-consul-token={token}")),
+            "file" => args.push(format!("-consul-token-file={token_file}")),
+            "CONSUL_HTTP_TOKEN" => env.push(("CONSUL_HTTP_TOKEN", token.as_str())),
+            "CONSUL_HTTP_TOKEN_FILE" => env.push(("CONSUL_HTTP_TOKEN_FILE", token_file.as_str())),
+            _ => config.push_str(&format!("consul {{\n  token = \"{token}\"\n}}\n")),
+        }
+        write(&dir.path().join("config.hcl"), &config);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut daemon = Daemon::start(&args, &env);
+        let out = dir.path().join("out");
+        wait_for_file(&out, "the render", T, |t| t == "10.0.0.1:80\n");
+        wait_for_file(
+            &dir.path().join("env"),
+            "the command's environment",
+            T,
+            |t| t.contains("PATH="),
+        );
+        wait_for_file(
+            &dir.path().join("catalog.json"),
+            "the saved catalog",
+            T,
+            |t| t.contains("10.0.0.1"),
+        );
+        // Then an edit makes the template read a key the token may not:
+        // Consul's refusal, and the retries, are logged at every level.
+        write(
+            &dir.path().join("t.tera"),
+            "{% for i in service(name=\"web\") %}{{ i.endpoint }}{% endfor %}{{ key(path=\"secret/db\") }}\n",
+        );
+        daemon.wait_for_log("lacks permission 'key:read' on \"secret/db\"", 2, T);
+        let base = format!("http://127.0.0.1:{port}");
+        let (status, metrics) = testbed::http_get(&format!("{base}/metrics")).expect("/metrics");
+        assert_eq!(status, 200);
+        let (_, health) = testbed::http_get(&format!("{base}/health")).expect("/health");
+        daemon.assert_running();
+        let running = every_file(dir.path());
+        let names: Vec<String> = running
+            .iter()
+            .map(|(path, _)| path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for made in ["out.bak", "render-", "render.pid", "catalog.json", "env"] {
+            assert!(
+                names.iter().any(|n| n.starts_with(made)),
+                "{source}: no {made} in {names:?}"
+            );
+        }
+        // Stopped (SIGTERM), so that its last words are in too.
+        daemon.signal(libc::SIGTERM);
+        assert_eq!(daemon.wait_exit(T), 12, "{source}: interrupted");
+
+        let mut written: Vec<(String, Vec<u8>)> = vec![
+            ("stdout and stderr".into(), daemon.log().into_bytes()),
+            ("/metrics".into(), metrics.into_bytes()),
+            ("/health".into(), health.into_bytes()),
+        ];
+        let mut files = running;
+        files.extend(every_file(dir.path()));
+        for (path, bytes) in files {
+            // The token file and the config file are the test's own.
+            if path.ends_with("token") || path.ends_with("config.hcl") {
+                continue;
+            }
+            written.push((path.display().to_string(), bytes));
+        }
+        // -log-file names its files render-<start time>.log.
+        let log_file = written
+            .iter()
+            .find(|(what, _)| what.contains("/render-") && what.ends_with(".log"))
+            .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+            .unwrap();
+        assert!(
+            log_file.contains("403"),
+            "{source}: the refusal is in the log file:\n{log_file}"
+        );
+        for (what, bytes) in written {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(&token),
+                "{source}: the token is in {what}:\n{text}"
+            );
+            assert!(
+                !text.contains(MANAGEMENT),
+                "{source}: the management token is in {what}"
+            );
+        }
     }
 }
 
