@@ -4,17 +4,28 @@
 //! catalog-wide signals; over HTTPS it multiplexes queries on a few HTTP/2
 //! connections. Either way: a complete first render, changes of every kind
 //! reach the file, few connections are held, and another client on the
-//! same address never sees a 429.
+//! same address never sees a 429. Both run against default-deny ACLs with
+//! a read-only token, and the HTTPS agent also verifies client
+//! certificates: the figures hold in production's configuration.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use testbed::{AgentOptions, ConsulAgent, Instance, TlsFiles, wait_until};
 
-use crate::support::{Render, wait_for_file};
+use crate::support::{Render, read_only_token, wait_for_file};
 
 const T: Duration = Duration::from_secs(60);
 const SERVICES: usize = 250;
+/// Both agents run the way production does: ACLs on with default deny,
+/// consul-render holding a read-only token.
+const MANAGEMENT: &str = "5e2b7c19-3a4d-4e8f-9b61-scale0000mgmt";
+
+/// A read-only token of `consul`'s, as a flag.
+fn token_flag(consul: &ConsulAgent) -> String {
+    let (_, token) = read_only_token(&|path, body| consul.put(path, Some(body)).json());
+    format!("-consul-token={token}")
+}
 
 fn service(i: usize) -> String {
     format!("svc-{i:03}")
@@ -132,9 +143,11 @@ fn changes_reach_the_file(consul: &ConsulAgent, out: &std::path::Path) {
 
 #[test]
 fn more_services_than_the_connection_limit_over_plain_http() {
-    let consul = ConsulAgent::dev();
+    let consul = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
     register_many(&consul);
-    let render = Render::new(&consul.http_addr(), ALL_INSTANCES).flag("-log-level=debug");
+    let render = Render::new(&consul.http_addr(), ALL_INSTANCES)
+        .flag("-log-level=debug")
+        .flag(&token_flag(&consul));
     let (mut daemon, out) = (render.start(), render.out());
     wait_for_file(&out, "all services", T, |c| ids(c).len() == SERVICES);
     daemon.wait_for_log("catalog-wide signals", 1, T);
@@ -161,11 +174,26 @@ fn more_services_than_the_connection_limit_over_plain_http() {
 #[test]
 fn more_services_than_the_connection_limit_over_https_share_a_few_connections() {
     let tls = TlsFiles::generate();
-    let consul = ConsulAgent::dev_with(AgentOptions::new().https(&tls));
+    // Verifying client certificates too, as a locked-down agent does.
+    let consul = ConsulAgent::dev_with(
+        AgentOptions::new()
+            .https(&tls)
+            .hcl("tls { https { verify_incoming = true } }")
+            .acl_deny(MANAGEMENT),
+    );
     register_many(&consul);
     let https = consul.https_port().expect("https port");
     let render = Render::new(&format!("https://127.0.0.1:{https}"), ALL_INSTANCES)
-        .flag(&format!("-consul-ssl-ca-cert={}", tls.ca_file().display()));
+        .flag(&format!("-consul-ssl-ca-cert={}", tls.ca_file().display()))
+        .flag(&format!(
+            "-consul-ssl-cert={}",
+            tls.client_cert_file().display()
+        ))
+        .flag(&format!(
+            "-consul-ssl-key={}",
+            tls.client_key_file().display()
+        ))
+        .flag(&token_flag(&consul));
     let (mut daemon, out) = (render.start(), render.out());
     // While it starts (the moment a fresh HTTP/2 client could open a
     // connection per request), count its connections and let another
