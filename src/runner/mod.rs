@@ -565,7 +565,10 @@ impl Runner {
         let rendered = match t.template.render(&self.snapshot) {
             Ok(rendered) => rendered,
             Err(error) => {
-                tracing::error!("template error at {error}");
+                // An error that ends the run is reported once, as it ends.
+                if !self.once && !t.config.error_fatal {
+                    tracing::error!("template error at {error}");
+                }
                 if self.once {
                     self.failures.push(format!("template error at {error}"));
                     // Nothing more will come of this template in one-shot mode.

@@ -361,31 +361,52 @@ fn a_file_is_read_when_it_appears_and_again_after_each_edit() {
 #[test]
 fn a_bad_template_names_file_line_and_column_and_writes_nothing() {
     let consul = ConsulAgent::dev();
+    // (source, `:LINE:COL:` as consul-render reports it, Go's message, the
+    // line shown under the error). Go's parse errors carry only the line;
+    // consul-render adds the column to them too, counted as Go counts it
+    // (bytes before the token), and shows the line with a caret.
     let cases = [
         (
             "upstream x {\n  {{ range service \"web\" }}\n  server {{ .Address }:{{ .Port }};\n{{ end }}\n",
-            ":3:",
+            ":3:21:",
             "unexpected \"}\" in operand",
+            "3 |   server {{ .Address }:{{ .Port }};",
         ),
         (
             "{{ nosuch \"web\" }}\n",
             ":1:3:",
             "function \"nosuch\" not defined",
+            "1 | {{ nosuch \"web\" }}",
         ),
-        ("{{ if true }}\nno end\n", ":3:", "unexpected EOF"),
-        ("{{ $x }}\n", ":1:3:", "undefined variable \"$x\""),
+        ("{{ if true }}\nno end\n", ":3:0:", "unexpected EOF", "3 | "),
+        (
+            "{{ $x }}\n",
+            ":1:3:",
+            "undefined variable \"$x\"",
+            "1 | {{ $x }}",
+        ),
         (
             "ok\n{{ printf \"%d\" (len 3) }}\n",
-            ":2:",
+            ":2:16:",
             "error calling len: len of type int",
+            "2 | {{ printf \"%d\" (len 3) }}",
         ),
         (
             "{{ key \"a\" \"b\" }}\n",
-            ":1:",
+            ":1:3:",
             "wrong number of args for key: want 1 got 2",
+            "1 | {{ key \"a\" \"b\" }}",
+        ),
+        // A field of a missing key of a `map[string]interface{}` is a nil
+        // interface to Go, and an error, not `<no value>`.
+        (
+            "{{ $m := parseJSON `{\"a\":1}` }}\n  {{ $m.x.y }}\n",
+            ":2:7:",
+            "at <$m.x.y>: nil pointer evaluating interface {}.y",
+            "2 |   {{ $m.x.y }}",
         ),
     ];
-    for (source, location, message) in cases {
+    for (source, location, message, excerpt) in cases {
         let render = Render::new(&consul.http_addr(), "").flag("-template-engine=go");
         std::fs::write(render.source(), source).unwrap();
         let done = render.once(&[]);
@@ -393,8 +414,14 @@ fn a_bad_template_names_file_line_and_column_and_writes_nothing() {
         let name = render.source().display().to_string();
         assert!(
             done.stderr.contains(&format!("template: {name}{location}"))
-                && done.stderr.contains(message),
-            "{source}\nwanted {location} and {message:?}\n{done:?}"
+                && done.stderr.contains(message)
+                && done.stderr.lines().any(|line| line == excerpt),
+            "{source}\nwanted {location}, {message:?} and {excerpt:?}\n{done:?}"
+        );
+        assert_eq!(
+            done.stderr.matches(message).count(),
+            1,
+            "{source}: the error is reported once\n{done:?}"
         );
         assert!(!render.out().exists(), "{source}: wrote a file");
     }

@@ -434,10 +434,13 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         last: Option<Value<'a>>,
     ) -> Result<Value<'a>> {
         let (final_name, path) = names.split_last().expect("a field chain has a name");
+        let mut from_interface = false;
         for name in path {
-            receiver = self.eval_field(dot, name, &[], None, receiver)?;
+            let element_is_interface = matches!(&receiver, Value::Map(m) if m.any);
+            receiver = self.eval_field(dot, name, &[], None, receiver, from_interface)?;
+            from_interface = element_is_interface;
         }
-        self.eval_field(dot, final_name, args, last, receiver)
+        self.eval_field(dot, final_name, args, last, receiver, from_interface)
     }
 
     fn eval_field(
@@ -447,12 +450,23 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         args: &'p [Arg],
         last: Option<Value<'a>>,
         receiver: Value<'a>,
+        from_interface: bool,
     ) -> Result<Value<'a>> {
         let has_args = args.len() > 1 || last.is_some();
         let missing_key_error = self.options.error_on_missing_key;
+        // A value read from a `map[string]interface{}` has Go's static type
+        // `interface {}`: Go names that type in errors, and a missing key
+        // there is a nil interface (under `missingkey=zero`), not "no data".
+        let type_name = |value: &Value| match from_interface {
+            true => "interface {}",
+            false => value.type_name(),
+        };
         match &receiver {
             Value::NoValue if missing_key_error => {
                 self.error(format!("nil data; no entry for key {}", quote(name)))
+            }
+            Value::NoValue if from_interface => {
+                self.error(format!("nil pointer evaluating interface {{}}.{name}"))
             }
             Value::NoValue => Ok(Value::NoValue),
             Value::Nil => self.error(format!("nil pointer evaluating interface {{}}.{name}")),
@@ -460,7 +474,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                 let Some((params, variadic)) = scratch_method(name) else {
                     return self.error(format!(
                         "can't evaluate field {name} in type {}",
-                        receiver.type_name()
+                        type_name(&receiver)
                     ));
                 };
                 let scratch = scratch.clone();
@@ -474,7 +488,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                 Some(value) => Ok(value),
                 None => self.error(format!(
                     "can't evaluate field {name} in type {}",
-                    receiver.type_name()
+                    type_name(&receiver)
                 )),
             },
             Value::StrMap(_) | Value::Map(_) => {
@@ -491,7 +505,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             }
             _ => self.error(format!(
                 "can't evaluate field {name} in type {}",
-                receiver.type_name()
+                type_name(&receiver)
             )),
         }
     }

@@ -54,6 +54,8 @@ struct Spec {
     sharp: bool,
     space: bool,
     zero: bool,
+    /// `%+v`: struct fields print with their names (the `+` is no sign).
+    plus_v: bool,
     width: Option<usize>,
     precision: Option<usize>,
 }
@@ -158,6 +160,14 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             continue;
         };
         arg += 1;
+        if verb == 'v' {
+            // As Go's fmt: `#` and `+` change what `%v` means, not the digits.
+            if std::mem::take(&mut spec.sharp) {
+                out.push_str(&pad(go_syntax(value, 0), &spec, false));
+                continue;
+            }
+            spec.plus_v = std::mem::take(&mut spec.plus);
+        }
         out.push_str(&format_value(value, verb, &spec, 0));
     }
     if !reordered && arg < args.len() {
@@ -295,6 +305,49 @@ fn format_value(value: &Value, verb: char, spec: &Spec, depth: usize) -> String 
     }
 }
 
+/// `%#v`: the value in Go syntax, as `[]string{"a", "b"}` or
+/// `map[string]interface {}{"a":1}`. Inside a value Go prints a pointer's
+/// address, which is no stable text; a fixed one stands for it.
+fn go_syntax(value: &Value, depth: usize) -> String {
+    let joined = |parts: Vec<String>| parts.join(", ");
+    match value {
+        Value::NoValue | Value::Nil if depth == 0 => "<nil>".to_owned(),
+        Value::NoValue | Value::Nil => "interface {}(nil)".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Uint(u) => format!("{u:#x}"),
+        Value::Float(f) => format_float(*f, 'v', &Spec::default()).unwrap_or_default(),
+        Value::Str(s) => quote(s),
+        Value::List(_) | Value::Strings(_) => {
+            let items = value.elements().unwrap_or_default();
+            let inner = items.iter().map(|i| go_syntax(i, depth + 1)).collect();
+            format!("{}{{{}}}", value.type_name(), joined(inner))
+        }
+        Value::StrMap(_) | Value::Map(_) => {
+            let inner = (value.entries().unwrap_or_default().iter())
+                .map(|(k, v)| format!("{}:{}", go_syntax(k, depth + 1), go_syntax(v, depth + 1)))
+                .collect();
+            format!("{}{{{}}}", value.type_name(), joined(inner))
+        }
+        Value::Obj(obj) if depth == 0 || matches!(obj, Obj::Weights(_) | Obj::Address(_)) => {
+            let inner = (obj.field_names().iter())
+                .map(|name| {
+                    let field = obj.field(name).unwrap_or(Value::Nil);
+                    format!("{name}:{}", go_syntax(&field, depth + 1))
+                })
+                .collect();
+            let name = obj.type_name();
+            match name.strip_prefix('*') {
+                Some(pointee) => format!("&{pointee}{{{}}}", joined(inner)),
+                None => format!("{name}{{{}}}", joined(inner)),
+            }
+        }
+        Value::Obj(_) | Value::Chan(_) | Value::Scratch(_) => {
+            format!("({})(0xc000000000)", value.type_name())
+        }
+    }
+}
+
 /// Hex of a `[]string` with `%x`: each element, space-separated by Go.
 fn hex_of_strings(items: &[Value], verb: char, spec: &Spec) -> Option<String> {
     if !items.iter().all(|i| matches!(i, Value::Str(_))) {
@@ -315,7 +368,7 @@ fn struct_text(obj: &Obj, verb: char, spec: &Spec) -> String {
         .map(|name| {
             let value = obj.field(name).unwrap_or(Value::NoValue);
             let text = format_value(&value, verb, spec, 1);
-            if spec.plus && verb == 'v' {
+            if spec.plus_v {
                 format!("{name}:{text}")
             } else {
                 text
@@ -685,6 +738,22 @@ mod tests {
                 "+3 +2.0",
             ),
             ("%*d", vec![Value::Int(4), Value::Int(7)], "   7"),
+            ("%+v|%#v", vec![Value::Int(3), Value::Int(3)], "3|3"),
+            (
+                "%#v|%#v|%#v|%#v",
+                vec![
+                    s("a\"b"),
+                    Value::Float(1.0),
+                    Value::Uint(7),
+                    Value::list(vec![s("a"), s("b")]),
+                ],
+                "\"a\\\"b\"|1|0x7|[]string{\"a\", \"b\"}",
+            ),
+            (
+                "%#v",
+                vec![Value::list(vec![Value::Int(1), Value::Nil])],
+                "[]interface {}{1, interface {}(nil)}",
+            ),
             ("%", vec![], "%!(NOVERB)"),
         ];
         for (format, args, want) in cases {

@@ -6,6 +6,7 @@
 use std::cmp::Ordering;
 
 use super::super::fmt;
+use super::super::parse::is_print;
 use super::super::value::{Obj, Value};
 use super::{Param, Table};
 
@@ -179,11 +180,20 @@ fn slice<'a>(args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
     })
 }
 
-/// Go's `evalArgs`: a lone string as it is, else `fmt.Sprint` of all.
+/// Go's `evalArgs`: a lone string as it is, else `fmt.Sprint` of all,
+/// with nil printed as `<no value>` (a string, so no space beside it).
 fn eval_args(args: &[Value]) -> String {
     match args {
         [Value::Str(s)] => s.to_string(),
-        _ => fmt::sprint(args),
+        _ => {
+            let printable: Vec<Value> = (args.iter())
+                .map(|arg| match arg {
+                    Value::NoValue | Value::Nil => Value::str("<no value>"),
+                    other => other.clone(),
+                })
+                .collect();
+            fmt::sprint(&printable)
+        }
     }
 }
 
@@ -216,9 +226,8 @@ fn js(s: &str) -> String {
             '>' => out.push_str("\\u003E"),
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
-            c if (c as u32) < 0x20 || c.is_control() => {
-                out.push_str(&format!("\\u{:04X}", c as u32));
-            }
+            '\x7f' => out.push(c),
+            c if !is_print(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
         }
     }

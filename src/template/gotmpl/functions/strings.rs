@@ -17,10 +17,14 @@ const S: Param = Param::Str;
 
 pub fn register(table: &mut Table) {
     table.add("toLower", &[S], None, |a| {
-        Ok(Value::string(text(&a[0]).to_lowercase()))
+        Ok(Value::string(
+            text(&a[0]).chars().map(simple_lower).collect::<String>(),
+        ))
     });
     table.add("toUpper", &[S], None, |a| {
-        Ok(Value::string(text(&a[0]).to_uppercase()))
+        Ok(Value::string(
+            text(&a[0]).chars().map(simple_upper).collect::<String>(),
+        ))
     });
     table.add("toTitle", &[S], None, |a| {
         Ok(Value::string(title(text(&a[0]))))
@@ -210,17 +214,146 @@ fn regex(pattern: &str) -> Result<regex::Regex, String> {
 
 /// `cases.Title(language.Und, cases.NoLower)`: the first letter of each
 /// word upper-cased, the rest left as it is.
+/// The Greek letters with a subscript iota whose one-letter upper (and
+/// title) case is eight code points on: `ᾀ` → `ᾈ`.
+fn iota_subscript_upper(c: char) -> Option<char> {
+    match c {
+        '\u{1F80}'..='\u{1F87}' | '\u{1F90}'..='\u{1F97}' | '\u{1FA0}'..='\u{1FA7}' => {
+            char::from_u32(c as u32 + 8)
+        }
+        'ᾳ' | 'ῃ' | 'ῳ' => char::from_u32(c as u32 + 9),
+        _ => None,
+    }
+}
+
+/// Go's `unicode.ToUpper`: the one-letter (simple) mapping, so `ß` stays
+/// `ß` where Rust's full mapping makes it `SS`.
+fn simple_upper(c: char) -> char {
+    let mut full = c.to_uppercase();
+    match (full.next(), full.next()) {
+        (Some(upper), None) => upper,
+        _ => iota_subscript_upper(c).unwrap_or(c),
+    }
+}
+
+/// Go's `unicode.ToLower`, letter by letter: `Σ` is `σ` even at a word's
+/// end, and `İ` is `i` (Rust's full mapping adds a combining dot).
+fn simple_lower(c: char) -> char {
+    c.to_lowercase().next().unwrap_or(c)
+}
+
+/// A word's first letter in title case, as `golang.org/x/text/cases`
+/// writes it: the digraphs' own title letters (`ǆ` → `ǅ`), and where the
+/// upper case is several letters, the first upper and the rest lower
+/// (`ß` → `Ss`, `ﬁ` → `Fi`).
+fn title_case(c: char, out: &mut String) {
+    let digraph = match c {
+        'Ǆ' | 'ǅ' | 'ǆ' => Some('ǅ'),
+        'Ǉ' | 'ǈ' | 'ǉ' => Some('ǈ'),
+        'Ǌ' | 'ǋ' | 'ǌ' => Some('ǋ'),
+        'Ǳ' | 'ǲ' | 'ǳ' => Some('ǲ'),
+        'ŉ' => {
+            out.push_str("ʼN");
+            return;
+        }
+        _ => iota_subscript_upper(c),
+    };
+    if let Some(title) = digraph {
+        out.push(title);
+        return;
+    }
+    let mut upper = c.to_uppercase();
+    out.extend(upper.next());
+    // Greek keeps a subscript iota in title case (`ᾲ` → `Ὰͅ`).
+    let greek = ('\u{1F80}'..='\u{1FFF}').contains(&c);
+    out.extend(
+        upper
+            .flat_map(char::to_lowercase)
+            .map(|l| if greek && l == 'ι' { '\u{345}' } else { l }),
+    );
+}
+
+/// How `golang.org/x/text/cases` groups a letter for finding words: its
+/// approximation of Unicode's word-break classes.
+#[derive(PartialEq)]
+enum WordPart {
+    /// Letters, digits, marks, connectors (`_`): never a break.
+    Letter,
+    /// `'`, `.`, `:` and their kin: inside a word once, a break twice.
+    Mid,
+    /// Everything else (spaces, `-`, `,`, `/`, ideographs): a break.
+    Break,
+}
+
+fn word_part(c: char) -> WordPart {
+    match c {
+        '\'' | '.' | ':' | '·' | '\u{387}' | '\u{55F}' | '\u{5F4}' | '\u{2018}' | '\u{2019}'
+        | '\u{2024}' | '\u{2027}' | '\u{FE13}' | '\u{FE52}' | '\u{FE55}' | '\u{FF07}'
+        | '\u{FF0E}' | '\u{FF1A}' => WordPart::Mid,
+        // Ideographs, kana and the scripts written without spaces are no
+        // letters to the word-break rules.
+        '\u{0E00}'..='\u{0EFF}'
+        | '\u{1000}'..='\u{109F}'
+        | '\u{1780}'..='\u{17FF}'
+        | '\u{3040}'..='\u{30FF}'
+        | '\u{3400}'..='\u{4DBF}'
+        | '\u{4E00}'..='\u{9FFF}'
+        | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{3FFFF}' => WordPart::Break,
+        '_'
+        | '\u{200C}'
+        | '\u{200D}'
+        | '\u{AD}'
+        | '\u{203F}'
+        | '\u{2040}'
+        | '\u{2054}'
+        | '\u{FE33}'
+        | '\u{FE34}'
+        | '\u{FE4D}'..='\u{FE4F}'
+        | '\u{FF3F}' => WordPart::Letter,
+        c if c.is_alphanumeric() || is_mark(c) => WordPart::Letter,
+        _ => WordPart::Break,
+    }
+}
+
+/// A combining mark (the common blocks), which extends the letter before it.
+fn is_mark(c: char) -> bool {
+    matches!(c, '\u{300}'..='\u{36F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
+}
+
+/// A letter that has case: upper, lower, or one of the title-case letters.
+fn is_cased(c: char) -> bool {
+    c.is_lowercase() || c.is_uppercase() || simple_upper(c) != c || simple_lower(c) != c
+}
+
+/// consul-template's `toTitle`: `cases.Title(language.Und, cases.NoLower)`.
+/// A word's first cased letter goes to title case and the rest is left as
+/// it is; words break as that package breaks them (`3abc` → `3Abc`,
+/// `a.b` → `A.b`, `a,b` → `A,B`).
 fn title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut in_word = false;
+    let mut mid_word = false;
+    let mut was_mid = false;
     for c in s.chars() {
-        let word_char = c.is_alphanumeric() || c == '_' || (in_word && c == '\'');
-        if word_char && !in_word {
-            out.extend(c.to_uppercase());
+        let part = word_part(c);
+        if was_mid && part == WordPart::Mid {
+            mid_word = false;
+        }
+        if is_cased(c) {
+            if mid_word {
+                out.push(c);
+            } else {
+                title_case(c, &mut out);
+                mid_word = true;
+            }
         } else {
             out.push(c);
+            if part == WordPart::Break {
+                mid_word = false;
+            }
         }
-        in_word = word_char;
+        was_mid = part == WordPart::Mid;
     }
     out
 }
@@ -367,6 +500,13 @@ mod tests {
         assert_eq!(
             call("toTitle", &["hello wORLD foo_bar it's"]),
             Ok("Hello WORLD Foo_bar It's".into())
+        );
+        // Go's case mapping, letter by letter; x/text's title case and words.
+        assert_eq!(call("toUpper", &["straße ﬁ ᾳ"]), Ok("STRAßE ﬁ ᾼ".into()));
+        assert_eq!(call("toLower", &["İΣΑΣ"]), Ok("iσασ".into()));
+        assert_eq!(
+            call("toTitle", &["ǆx ßa ﬁx 3abc a.b a,b a..b ᾲx"]),
+            Ok("ǅx Ssa Fix 3Abc A.b A,B A..B Ὰͅx".into())
         );
         assert_eq!(
             call("regexReplaceAll", &["(\\w+)@(\\w+)", "$2/$1", "me@host"]),
