@@ -128,7 +128,9 @@ impl CatalogFile {
                             .iter()
                             .filter(|e| in_dc(e, dc))
                             .flat_map(|e| e.service.tags.clone());
-                        (name.clone(), Some(tags.collect()))
+                        // Consul lists each tag of a service once.
+                        let unique: std::collections::BTreeSet<String> = tags.collect();
+                        (name.clone(), Some(unique.into_iter().collect()))
                     })
                     .collect();
                 Data::Services(data::services(catalog, &mut rejections))

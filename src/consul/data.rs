@@ -592,7 +592,6 @@ fn safe_tags(tags: Vec<String>, owner: &str, rejections: &mut Rejections) -> Vec
         })
         .collect();
     kept.sort();
-    kept.dedup();
     fitted(kept)
 }
 
@@ -915,7 +914,8 @@ mod tests {
             ("empty".to_owned(), String::new()),
         ]);
         let (kept, rejected) = one(e);
-        assert_eq!(kept[0].tags, ["primary"]);
+        // A repeated tag stays repeated, as Consul stores it.
+        assert_eq!(kept[0].tags, ["primary", "primary"]);
         assert_eq!(kept[0].meta.keys().collect::<Vec<_>>(), ["empty", "weight"]);
         assert_eq!(
             kept[0].address, "10.0.0.1",

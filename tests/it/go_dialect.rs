@@ -537,21 +537,42 @@ fn sandbox_path_confines_file_as_consul_template_does() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The one place the outputs are meant to differ: consul-template writes a
-/// hostile address verbatim into nginx config; consul-render's Go engine,
-/// like its Tera engine, drops that instance and keeps the good one.
+/// Where the outputs are meant to differ, each by name: consul-template
+/// writes hostile values verbatim into nginx config; consul-render's Go
+/// engine, like its Tera engine, refuses them (`consul::data`) and logs
+/// each refusal, keeping the rest of the instance where that is safe.
 #[test]
-fn a_hostile_address_is_refused_where_consul_template_writes_it_verbatim() {
+fn hostile_values_are_refused_where_consul_template_writes_them_verbatim() {
     let consul = ConsulAgent::dev();
-    let good = serde_json::json!({"ID": "web-good", "Service": "web", "Address": "10.0.0.1", "Port": 8080});
+    let good = serde_json::json!({
+        "ID": "web-good", "Service": "web", "Address": "10.0.0.1", "Port": 8080,
+        // Repeated tags are no hostility: both programs keep them, sorted.
+        "Tags": ["z", "bad tag;", "a", "a"],
+        "Meta": {"ok": "v", "evil": "x;y\nz"},
+        "TaggedAddresses": {"lan": {"Address": "10.1.1.1", "Port": 1}, "wan": {"Address": "1.2.3.4; x", "Port": 2}},
+    });
     register_external(&consul, "node-good", "10.0.0.1", good, "passing");
     let bad = serde_json::json!({"ID": "web-bad", "Service": "web", "Address": "10.9.9.9:80; return 200 x", "Port": 8081});
     register_external(&consul, "node-bad", "10.0.0.2", bad, "passing");
+    // A check named as Consul names its own ("Service 'web' check"): the
+    // quotes make the name no safe token, so consul-render leaves it empty.
+    let quoted_check = serde_json::json!({
+        "Node": "node-good", "Address": "10.0.0.1",
+        "Check": {"CheckID": "quoted", "Name": "Service 'web' check", "Status": "passing", "ServiceID": "web-good"},
+    });
+    consul.put("/v1/catalog/register", Some(&quoted_check.to_string()));
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("upstream.ctmpl");
     std::fs::write(
         &source,
-        "{{ range service \"web\" }}server {{ .Address }}:{{ .Port }};\n{{ end }}",
+        concat!(
+            "{{ range service \"web\" }}server {{ .Address }}:{{ .Port }};\n",
+            "tags {{ .Tags }} {{ len .Tags }}\n",
+            "meta {{ .ServiceMeta }}\n",
+            "tagged {{ .ServiceTaggedAddresses.lan.Address }} {{ .ServiceTaggedAddresses.wan.Address }}\n",
+            "checks {{ range .Checks }}{{ .CheckID }}={{ .Name }},{{ end }}\n",
+            "{{ end }}"
+        ),
     )
     .unwrap();
     let template = [("upstream".to_owned(), source)];
@@ -563,20 +584,81 @@ fn a_hostile_address_is_refused_where_consul_template_writes_it_verbatim() {
         &dir.path().join("ct"),
     );
     let (got, cr_log) = render_all(&bin, &consul, &template, &dir.path().join("cr"));
+    let verbatim = "server 10.9.9.9:80; return 200 x:8081;\n";
+    let good_instance = |tags: &str, meta: &str, wan: &str, name: &str| {
+        format!(
+            "server 10.0.0.1:8080;\ntags {tags}\nmeta {meta}\ntagged 10.1.1.1 {wan}\n\
+             checks check:web-good=external,quoted={name},\n"
+        )
+    };
+    let ct_bad_block =
+        format!("{verbatim}tags [] 0\nmeta map[]\ntagged  \nchecks check:web-bad=external,\n");
+    let ct_expected = ct_bad_block.clone()
+        + &good_instance(
+            "[a a bad tag; z] 4",
+            "map[evil:x;y\nz ok:v]",
+            "1.2.3.4; x",
+            "Service 'web' check",
+        );
     assert_eq!(
         want["upstream"].as_deref(),
-        Some("server 10.9.9.9:80; return 200 x:8081;\nserver 10.0.0.1:8080;\n"),
+        Some(ct_expected.as_str()),
         "{ct_log}"
     );
+    // The address: the instance is left out. A tag, a meta value, a
+    // tagged address: that one value is left out. A check's name: empty.
+    let cr_expected = good_instance("[a a z] 3", "map[ok:v]", "", "");
     assert_eq!(
         got["upstream"].as_deref(),
+        Some(cr_expected.as_str()),
+        "{cr_log}"
+    );
+    for refused in ["web-bad", "bad tag;", "evil", "1.2.3.4; x"] {
+        assert!(
+            cr_log.contains(refused),
+            "the refusal of {refused:?} is not logged:\n{cr_log}"
+        );
+    }
+}
+
+/// The other intended difference: consul-template runs a first pass with
+/// no data at all, and a runtime error there is fatal even though the data
+/// would have made the template good. consul-render treats a render that
+/// fails while its data is still missing as waiting for that data.
+#[test]
+fn a_render_that_fails_before_its_data_arrives_waits_where_consul_template_exits() {
+    let consul = ConsulAgent::dev();
+    let web =
+        serde_json::json!({"ID": "web-1", "Service": "web", "Address": "10.0.0.1", "Port": 8080});
+    register_external(&consul, "node-1", "10.0.0.1", web, "passing");
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("first.ctmpl");
+    std::fs::write(
+        &source,
+        "{{ with index (service \"web\") 0 }}server {{ .Address }}:{{ .Port }};{{ end }}\n",
+    )
+    .unwrap();
+    let template = [("first".to_owned(), source)];
+    let bin = PathBuf::from(crate::support::BIN);
+    let (want, ct_log) = render_all(
+        &consul_template(),
+        &consul,
+        &template,
+        &dir.path().join("ct"),
+    );
+    assert!(
+        want["first"].is_none()
+            && ct_log.contains("exited Some(14)")
+            && ct_log.contains("error calling index"),
+        "consul-template no longer fails its first pass:\n{ct_log}"
+    );
+    let (got, cr_log) = render_all(&bin, &consul, &template, &dir.path().join("cr"));
+    assert_eq!(
+        got["first"].as_deref(),
         Some("server 10.0.0.1:8080;\n"),
         "{cr_log}"
     );
-    assert!(
-        cr_log.contains("web-bad"),
-        "the refusal is not logged:\n{cr_log}"
-    );
+    assert!(cr_log.contains("exited Some(0)"), "{cr_log}");
 }
 
 /// How a template block of [`template_blocks_run_as_in_consul_template`]

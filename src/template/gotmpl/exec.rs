@@ -13,7 +13,7 @@ use super::data::{self, Lookup};
 use super::fmt;
 use super::functions::{self, Param, table};
 use super::parse::{Arg, Branch, Command, List, Node, Number, Pipe, Trees, quote};
-use super::value::{Scratch, Value};
+use super::value::{Elem, Scratch, Value};
 use crate::template::Options;
 use crate::template::denylist::DISABLED;
 
@@ -436,7 +436,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         let (final_name, path) = names.split_last().expect("a field chain has a name");
         let mut from_interface = false;
         for name in path {
-            let element_is_interface = matches!(&receiver, Value::Map(m) if m.any);
+            let element_is_interface = matches!(&receiver, Value::Map(m) if m.elem == Elem::Any);
             receiver = self.eval_field(dot, name, &[], None, receiver, from_interface)?;
             from_interface = element_is_interface;
         }
@@ -804,7 +804,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                 let map_key = argv[1].as_str().unwrap_or_default().to_owned();
                 let mut entries = match values.get(&key) {
                     None => BTreeMap::new(),
-                    Some(Value::Map(map)) if map.any => map.entries.clone(),
+                    Some(Value::Map(map)) if map.elem == Elem::Any => map.entries.clone(),
                     Some(_) => {
                         drop(store);
                         return self.error(format!(
@@ -816,11 +816,11 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                 if name == "MapSet" || !entries.contains_key(&map_key) {
                     entries.insert(map_key, argv[2].clone());
                 }
-                values.insert(key, Value::map(true, entries));
+                values.insert(key, Value::map(Elem::Any, entries));
                 Value::str("")
             }
             "MapValues" => match values.get(&key) {
-                Some(Value::Map(map)) if map.any => {
+                Some(Value::Map(map)) if map.elem == Elem::Any => {
                     Value::list(map.entries.values().cloned().collect())
                 }
                 _ => Value::Nil,

@@ -638,6 +638,7 @@ fn ascii_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::template::gotmpl::value::Elem;
     use std::collections::BTreeMap;
 
     fn s(text: &'static str) -> Value<'static> {
@@ -658,7 +659,7 @@ mod tests {
         assert_eq!(print(&Value::Float(12345678.0)), "1.2345678e+07");
         assert_eq!(print(&Value::list(vec![s("a"), Value::Int(1)])), "[a 1]");
         let map = Value::map(
-            true,
+            Elem::Any,
             BTreeMap::from([("b".to_owned(), Value::Int(2)), ("a".to_owned(), s("x"))]),
         );
         assert_eq!(print(&map), "map[a:x b:2]");

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::value::Value;
+use super::value::{Elem, Value};
 
 /// `json.Marshal` (or `MarshalIndent(v, "", "  ")` when `pretty`).
 pub fn to_json(value: &Value, pretty: bool, escape_html: bool) -> Result<String, String> {
@@ -262,7 +262,7 @@ impl Parser<'_> {
         self.space();
         if self.peek() == Some(b'}') {
             self.at += 1;
-            return Ok(Value::map(true, entries));
+            return Ok(Value::map(Elem::Any, entries));
         }
         loop {
             self.space();
@@ -283,7 +283,7 @@ impl Parser<'_> {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
                     self.at += 1;
-                    return Ok(Value::map(true, entries));
+                    return Ok(Value::map(Elem::Any, entries));
                 }
                 _ => return Err(self.invalid("after object key:value pair")),
             }

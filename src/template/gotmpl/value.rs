@@ -70,11 +70,32 @@ pub enum Value<'a> {
 
 /// A map made during the render.
 pub struct Map<'a> {
-    /// `map[string]interface{}` (missing keys are `<no value>`) rather than
-    /// a map with a concrete value type (missing keys are its zero value).
-    pub any: bool,
+    /// Its value type: `interface{}` (missing keys are `<no value>`) or a
+    /// concrete one (missing keys are that type's zero value).
+    pub elem: Elem,
     pub entries: BTreeMap<String, Value<'a>>,
 }
+
+/// The value type of a map, as Go's map types name it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    /// `map[string]interface {}`, as `parseJSON` and `explode` make.
+    Any,
+    /// `map[string]string`: meta, tagged node addresses.
+    Str,
+    /// `map[string]api.ServiceAddress`: an instance's tagged addresses.
+    Address,
+    /// `map[string][]T`: `byTag` and `byMeta` groups.
+    List,
+    /// `map[string]map[string]*dependency.KeyPair`: `byKey` groups.
+    Map,
+}
+
+/// A missing tagged address: Go's zero `api.ServiceAddress`.
+static ZERO_ADDRESS: TaggedAddress = TaggedAddress {
+    address: String::new(),
+    port: 0,
+};
 
 /// consul-template's `Scratch`: a key → value store plus named maps.
 #[derive(Default)]
@@ -120,8 +141,8 @@ impl<'a> Value<'a> {
         Value::List(Rc::new(items))
     }
 
-    pub fn map(any: bool, entries: BTreeMap<String, Value<'a>>) -> Value<'a> {
-        Value::Map(Rc::new(Map { any, entries }))
+    pub fn map(elem: Elem, entries: BTreeMap<String, Value<'a>>) -> Value<'a> {
+        Value::Map(Rc::new(Map { elem, entries }))
     }
 
     /// Go's truth: false, 0, nil, an empty string, slice or map are false.
@@ -200,7 +221,13 @@ impl<'a> Value<'a> {
     /// What a missing key of this map reads as under `missingkey=zero`.
     pub fn map_zero(&self) -> Value<'a> {
         match self {
-            Value::Map(m) if m.any => Value::NoValue,
+            Value::Map(m) => match m.elem {
+                Elem::Any => Value::NoValue,
+                Elem::Str => Value::str(""),
+                Elem::Address => Value::Obj(Obj::Address(&ZERO_ADDRESS)),
+                Elem::List => Value::list(Vec::new()),
+                Elem::Map => Value::map(Elem::Str, BTreeMap::new()),
+            },
             _ => Value::str(""),
         }
     }
@@ -222,10 +249,12 @@ impl<'a> Value<'a> {
             },
             Value::Strings(_) => "[]string",
             Value::StrMap(_) => "map[string]string",
-            Value::Map(m) if m.any => "map[string]interface {}",
-            Value::Map(m) => match m.entries.values().next() {
-                Some(Value::List(_)) => "map[string][]*dependency.HealthService",
-                _ => "map[string]string",
+            Value::Map(m) => match m.elem {
+                Elem::Any => "map[string]interface {}",
+                Elem::Str => "map[string]string",
+                Elem::Address => "map[string]api.ServiceAddress",
+                Elem::List => "map[string][]*dependency.HealthService",
+                Elem::Map => "map[string]map[string]*dependency.KeyPair",
             },
             Value::Obj(o) => o.type_name(),
             Value::Chan(_) => "chan int",
@@ -351,7 +380,7 @@ impl<'a> Obj<'a> {
                     i.checks.iter().map(|c| Value::Obj(Obj::Check(c))).collect(),
                 )),
                 "ServiceTaggedAddresses" => Some(Value::map(
-                    false,
+                    Elem::Address,
                     i.tagged_addresses
                         .iter()
                         .map(|(k, a)| (k.clone(), Value::Obj(Obj::Address(a))))

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::super::value::{Obj, Value};
+use super::super::value::{Elem, Obj, Value};
 use super::{Param, Table};
 
 const ANY2: &[Param] = &[Param::Any, Param::Any];
@@ -38,11 +38,11 @@ pub fn register(table: &mut Table) {
                     .map_err(|e| format!("explode: {e}"))?;
             }
         }
-        Ok(Value::map(true, map))
+        Ok(Value::map(Elem::Any, map))
     });
     table.add("explodeMap", &[Param::Any], None, |a| {
         let entries = match &a[0] {
-            Value::Map(m) if m.any => m.entries.clone(),
+            Value::Map(m) if m.elem == Elem::Any => m.entries.clone(),
             other => {
                 return Err(format!(
                     "wrong type for value; expected map[string]interface {{}}; got {}",
@@ -55,7 +55,7 @@ pub fn register(table: &mut Table) {
             explode_into(&mut map, key, value.clone(), key)
                 .map_err(|e| format!("explodeMap: {e}"))?;
         }
-        Ok(Value::map(true, map))
+        Ok(Value::map(Elem::Any, map))
     });
     table.add("loop", &[], Some(Param::Any), |a| {
         let (start, stop) = match a.as_slice() {
@@ -122,7 +122,7 @@ fn pairs<'a>(value: &Value<'a>, name: &str) -> Result<Vec<Obj<'a>>, String> {
 fn by_tag<'a>(value: &Value<'a>) -> Result<Value<'a>, String> {
     let mut groups: BTreeMap<String, Vec<Value<'a>>> = BTreeMap::new();
     if matches!(value, Value::NoValue | Value::Nil) {
-        return Ok(Value::map(false, BTreeMap::new()));
+        return Ok(Value::map(Elem::List, BTreeMap::new()));
     }
     let Some(objs) = objects(value) else {
         return Err(format!("byTag: wrong argument type {}", value.type_name()));
@@ -160,10 +160,10 @@ fn by_key<'a>(value: &Value<'a>) -> Result<Value<'a>, String> {
         );
     }
     Ok(Value::map(
-        false,
+        Elem::Map,
         groups
             .into_iter()
-            .map(|(k, v)| (k, Value::map(false, v)))
+            .map(|(k, v)| (k, Value::map(Elem::Any, v)))
             .collect(),
     ))
 }
@@ -276,7 +276,7 @@ fn explode_into<'a>(
     };
     let mut nested = match map.get(top) {
         None => BTreeMap::new(),
-        Some(Value::Map(m)) if m.any => m.entries.clone(),
+        Some(Value::Map(m)) if m.elem == Elem::Any => m.entries.clone(),
         Some(other) => {
             return Err(format!(
                 "not a map: {}: {} already has value {}",
@@ -287,14 +287,14 @@ fn explode_into<'a>(
         }
     };
     explode_into(&mut nested, rest, value, key)?;
-    map.insert(top.to_owned(), Value::map(true, nested));
+    map.insert(top.to_owned(), Value::map(Elem::Any, nested));
     Ok(())
 }
 
 /// `map[string][]T` of groups, as `byTag` and `byMeta` return them.
 fn grouped<'a>(groups: BTreeMap<String, Vec<Value<'a>>>) -> Value<'a> {
     Value::map(
-        false,
+        Elem::List,
         groups
             .into_iter()
             .map(|(k, v)| (k, Value::list(v)))

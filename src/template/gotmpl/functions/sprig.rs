@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::super::fmt::{sprint, sprintf};
 use super::super::parse::underscores_ok;
-use super::super::value::{Obj, Value};
+use super::super::value::{Elem, Obj, Value};
 use super::strings::{
     decode_base64, go_split, go_trim_space, replace_all, text, trim, trim_prefix, trim_suffix,
 };
@@ -447,7 +447,7 @@ fn ints<'a>(items: Vec<i64>) -> Value<'a> {
 /// sprig's `split`: a `map[string]string` keyed `_0`, `_1`, ….
 fn numbered<'a>(parts: Vec<&str>) -> Value<'a> {
     Value::map(
-        false,
+        Elem::Str,
         parts
             .into_iter()
             .enumerate()

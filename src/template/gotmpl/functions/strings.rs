@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 
 use super::super::json::{parse_json, to_json};
 use super::super::parse::quote;
-use super::super::value::Value;
+use super::super::value::{Elem, Value};
 use super::{Param, Table};
 
 const S: Param = Param::Str;
@@ -82,7 +82,7 @@ pub fn register(table: &mut Table) {
                 }
             }
         }
-        Ok(Value::map(false, map))
+        Ok(Value::map(Elem::Str, map))
     });
     table.add("indent", &[Param::Int, S], None, |a| {
         let Value::Int(spaces) = a[0] else {
@@ -98,7 +98,7 @@ pub fn register(table: &mut Table) {
     table.add("parseUint", &[S], None, |a| parse_uint(text(&a[0])));
     table.add("parseFloat", &[S], None, |a| parse_float(text(&a[0])));
     table.add("parseJSON", &[S], None, |a| match text(&a[0]) {
-        "" => Ok(Value::map(true, BTreeMap::new())),
+        "" => Ok(Value::map(Elem::Any, BTreeMap::new())),
         s => parse_json(s),
     });
     table.add("toJSON", &[Param::Any], None, |a| {
