@@ -111,6 +111,13 @@ fn populate(consul: &ConsulAgent) {
         serde_json::json!({"ID": "api-1", "Service": "api", "Port": 9000, "Address": "10.0.1.1"}),
         "critical",
     );
+    // Consul lists instances by node name case-insensitively; consul-template
+    // sorts by node name, then ID, as bytes: Node-Z first, s-10 before s-9.
+    for (node, id) in [("node-b", "s-9"), ("node-b", "s-10"), ("Node-Z", "s-2"), ("node-a", "s-1")] {
+        let instance = serde_json::json!({"ID": id, "Service": "sorted", "Port": 7000});
+        let address = if node == "Node-Z" { "10.0.0.26" } else if node == "node-a" { "10.0.0.1" } else { "10.0.0.2" };
+        register_external(consul, node, address, instance, "passing");
+    }
     for (id, port) in [("host1:app_1:4000", 32768), ("host2:app_2:4000", 32769)] {
         consul.register(
             &Instance::new("tutum-nodejs-redis", id)
@@ -299,22 +306,39 @@ fn every_corpus_template_renders_byte_for_byte_as_consul_template_does() {
 #[test]
 fn a_missing_key_holds_the_render_until_it_exists() {
     let consul = ConsulAgent::dev();
-    let render = Render::new(&consul.http_addr(), "")
-        .flag("-template-engine=go")
-        .flag("-log-level=debug");
-    std::fs::write(render.source(), "value={{ key \"late/key\" }}\n").unwrap();
-    let mut daemon = render.start();
-    let started = Instant::now();
-    // It asks for the key and, while the key is absent, writes nothing.
-    daemon.wait_for_log("late/key", 1, T);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(!render.out().exists(), "wrote before the key existed");
-    consul.kv_put("late/key", "here");
-    let text = wait_for_file(&render.out(), "the rendered key", T, |t| {
-        t == "value=here\n"
-    });
-    assert_eq!(text, "value=here\n");
-    assert!(started.elapsed() < T);
+    // consul-template's blocking reads: `key` on a missing key, and the
+    // safe listings on an empty prefix, hold the render back (where `ls`
+    // and `tree` render an empty list).
+    let cases = [
+        ("value={{ key \"late/key\" }}\n", "late/key", "value=here\n"),
+        (
+            "{{ range safeLs \"late/dir\" }}{{ .Key }}={{ .Value }}\n{{ end }}",
+            "late/dir/a",
+            "a=here\n",
+        ),
+        (
+            "{{ range safeTree \"late/tree\" }}{{ .Key }}={{ .Value }}\n{{ end }}",
+            "late/tree/a",
+            "a=here\n",
+        ),
+    ];
+    for (source, key, want) in cases {
+        let render = Render::new(&consul.http_addr(), "")
+            .flag("-template-engine=go")
+            .flag("-log-level=debug");
+        std::fs::write(render.source(), source).unwrap();
+        let mut daemon = render.start();
+        let started = Instant::now();
+        // It asks for the data and, while there is none, writes nothing.
+        let prefix = key.rsplit_once('/').map_or(key, |(p, _)| p);
+        daemon.wait_for_log(prefix, 1, T);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!render.out().exists(), "{source}: wrote before {key} existed");
+        consul.kv_put(key, "here");
+        let text = wait_for_file(&render.out(), "the rendered key", T, |t| t == want);
+        assert_eq!(text, want, "{source}");
+        assert!(started.elapsed() < T);
+    }
 }
 
 #[test]
