@@ -113,9 +113,20 @@ fn populate(consul: &ConsulAgent) {
     );
     // Consul lists instances by node name case-insensitively; consul-template
     // sorts by node name, then ID, as bytes: Node-Z first, s-10 before s-9.
-    for (node, id) in [("node-b", "s-9"), ("node-b", "s-10"), ("Node-Z", "s-2"), ("node-a", "s-1")] {
+    for (node, id) in [
+        ("node-b", "s-9"),
+        ("node-b", "s-10"),
+        ("Node-Z", "s-2"),
+        ("node-a", "s-1"),
+    ] {
         let instance = serde_json::json!({"ID": id, "Service": "sorted", "Port": 7000});
-        let address = if node == "Node-Z" { "10.0.0.26" } else if node == "node-a" { "10.0.0.1" } else { "10.0.0.2" };
+        let address = if node == "Node-Z" {
+            "10.0.0.26"
+        } else if node == "node-a" {
+            "10.0.0.1"
+        } else {
+            "10.0.0.2"
+        };
         register_external(consul, node, address, instance, "passing");
     }
     for (id, port) in [("host1:app_1:4000", 32768), ("host2:app_2:4000", 32769)] {
@@ -333,7 +344,10 @@ fn a_missing_key_holds_the_render_until_it_exists() {
         let prefix = key.rsplit_once('/').map_or(key, |(p, _)| p);
         daemon.wait_for_log(prefix, 1, T);
         std::thread::sleep(Duration::from_millis(500));
-        assert!(!render.out().exists(), "{source}: wrote before {key} existed");
+        assert!(
+            !render.out().exists(),
+            "{source}: wrote before {key} existed"
+        );
         consul.kv_put(key, "here");
         let text = wait_for_file(&render.out(), "the rendered key", T, |t| t == want);
         assert_eq!(text, want, "{source}");

@@ -276,6 +276,11 @@ fn kind(value: &Value) -> Kind {
 const BAD_COMPARISON: &str = "incompatible types for comparison";
 const BAD_TYPE: &str = "invalid type for comparison";
 
+/// Go's error for comparing values of two kinds, naming both types.
+fn bad_comparison(a: &Value, b: &Value) -> String {
+    format!("{BAD_COMPARISON}: {} and {}", a.type_name(), b.type_name())
+}
+
 /// `eq a b c …`: whether `a` equals any of the others.
 fn eq(args: &[Value]) -> Result<bool, String> {
     let first = &args[0];
@@ -291,7 +296,7 @@ fn eq(args: &[Value]) -> Result<bool, String> {
                     *i >= 0 && *i as u64 == *u
                 }
                 _ if k1 != Kind::Invalid && k2 != Kind::Invalid => {
-                    return Err(BAD_COMPARISON.to_owned());
+                    return Err(bad_comparison(first, arg));
                 }
                 _ => false,
             }
@@ -348,7 +353,7 @@ fn less(a: &Value, b: &Value) -> Result<bool, String> {
     Ok(match (a, b) {
         (Value::Int(i), Value::Uint(u)) => *i < 0 || (*i as u64) < *u,
         (Value::Uint(u), Value::Int(i)) => *i >= 0 && *u < *i as u64,
-        _ if k1 != k2 => return Err(BAD_COMPARISON.to_owned()),
+        _ if k1 != k2 => return Err(bad_comparison(a, b)),
         (Value::Int(x), Value::Int(y)) => x < y,
         (Value::Uint(x), Value::Uint(y)) => x < y,
         (Value::Float(x), Value::Float(y)) => x.partial_cmp(y) == Some(Ordering::Less),
@@ -394,11 +399,11 @@ mod tests {
         );
         assert_eq!(
             call("eq", vec![Value::Int(1), s("1")]),
-            Err(BAD_COMPARISON.into())
+            Err(format!("{BAD_COMPARISON}: int and string"))
         );
         assert_eq!(
             call("eq", vec![Value::Int(1), Value::Float(1.0)]),
-            Err(BAD_COMPARISON.into())
+            Err(format!("{BAD_COMPARISON}: int and float64"))
         );
         assert_eq!(call("eq", vec![s("a"), Value::NoValue]), Ok("false".into()));
         assert_eq!(call("lt", vec![s("a"), s("b")]), Ok("true".into()));
