@@ -787,6 +787,20 @@ fn template_blocks_run_as_in_consul_template() {
             ),
         ),
         (
+            // No value in consul-template's data is a function: `call` can
+            // only fail, and says why as Go does.
+            "call_of_a_non_function",
+            "contents = \"{{ call \\\"a\\\" }}|{{ call .x }}\"".to_owned(),
+            Fails(
+                keys(&[
+                    "(dynamic)",
+                    ":1:3: executing",
+                    r#"at <call "a">: error calling call: non-function "a" of type string"#,
+                ]),
+                14,
+            ),
+        ),
+        (
             "denied_arguments_still_checked",
             "contents = \"{{ env 1 }}\"\n  function_denylist = [\"env\"]".to_owned(),
             Fails(

@@ -23,6 +23,29 @@ fn answered_by(port: u16, n: usize) -> BTreeSet<String> {
 
 #[test]
 fn start_sh_runs_the_seed_load_balancer() {
+    start_sh_balances(|_| repo().join("templates/default.conf.tera"));
+}
+
+/// The image ships the seed's `default.ctmpl` too: `TEMPLATE` pointing at
+/// it runs consul-template's dialect, picked by the `.ctmpl` extension.
+#[test]
+fn start_sh_runs_the_seed_default_ctmpl() {
+    let seed = std::fs::read_to_string(repo().join("templates/default.ctmpl")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("default.ctmpl");
+    start_sh_balances(|listen| {
+        // This host's tests cannot take port 80.
+        let source = seed.replace("listen 80 default;", &format!("listen {listen} default;"));
+        assert_ne!(source, seed, "the seed template listens on port 80");
+        std::fs::write(&template, source).unwrap();
+        template.clone()
+    });
+}
+
+/// Runs `start.sh` with `template` (made for the address nginx listens on)
+/// against real Consul and nginx: traffic follows a second instance, nginx
+/// is consul-render's child, and SIGQUIT drains both.
+fn start_sh_balances(template: impl FnOnce(&str) -> std::path::PathBuf) {
     let consul = ConsulAgent::dev();
     let (a, b) = (Backend::start("web-a"), Backend::start("web-b"));
     consul.register(
@@ -40,12 +63,9 @@ fn start_sh_runs_the_seed_load_balancer() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let template = repo()
-        .join("templates/default.conf.tera")
-        .display()
-        .to_string();
-    let destination = prefix.conf_d().join("default.conf").display().to_string();
     let listen = format!("127.0.0.1:{port}");
+    let template = template(&listen).display().to_string();
+    let destination = prefix.conf_d().join("default.conf").display().to_string();
     let mut daemon = Daemon::start_program(
         &repo().join("start.sh"),
         &[],
