@@ -583,6 +583,83 @@ fn results_hidden_by_acls_are_refused_and_never_empty_the_file() {
     );
 }
 
+/// In signal mode (few connections, many services) the catalog-wide
+/// signals are filtered by the token too: a service the token may not read
+/// never shows in them, and its own read comes back hidden. That read is
+/// refused and rechecked with backoff, the file keeps its last good text,
+/// the services the token may read still follow their changes, and when
+/// the token file gains the missing permission everything lands.
+#[test]
+fn in_signal_mode_a_service_hidden_by_acls_is_rechecked_and_never_empties_the_file() {
+    let agent = ConsulAgent::dev_with(AgentOptions::new().acl_deny(MANAGEMENT));
+    for (i, service) in ["a", "b", "c"].iter().enumerate() {
+        agent.register(
+            &Instance::new(service, &format!("{service}1"))
+                .address(&format!("10.0.0.{}", i + 1))
+                .port(80),
+        );
+    }
+    let put = |path: &str, body: &str| agent.put(path, Some(body)).json();
+    let (_, without_c) = token_with_rules(
+        &put,
+        r#"service "a" { policy = "read" }
+service "b" { policy = "read" }
+node_prefix "" { policy = "read" }"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    write(&token_file, &format!("{without_c}\n"));
+    let source = dir.path().join("t.tera");
+    write(
+        &source,
+        "{% for s in [\"a\", \"b\", \"c\"] %}{% for i in service(name=s) %}{{ s }} {{ i.endpoint }}\n{% endfor %}{% endfor %}",
+    );
+    let out = dir.path().join("out");
+    let last_good = "a 10.0.0.1:80\nb 10.0.0.2:80\nc 10.0.0.3:80\n";
+    write(&out, last_good);
+    let mut daemon = Daemon::start(
+        &[
+            &format!("-consul-addr={}", agent.http_addr()),
+            &format!("-consul-token-file={}", token_file.display()),
+            // Room for two long polls: the three services go through the signals.
+            "-consul-max-connections=4",
+            "-consul-retry-max-backoff=400ms",
+            &format!("-template={}:{}", source.display(), out.display()),
+        ],
+        &[],
+    );
+    daemon.wait_for_log("catalog-wide signals", 1, T);
+    let hidden = "consul hid every result of GET /v1/health/service/c?passing from this token";
+    daemon.wait_for_log(hidden, 3, T);
+    assert!(
+        daemon.log().contains("it lacks service:read on \"c\""),
+        "{}",
+        daemon.log()
+    );
+    // A change to a readable service while c is hidden: the render still
+    // waits for c, so the file keeps its last good text.
+    agent.register(&Instance::new("b", "b2").address("10.0.0.9").port(80));
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.assert_running();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), last_good);
+
+    let (_, with_c) = token_with_rules(
+        &put,
+        r#"service_prefix "" { policy = "read" }
+node_prefix "" { policy = "read" }"#,
+    );
+    write(&token_file, &format!("{with_c}\n"));
+    let live = "a 10.0.0.1:80\nb 10.0.0.2:80\nb 10.0.0.9:80\nc 10.0.0.3:80\n";
+    wait_for_file(&out, "every service once c may be read", T, |t| t == live);
+    // And signals still carry changes after the recovery.
+    agent.register(&Instance::new("c", "c2").address("10.0.0.10").port(80));
+    wait_for_file(&out, "a change to c through the signals", T, |t| {
+        t.contains("c 10.0.0.10:80")
+    });
+    let log = daemon.log();
+    assert!(!log.contains(&without_c) && !log.contains(&with_c), "{log}");
+}
+
 /// Every file under `dir`, recursively, with its bytes.
 fn every_file(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
