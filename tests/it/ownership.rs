@@ -105,3 +105,37 @@ fn an_unknown_user_or_group_fails_the_template_and_writes_nothing() {
         assert_eq!(names(dir.path()), ["consul-render.hcl"], "{done:?}");
     }
 }
+
+/// A destination that is a relative symbolic link, as config management
+/// lays out `conf.d`: it stays a link, and the file it names gets the new
+/// text in place of its old, keeping that file's mode and owner, with no
+/// staging file left beside it.
+#[test]
+fn a_symlinked_destination_stays_a_link_and_its_file_keeps_mode_and_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let target = real.join("target.conf");
+    write(&target, "old\n");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&target, Some(1), Some(1)).unwrap();
+    let link = dir.path().join("out.conf");
+    std::os::unix::fs::symlink("real/target.conf", &link).unwrap();
+
+    let done = render(dir.path(), "");
+    assert_eq!(done.code, 0, "{done:?}");
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_symlink(), "the link became a file");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("real/target.conf")
+    );
+    let text = std::fs::read_to_string(&target).unwrap();
+    assert!(text.contains("upstream tutum-nodejs-redis"), "{text}");
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640);
+    assert_eq!(owner(&target), (1, 1));
+    assert_eq!(names(&real), ["target.conf"]);
+    assert_eq!(names(dir.path()), ["consul-render.hcl", "out.conf", "real"]);
+}
