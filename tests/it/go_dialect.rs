@@ -196,6 +196,9 @@ fn run_with_config(program: &Path, consul: &ConsulAgent, config: &Path) -> Strin
     run_logged(program, command)
 }
 
+/// Each template's output by name (`None`: not written).
+type Outputs = BTreeMap<String, Option<String>>;
+
 /// Runs `program` with one `-template` per corpus entry; returns each
 /// entry's output (`None`: not written).
 fn render_all(
@@ -203,7 +206,7 @@ fn render_all(
     consul: &ConsulAgent,
     templates: &[(String, PathBuf)],
     out: &Path,
-) -> (BTreeMap<String, Option<String>>, String) {
+) -> (Outputs, String) {
     std::fs::create_dir_all(out).unwrap();
     let mut command = once(program, consul);
     for (name, source) in templates {
@@ -219,6 +222,22 @@ fn render_all(
         .map(|(name, _)| (name.clone(), std::fs::read_to_string(out.join(name)).ok()))
         .collect();
     (outputs, log)
+}
+
+/// One template, `name` from `source`, rendered by consul-template and by
+/// consul-render into their own directories under `dir`: each output and
+/// log, consul-template's first.
+fn render_both(
+    consul: &ConsulAgent,
+    name: &str,
+    source: PathBuf,
+    dir: &Path,
+) -> (Outputs, String, Outputs, String) {
+    let template = [(name.to_owned(), source)];
+    let (want, ct_log) = render_all(&consul_template(), consul, &template, &dir.join("ct"));
+    let bin = PathBuf::from(crate::support::BIN);
+    let (got, cr_log) = render_all(&bin, consul, &template, &dir.join("cr"));
+    (want, ct_log, got, cr_log)
 }
 
 /// Where `consul-template` is: on PATH, as the test bed installs it.
@@ -613,15 +632,7 @@ fn hostile_values_are_refused_where_consul_template_writes_them_verbatim() {
         ),
     )
     .unwrap();
-    let template = [("upstream".to_owned(), source)];
-    let bin = PathBuf::from(crate::support::BIN);
-    let (want, ct_log) = render_all(
-        &consul_template(),
-        &consul,
-        &template,
-        &dir.path().join("ct"),
-    );
-    let (got, cr_log) = render_all(&bin, &consul, &template, &dir.path().join("cr"));
+    let (want, ct_log, got, cr_log) = render_both(&consul, "upstream", source, dir.path());
     let verbatim = "server 10.9.9.9:80; return 200 x:8081;\n";
     let good_instance = |tags: &str, meta: &str, wan: &str, name: &str| {
         format!(
@@ -676,21 +687,13 @@ fn a_render_that_fails_before_its_data_arrives_waits_where_consul_template_exits
         "{{ with index (service \"web\") 0 }}server {{ .Address }}:{{ .Port }};{{ end }}\n",
     )
     .unwrap();
-    let template = [("first".to_owned(), source)];
-    let bin = PathBuf::from(crate::support::BIN);
-    let (want, ct_log) = render_all(
-        &consul_template(),
-        &consul,
-        &template,
-        &dir.path().join("ct"),
-    );
+    let (want, ct_log, got, cr_log) = render_both(&consul, "first", source, dir.path());
     assert!(
         want["first"].is_none()
             && ct_log.contains("exited Some(14)")
             && ct_log.contains("error calling index"),
         "consul-template no longer fails its first pass:\n{ct_log}"
     );
-    let (got, cr_log) = render_all(&bin, &consul, &template, &dir.path().join("cr"));
     assert_eq!(
         got["first"].as_deref(),
         Some("server 10.0.0.1:8080;\n"),
