@@ -123,16 +123,11 @@ impl Supervisor {
             via: "signal".to_owned(),
         };
         metrics.reloads.get_or_create(&via).inc();
-        let workers = reload_check::workers(group.pid());
+        let before = reload_check::Before::take(group.pid());
         match send(group, signal) {
             Ok(()) => {
                 tracing::info!(signal = %signal, pid = group.pid(), "signalled the child to reload");
-                tokio::spawn(reload_check::verify(
-                    "the child",
-                    group.pid(),
-                    workers,
-                    metrics.clone(),
-                ));
+                tokio::spawn(reload_check::verify("the child", before, metrics.clone()));
             }
             Err(error) => {
                 metrics.reload_failures.get_or_create(&via).inc();

@@ -88,13 +88,13 @@ pub async fn apply(
         let master = nginx_pid_file
             .as_deref()
             .and_then(reload_check::master_from)
-            .map(|pid| (pid, reload_check::workers(pid)));
+            .map(reload_check::Before::take);
         let result = match command::run(&command, &[], timeout).await {
             Ok(done) => {
                 metrics.reload_seconds.observe(done.elapsed.as_secs_f64());
                 tracing::info!(command, elapsed = ?done.elapsed, "command succeeded");
-                if let Some((pid, before)) = master {
-                    tokio::spawn(reload_check::verify("nginx", pid, before, metrics.clone()));
+                if let Some(before) = master {
+                    tokio::spawn(reload_check::verify("nginx", before, metrics.clone()));
                 }
                 Ok(())
             }

@@ -1,7 +1,8 @@
 //! One reload per burst: templates that change in one pass share their
-//! reload command, which runs once after every check; a template whose
-//! check fails keeps its last good file without holding the others back;
-//! and a check that flaps within the quiescence window reloads nothing.
+//! reload command, which runs once after every check (all three passing,
+//! or one refused); a template whose check fails keeps its last good file
+//! without holding the others back; and a check that flaps within the
+//! quiescence window reloads nothing.
 //! Real Consul, real nginx, reloads counted in nginx's own error log.
 
 use std::path::{Path, PathBuf};
@@ -144,6 +145,34 @@ fn three_changed_templates_reload_nginx_once_and_a_failing_check_holds_back_only
         kept,
         "the refused template's file changed"
     );
+    bed.daemon.assert_running();
+}
+
+#[test]
+fn three_templates_that_change_and_pass_in_one_pass_reload_nginx_once() {
+    let mut bed = start("true", "300ms:2s");
+    bed.daemon.wait_for_log("command succeeded", 1, T);
+    let (reloads, commands) = settled_reloads(&bed);
+
+    let backend = Backend::start("web-1");
+    register(&bed.consul, &backend, "web-1");
+    let endpoint = format!("127.0.0.1:{}", backend.port());
+    wait_until("every file to list the new instance", T, || {
+        bed.outputs.iter().all(|o| read(o).contains(&endpoint))
+    });
+    bed.daemon
+        .wait_for_log("command succeeded", commands + 1, T);
+    bed.nginx.wait_for_reloads(reloads + 1, T);
+    // Anything still queued shows itself within a quiescence period.
+    std::thread::sleep(Duration::from_secs(3));
+    let log = bed.daemon.log();
+    assert_eq!(
+        log.matches("running command").count(),
+        commands + 1,
+        "{log}"
+    );
+    assert_eq!(bed.nginx.reload_count(), reloads + 1, "{log}");
+    assert_eq!(log.matches("check failed").count(), 0, "{log}");
     bed.daemon.assert_running();
 }
 

@@ -353,15 +353,21 @@ pub fn token_with_rules(
     )
 }
 
-/// What a reload nginx rolled back must show: `/health` 503 saying so,
-/// one rollback in `/metrics` (both served on `metrics_port`), and the
-/// `[emerg]` in nginx's `error_log` that says why.
+/// What a reload nginx rolled back must show: `/health` 503 saying so in
+/// nginx's words, one rollback in `/metrics` (both served on
+/// `metrics_port`), and the `[emerg]` in nginx's `error_log` that says why.
 pub fn assert_rollback_reported(metrics_port: u16, error_log: &str) {
     let base = format!("http://127.0.0.1:{metrics_port}");
     let (status, body) = testbed::http_get(&format!("{base}/health")).unwrap();
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains("nginx did not take the last reload"),
+        "{body}"
+    );
+    // nginx's own reason, read from its error log (found through its
+    // master's stderr), not the timeout's guess.
+    assert!(
+        body.contains("its error log says: [emerg]") && body.contains("bind() to 127.0.0.1:"),
         "{body}"
     );
     let (_, metrics) = testbed::http_get(&format!("{base}/metrics")).unwrap();
