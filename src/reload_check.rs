@@ -222,7 +222,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stderr");
         let stderr = File::create(&path).unwrap();
-        let mut child = std::process::Command::new("sh")
+        let child = std::process::Command::new("sh")
             .args([
                 "-c",
                 "sleep 0.2; echo '[emerg] from the child' >&2; sleep 5",
