@@ -470,6 +470,9 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             }
             Value::NoValue => Ok(Value::NoValue),
             Value::Nil => self.error(format!("nil pointer evaluating interface {{}}.{name}")),
+            Value::NilPtr(type_name) => {
+                self.error(format!("nil pointer evaluating {type_name}.{name}"))
+            }
             Value::Scratch(scratch) => {
                 let Some((params, variadic)) = scratch_method(name) else {
                     return self.error(format!(

@@ -249,6 +249,15 @@ fn format_value(value: &Value, verb: char, spec: &Spec, depth: usize) -> String 
             'v' => pad("<nil>".to_owned(), spec, false),
             _ => bad_verb(value, verb),
         },
+        // Go formats a pointer's `%p` and integer verbs as its address, 0.
+        Value::NilPtr(_) => match verb {
+            'v' => pad("<nil>".to_owned(), spec, false),
+            'p' => pad("0x0".to_owned(), spec, false),
+            'b' | 'o' | 'd' | 'x' | 'X' => {
+                format_int(0, verb, spec).unwrap_or_else(|| bad_verb(value, verb))
+            }
+            _ => bad_verb(value, verb),
+        },
         Value::Bool(b) => match verb {
             'v' | 't' => pad(b.to_string(), spec, false),
             _ => bad_verb(value, verb),
@@ -313,6 +322,7 @@ fn go_syntax(value: &Value, depth: usize) -> String {
     match value {
         Value::NoValue | Value::Nil if depth == 0 => "<nil>".to_owned(),
         Value::NoValue | Value::Nil => "interface {}(nil)".to_owned(),
+        Value::NilPtr(type_name) => format!("({type_name})(nil)"),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Uint(u) => format!("{u:#x}"),

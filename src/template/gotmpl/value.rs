@@ -1,9 +1,11 @@
 //! The values a Go-dialect render works with, shaped like the Go values
 //! consul-template hands to text/template: strings, the integer kinds,
-//! `float64`, slices, the two map kinds (`map[string]string`, whose missing
-//! keys read as `""`, and `map[string]interface{}`, whose missing keys read
-//! as `<no value>`), and the structs of consul-template's `dependency`
-//! package, read straight out of the snapshot without copying.
+//! `float64`, slices, maps (`map[string]interface{}`, whose missing keys
+//! read as `<no value>`, and typed maps such as `map[string]string` or
+//! `byKey`'s `map[string]*dependency.KeyPair`, whose missing keys read as
+//! their element's zero value), typed nil pointers, and the structs of
+//! consul-template's `dependency` package, read straight out of the
+//! snapshot without copying.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -46,6 +48,10 @@ pub enum Value<'a> {
     NoValue,
     /// A nil pointer, slice, map or interface. Prints `<nil>`.
     Nil,
+    /// A nil pointer of a named type (`*dependency.KeyPair`, a missing
+    /// `byKey` entry): prints `<nil>` but keeps its type for `%T`, `%#v`
+    /// and the error reading one of its fields gives.
+    NilPtr(&'static str),
     Bool(bool),
     /// Every signed integer kind (`int`, `int64`, runes).
     Int(i64),
@@ -89,6 +95,8 @@ pub enum Elem {
     List,
     /// `map[string]map[string]*dependency.KeyPair`: `byKey` groups.
     Map,
+    /// `map[string]*dependency.KeyPair`: one `byKey` group.
+    KeyPairs,
 }
 
 /// A missing tagged address: Go's zero `api.ServiceAddress`.
@@ -148,7 +156,7 @@ impl<'a> Value<'a> {
     /// Go's truth: false, 0, nil, an empty string, slice or map are false.
     pub fn is_true(&self) -> bool {
         match self {
-            Value::NoValue | Value::Nil => false,
+            Value::NoValue | Value::Nil | Value::NilPtr(_) => false,
             Value::Bool(b) => *b,
             Value::Int(i) => *i != 0,
             Value::Uint(u) => *u != 0,
@@ -226,7 +234,8 @@ impl<'a> Value<'a> {
                 Elem::Str => Value::str(""),
                 Elem::Address => Value::Obj(Obj::Address(&ZERO_ADDRESS)),
                 Elem::List => Value::list(Vec::new()),
-                Elem::Map => Value::map(Elem::Str, BTreeMap::new()),
+                Elem::Map => Value::map(Elem::KeyPairs, BTreeMap::new()),
+                Elem::KeyPairs => Value::NilPtr("*dependency.KeyPair"),
             },
             _ => Value::str(""),
         }
@@ -255,7 +264,9 @@ impl<'a> Value<'a> {
                 Elem::Address => "map[string]api.ServiceAddress",
                 Elem::List => "map[string][]*dependency.HealthService",
                 Elem::Map => "map[string]map[string]*dependency.KeyPair",
+                Elem::KeyPairs => "map[string]*dependency.KeyPair",
             },
+            Value::NilPtr(type_name) => type_name,
             Value::Obj(o) => o.type_name(),
             Value::Chan(_) => "chan int",
             Value::Scratch(_) => "*template.Scratch",

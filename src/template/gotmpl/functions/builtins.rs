@@ -68,7 +68,7 @@ pub fn register(table: &mut Table) {
 fn length<'a>(args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
     match &args[0] {
         Value::NoValue => Err("reflect: call of reflect.Value.Type on zero Value".to_owned()),
-        Value::Nil => Err("len of nil pointer".to_owned()),
+        Value::Nil | Value::NilPtr(_) => Err("len of nil pointer".to_owned()),
         v => v
             .len()
             .map(|n| Value::Int(n as i64))
@@ -137,7 +137,7 @@ fn index<'a>(args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
                     _ => item.map_zero(),
                 }
             }
-            Value::Nil => return Err("index of nil pointer".to_owned()),
+            Value::Nil | Value::NilPtr(_) => return Err("index of nil pointer".to_owned()),
             other => return Err(format!("can't index item of type {}", other.type_name())),
         };
     }

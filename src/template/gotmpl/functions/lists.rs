@@ -163,7 +163,7 @@ fn by_key<'a>(value: &Value<'a>) -> Result<Value<'a>, String> {
         Elem::Map,
         groups
             .into_iter()
-            .map(|(k, v)| (k, Value::map(Elem::Any, v)))
+            .map(|(k, v)| (k, Value::map(Elem::KeyPairs, v)))
             .collect(),
     ))
 }
@@ -306,7 +306,7 @@ fn grouped<'a>(groups: BTreeMap<String, Vec<Value<'a>>>) -> Value<'a> {
 mod tests {
     use super::*;
     use crate::consul::data::{Instance, KvEntry};
-    use crate::template::gotmpl::fmt::print;
+    use crate::template::gotmpl::fmt::{print, sprintf};
 
     fn call<'a>(name: &str, args: Vec<Value<'a>>) -> Result<String, String> {
         let mut table = Table::default();
@@ -385,6 +385,18 @@ mod tests {
         let a = grouped.map_get("a").unwrap().unwrap();
         assert_eq!(a.len(), Some(2));
         assert!(grouped.map_get("top").unwrap().is_none());
+        let missing_pair = a.map_zero();
+        assert_eq!(
+            sprintf(
+                "%T %v %#v",
+                &[missing_pair.clone(), missing_pair.clone(), missing_pair]
+            ),
+            "*dependency.KeyPair <nil> (*dependency.KeyPair)(nil)"
+        );
+        assert_eq!(
+            sprintf("%T", &[grouped.map_zero()]),
+            "map[string]*dependency.KeyPair"
+        );
         assert_eq!(
             print(&(table_run("explode", vec![list]))),
             "map[a:map[x:v-a/x y:v-a/y] b:map[z:v-b/z] top:v-top]"

@@ -491,7 +491,7 @@ fn kind(value: &Value) -> &'static str {
         Value::List(_) | Value::Strings(_) => "slice",
         Value::StrMap(_) | Value::Map(_) => "map",
         Value::Obj(Obj::Weights(_) | Obj::Address(_)) => "struct",
-        Value::Obj(_) | Value::Scratch(_) => "ptr",
+        Value::Obj(_) | Value::NilPtr(_) | Value::Scratch(_) => "ptr",
         Value::Chan(_) => "chan",
     }
 }
@@ -509,7 +509,7 @@ fn elements<'a>(value: &Value<'a>, what: &str) -> Result<Vec<Value<'a>>, String>
 /// sprig's `empty`: nil, false, zero, and empty strings, slices and maps.
 fn empty(value: &Value) -> bool {
     match value {
-        Value::NoValue | Value::Nil => true,
+        Value::NoValue | Value::Nil | Value::NilPtr(_) => true,
         Value::Bool(b) => !b,
         Value::Int(i) => *i == 0,
         Value::Uint(u) => *u == 0,
