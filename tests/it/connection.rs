@@ -501,11 +501,25 @@ fn a_missing_permission_is_named_and_no_token_is_warned_about() {
     let (_, token) = token_for_templates(&agent);
     let render = Render::new(&agent.http_addr(), "{{ key(path=\"secret/db\") }}\n")
         .flag(&format!("-consul-token={token}"))
-        .flag("-consul-retry-max-backoff=500ms");
+        .flag("-consul-retry-backoff=50ms")
+        .flag("-consul-retry-max-backoff=800ms");
     let mut daemon = render.start();
     // Consul's own words: which permission, on what.
     daemon.wait_for_log("lacks permission 'key:read' on \"secret/db\"", 1, T);
     daemon.wait_for_log("kv.key(secret/db)", 1, T);
+    // The refusals back off: retry n waits between half and all of
+    // min(50 ms · 2ⁿ⁻¹, 800 ms), so they double up to the cap.
+    daemon.wait_for_log("retry_in=", 7, T);
+    let delays = retries_of(&daemon.log(), "kv.key(secret/db)");
+    for (n, delay) in delays.iter().enumerate() {
+        let nominal = (50.0 * 2f64.powi(n as i32)).min(800.0);
+        assert!(
+            (nominal / 2.0..=nominal).contains(delay),
+            "retry {} waited {delay} ms, not within [{}, {nominal}] ms: {delays:?}",
+            n + 1,
+            nominal / 2.0
+        );
+    }
     assert!(!render.out().exists());
     assert!(!daemon.log().contains(&token));
     daemon.assert_running();

@@ -38,31 +38,80 @@ impl Supervised {
 
     /// As [`Supervised::start`], with `flags` added.
     fn start_with(first: &Backend, wrapper: &[&str], flags: &[&str]) -> Supervised {
+        Supervised::launch(first, wrapper, |setup| {
+            let mut args = vec![
+                format!("-consul-addr={}", setup.consul_addr),
+                format!(
+                    "-template={}:{}",
+                    setup.template.display(),
+                    setup.destination.display()
+                ),
+                format!("-check=nginx {} -t -q", setup.nginx_args),
+                format!("-exec=nginx {} -g 'daemon off;'", setup.nginx_args),
+                "-exec-kill-timeout=10s".to_owned(),
+                format!("-metrics-addr=127.0.0.1:{}", setup.metrics_port),
+            ];
+            args.extend(flags.iter().map(|f| (*f).to_owned()));
+            args
+        })
+    }
+
+    /// As [`Supervised::start`], told everything by a config file whose
+    /// `consul {}` and `exec {}` blocks have `consul_settings` and
+    /// `exec_settings` besides the address and the command.
+    fn start_from_config_file(
+        first: &Backend,
+        consul_settings: &str,
+        exec_settings: &str,
+    ) -> Supervised {
+        Supervised::launch(first, &[], |setup| {
+            let config = setup.template.with_file_name("config.hcl");
+            let mut nginx = vec!["nginx".to_owned()];
+            nginx.extend(setup.nginx_args.split(' ').map(str::to_owned));
+            let exec_command = [&nginx[..], &["-g".to_owned(), "daemon off;".to_owned()]].concat();
+            let text = format!(
+                "consul {{\n  address = {address:?}\n  {consul_settings}\n}}\n\
+                 template {{\n  source = {source:?}\n  destination = {destination:?}\n  check = {check:?}\n}}\n\
+                 exec {{\n  command = {exec_command:?}\n  {exec_settings}\n}}\n",
+                address = setup.consul_addr,
+                source = setup.template.display().to_string(),
+                destination = setup.destination.display().to_string(),
+                check = format!("nginx {} -t -q", setup.nginx_args),
+            );
+            std::fs::write(&config, text).unwrap();
+            vec![
+                format!("-config={}", config.display()),
+                format!("-metrics-addr=127.0.0.1:{}", setup.metrics_port),
+            ]
+        })
+    }
+
+    /// Starts consul-render (through `wrapper` when given) with the
+    /// arguments `args` makes for this test's Consul, nginx and template,
+    /// and waits until its nginx serves `first`.
+    fn launch(
+        first: &Backend,
+        wrapper: &[&str],
+        args: impl FnOnce(&Setup) -> Vec<String>,
+    ) -> Supervised {
         let consul = ConsulAgent::dev();
         register(&consul, first, "1");
         // What the image ships: a placeholder the first render replaces.
         let nginx = NginxPrefix::new("# replaced by consul-render\n");
         let port = free_port();
-        let metrics_port = free_port();
-        let nginx_args = nginx.args().join(" ");
         let dir = tempfile::tempdir().unwrap();
         let template = dir.path().join("default.conf.tera");
         std::fs::copy(repo().join("templates/default.conf.tera"), &template).unwrap();
-        let args = [
-            format!("-consul-addr={}", consul.http_addr()),
-            format!(
-                "-template={}:{}",
-                template.display(),
-                nginx.conf_d().join("default.conf").display()
-            ),
-            format!("-check=nginx {nginx_args} -t -q"),
-            format!("-exec=nginx {nginx_args} -g 'daemon off;'"),
-            "-exec-kill-timeout=10s".to_owned(),
-            format!("-metrics-addr=127.0.0.1:{metrics_port}"),
-        ];
+        let setup = Setup {
+            consul_addr: consul.http_addr(),
+            template,
+            destination: nginx.conf_d().join("default.conf"),
+            nginx_args: nginx.args().join(" "),
+            metrics_port: free_port(),
+        };
+        let args = args(&setup);
         let mut argv: Vec<&str> = wrapper.to_vec();
         argv.extend(args.iter().map(String::as_str));
-        argv.extend(flags);
         let listen = format!("127.0.0.1:{port}");
         let env = [("APP_NAME", SERVICE), ("LISTEN", listen.as_str())];
         let daemon = match wrapper.split_first() {
@@ -71,11 +120,11 @@ impl Supervised {
         };
         let supervised = Supervised {
             consul,
-            template,
+            template: setup.template,
             _dir: dir,
             nginx,
             port,
-            metrics_port,
+            metrics_port: setup.metrics_port,
             daemon,
         };
         supervised.wait_for_traffic(&[first]);
@@ -103,6 +152,16 @@ impl Supervised {
             seen == want
         });
     }
+}
+
+/// What a test's consul-render arguments are made from.
+struct Setup {
+    consul_addr: String,
+    template: std::path::PathBuf,
+    destination: std::path::PathBuf,
+    /// `-p PREFIX -c CONF`: nginx's arguments for this test's prefix.
+    nginx_args: String,
+    metrics_port: u16,
 }
 
 fn register(consul: &ConsulAgent, backend: &Backend, id: &str) {
@@ -256,6 +315,34 @@ fn sigterm_is_passed_to_nginx_and_consul_render_exits_with_its_code() {
     assert!(!alive(master), "nginx outlived consul-render");
     let log = s.daemon.log();
     assert!(log.contains("stopping the child"), "{log}");
+}
+
+/// The config file's `exec {}` block, in consul-template's list form,
+/// supervises nginx as the flags do: started after the first render,
+/// reloaded by its `reload_signal` on a change, and, when consul-render
+/// leaves for a reason of its own (here: Consul gone past the config's
+/// retry attempts), stopped with its `kill_signal` (SIGQUIT, nginx's
+/// graceful stop) before consul-render exits with its own failure.
+#[test]
+fn the_config_file_s_exec_block_supervises_nginx_with_its_signals() {
+    let (a, b) = (Backend::start("web-a"), Backend::start("web-b"));
+    let mut s = Supervised::start_from_config_file(
+        &a,
+        "retry {\n    attempts = 2\n    backoff = \"50ms\"\n    max_backoff = \"100ms\"\n  }",
+        "reload_signal = \"SIGHUP\"\n  kill_signal = \"SIGQUIT\"\n  kill_timeout = \"10s\"",
+    );
+    let master = s.master();
+    register(&s.consul, &b, "2");
+    wait_until("nginx to reload", T, || s.nginx.reload_count() >= 1);
+    s.wait_for_traffic(&[&a, &b]);
+    assert_eq!(s.master(), master, "nginx was restarted, not reloaded");
+
+    s.consul.stop();
+    assert_eq!(s.daemon.wait_exit(T), 14, "{}", s.daemon.log());
+    assert!(!alive(master), "nginx outlived consul-render");
+    let errors = s.nginx.error_log();
+    assert!(errors.contains("signal 3 (SIGQUIT) received"), "{errors}");
+    assert!(!errors.contains("(SIGTERM) received"), "{errors}");
 }
 
 /// As PID 1 of a new PID namespace (where the machine allows one), orphans
