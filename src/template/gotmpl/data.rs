@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::functions::Param;
-use super::value::{Obj, Value};
+use super::value::{INSTANCES, KEY_PAIRS, NODES, Obj, SERVICES, STRINGS, Value};
 use crate::consul::data::Status;
 use crate::consul::{Data, Dependency, HealthQuery};
 use crate::template::Sandbox;
@@ -72,8 +72,10 @@ fn strings<'v>(args: &'v [Value]) -> impl Iterator<Item = &'v str> {
     args.iter().filter_map(Value::as_str)
 }
 
-fn empty<'a>() -> Value<'a> {
-    Value::list(Vec::new())
+/// What a list function gives before its data arrives: an empty slice of
+/// its Go type.
+fn empty<'a>(type_name: &'static str) -> Value<'a> {
+    Value::typed_list(type_name, Vec::new())
 }
 
 /// Characters of Go's `[[:word:]]` plus the extra ones a pattern allows.
@@ -102,7 +104,7 @@ fn split_dc_near(s: &str) -> Option<(&str, Option<&str>, Option<&str>)> {
 fn service<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
     let parts: Vec<&str> = strings(&args).collect();
     if parts.first().is_none_or(|s| s.is_empty()) {
-        return Ok(empty());
+        return Ok(empty(INSTANCES));
     }
     let query = parts.join("|");
     let invalid = || {
@@ -149,13 +151,14 @@ fn service<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<Valu
     let tags: Vec<String> = tag.map(str::to_owned).into_iter().collect();
     let dependency = Dependency::Health(HealthQuery::new(name, &tags, dc, passing_only).near(near));
     let Some(data) = lookup.get(dependency) else {
-        return Ok(empty());
+        return Ok(empty(INSTANCES));
     };
     let Data::Instances(instances) = &**data else {
-        return Ok(empty());
+        return Ok(empty(INSTANCES));
     };
     let accept = |status: Status| wanted.iter().any(|w| *w == "any" || *w == status.as_str());
-    Ok(Value::list(
+    Ok(Value::typed_list(
+        INSTANCES,
         instances
             .iter()
             .filter(|i| accept(i.status))
@@ -178,12 +181,13 @@ fn services<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<Val
         }
     };
     let Some(data) = lookup.get(Dependency::CatalogServices { dc }) else {
-        return Ok(empty());
+        return Ok(empty(SERVICES));
     };
     let Data::Services(services) = &**data else {
-        return Ok(empty());
+        return Ok(empty(SERVICES));
     };
-    Ok(Value::list(
+    Ok(Value::typed_list(
+        SERVICES,
         services
             .iter()
             .map(|s| Value::Obj(Obj::Service(s)))
@@ -208,12 +212,13 @@ fn nodes<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<Value<
         dc: dc.map(str::to_owned),
     };
     let Some(data) = lookup.get(dependency) else {
-        return Ok(empty());
+        return Ok(empty(NODES));
     };
     let Data::Nodes(nodes) = &**data else {
-        return Ok(empty());
+        return Ok(empty(NODES));
     };
-    Ok(Value::list(
+    Ok(Value::typed_list(
+        NODES,
         nodes.iter().map(|n| Value::Obj(Obj::Node(n))).collect(),
     ))
 }
@@ -257,10 +262,10 @@ fn datacenters<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<
         ));
     }
     let Some(data) = lookup.get(Dependency::Datacenters) else {
-        return Ok(empty());
+        return Ok(empty(STRINGS));
     };
     let Data::Datacenters(names) = &**data else {
-        return Ok(empty());
+        return Ok(empty(STRINGS));
     };
     Ok(Value::Strings(names))
 }
@@ -411,14 +416,14 @@ fn pairs<'a>(
 ) -> Result<Value<'a>, String> {
     let path = first_str(args);
     if path.is_empty() {
-        return Ok(empty());
+        return Ok(empty(KEY_PAIRS));
     }
     let dependency = tree_dependency(path)?;
     let Some(data) = lookup.get(dependency.clone()) else {
-        return Ok(empty());
+        return Ok(empty(KEY_PAIRS));
     };
     let Data::Tree(entries) = &**data else {
-        return Ok(empty());
+        return Ok(empty(KEY_PAIRS));
     };
     let kept: Vec<Value<'a>> = entries
         .iter()
@@ -433,7 +438,7 @@ fn pairs<'a>(
     if kept.is_empty() && !empty_is_safe {
         lookup.record.wait_for(dependency);
     }
-    Ok(Value::list(kept))
+    Ok(Value::typed_list(KEY_PAIRS, kept))
 }
 
 /// `ls` keeps the keys directly under the prefix.

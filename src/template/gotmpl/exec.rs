@@ -13,7 +13,7 @@ use super::data::{self, Lookup};
 use super::fmt;
 use super::functions::{self, Param, table};
 use super::parse::{Arg, Branch, Command, List, Node, Number, Pipe, Trees, quote};
-use super::value::{Elem, Scratch, Value};
+use super::value::{Elem, STRINGS, Scratch, Value};
 use crate::template::Options;
 use crate::template::denylist::DISABLED;
 
@@ -654,7 +654,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             Arg::Nil(_) => {
                 return match param {
                     Param::Any => Ok(Value::Nil),
-                    Param::Strings => Ok(Value::list(Vec::new())),
+                    Param::Strings => Ok(Value::nil_list(STRINGS)),
                     _ => self.error(format!("cannot assign nil to {}", param_name(param))),
                 };
             }
@@ -716,15 +716,13 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
     fn validate(&self, value: Value<'a>, param: Param) -> Result<Value<'a>> {
         let ok = match (&value, param) {
             (_, Param::Any) => true,
-            (Value::NoValue, Param::Strings) => return Ok(Value::list(Vec::new())),
+            (Value::NoValue, Param::Strings) => return Ok(Value::nil_list(STRINGS)),
             (Value::NoValue, _) => {
                 return self.error(format!("invalid value; expected {}", param_name(param)));
             }
             (Value::Str(_), Param::Str) | (Value::Int(_), Param::Int) => true,
             (Value::Bool(_), Param::Bool) | (Value::Strings(_), Param::Strings) => true,
-            (Value::List(items), Param::Strings) => {
-                items.iter().all(|item| matches!(item, Value::Str(_)))
-            }
+            (Value::List(list), Param::Strings) => list.type_name == STRINGS,
             _ => false,
         };
         if !ok {

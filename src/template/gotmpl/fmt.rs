@@ -323,6 +323,7 @@ fn go_syntax(value: &Value, depth: usize) -> String {
         Value::NoValue | Value::Nil if depth == 0 => "<nil>".to_owned(),
         Value::NoValue | Value::Nil => "interface {}(nil)".to_owned(),
         Value::NilPtr(type_name) => format!("({type_name})(nil)"),
+        Value::List(list) if list.nil => format!("{}(nil)", list.type_name),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Uint(u) => format!("{u:#x}"),
@@ -648,7 +649,7 @@ fn ascii_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::gotmpl::value::Elem;
+    use crate::template::gotmpl::value::{Elem, STRINGS};
     use std::collections::BTreeMap;
 
     fn s(text: &'static str) -> Value<'static> {
@@ -756,9 +757,19 @@ mod tests {
                     s("a\"b"),
                     Value::Float(1.0),
                     Value::Uint(7),
-                    Value::list(vec![s("a"), s("b")]),
+                    Value::typed_list(STRINGS, vec![s("a"), s("b")]),
                 ],
                 "\"a\\\"b\"|1|0x7|[]string{\"a\", \"b\"}",
+            ),
+            (
+                "%#v|%v|%T|%#v",
+                vec![
+                    Value::nil_list(STRINGS),
+                    Value::nil_list(STRINGS),
+                    Value::typed_list(STRINGS, vec![]),
+                    Value::typed_list(STRINGS, vec![]),
+                ],
+                "[]string(nil)|[]|[]string|[]string{}",
             ),
             (
                 "%#v",

@@ -43,6 +43,7 @@ impl Encoder<'_> {
     fn value(&mut self, value: &Value) -> Result<(), String> {
         match value {
             Value::NoValue | Value::Nil | Value::NilPtr(_) => self.out.push_str("null"),
+            Value::List(list) if list.nil => self.out.push_str("null"),
             Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
             Value::Int(i) => {
                 let _ = write!(self.out, "{i}");

@@ -36,6 +36,16 @@ impl Deref for Str<'_> {
     }
 }
 
+/// Go's names of the slice types consul-template's functions return.
+pub const INSTANCES: &str = "[]*dependency.HealthService";
+pub const SERVICES: &str = "[]*dependency.CatalogSnippet";
+pub const NODES: &str = "[]*dependency.Node";
+pub const NODE_SERVICES: &str = "[]*dependency.CatalogNodeService";
+pub const KEY_PAIRS: &str = "[]*dependency.KeyPair";
+pub const CHECKS: &str = "api.HealthChecks";
+pub const STRINGS: &str = "[]string";
+pub const INTS: &str = "[]int";
+
 /// One Go value. Cheap to clone: compound values are shared.
 #[derive(Clone)]
 #[expect(
@@ -59,7 +69,7 @@ pub enum Value<'a> {
     Float(f64),
     Str(Str<'a>),
     /// `[]interface{}` and the typed slices functions return.
-    List(Rc<Vec<Value<'a>>>),
+    List(Rc<List<'a>>),
     /// A `[]string` read from the snapshot (tags).
     Strings(&'a [String]),
     /// A `map[string]string` read from the snapshot (meta).
@@ -72,6 +82,26 @@ pub enum Value<'a> {
     Chan(Rc<Vec<Value<'a>>>),
     /// The render's `scratch` store.
     Scratch(Rc<RefCell<Scratch<'a>>>),
+}
+
+/// A slice made during the render, with its Go type: `%T`, `%#v` and
+/// what a function taking `[]string` accepts depend on it, not on the
+/// elements (`split` gives `[]string{}` even when empty, `sprig_list "a"`
+/// is `[]interface {}`).
+pub struct List<'a> {
+    /// Go's name for the slice type, e.g. `[]*dependency.HealthService`.
+    pub type_name: &'static str,
+    /// A nil slice (a typed map's missing key): `%#v` says `(nil)` and
+    /// `toJSON` says `null`; otherwise it is an empty slice.
+    pub nil: bool,
+    pub items: Vec<Value<'a>>,
+}
+
+impl<'a> Deref for List<'a> {
+    type Target = [Value<'a>];
+    fn deref(&self) -> &[Value<'a>] {
+        &self.items
+    }
 }
 
 /// A map made during the render.
@@ -91,8 +121,10 @@ pub enum Elem {
     Str,
     /// `map[string]api.ServiceAddress`: an instance's tagged addresses.
     Address,
-    /// `map[string][]T`: `byTag` and `byMeta` groups.
-    List,
+    /// `map[string][]*dependency.HealthService`: `byMeta` groups.
+    Instances,
+    /// `map[string][]interface {}`: `byTag` groups.
+    AnyList,
     /// `map[string]map[string]*dependency.KeyPair`: `byKey` groups.
     Map,
     /// `map[string]*dependency.KeyPair`: one `byKey` group.
@@ -145,8 +177,27 @@ impl<'a> Value<'a> {
         Value::Str(Str::Shared(s.into()))
     }
 
+    /// A `[]interface{}`.
     pub fn list(items: Vec<Value<'a>>) -> Value<'a> {
-        Value::List(Rc::new(items))
+        Value::typed_list("[]interface {}", items)
+    }
+
+    /// A slice of the Go type `type_name`.
+    pub fn typed_list(type_name: &'static str, items: Vec<Value<'a>>) -> Value<'a> {
+        Value::List(Rc::new(List {
+            type_name,
+            nil: false,
+            items,
+        }))
+    }
+
+    /// A nil slice of the Go type `type_name`.
+    pub fn nil_list(type_name: &'static str) -> Value<'a> {
+        Value::List(Rc::new(List {
+            type_name,
+            nil: true,
+            items: Vec::new(),
+        }))
     }
 
     pub fn map(elem: Elem, entries: BTreeMap<String, Value<'a>>) -> Value<'a> {
@@ -208,7 +259,8 @@ impl<'a> Value<'a> {
     pub fn len(&self) -> Option<usize> {
         match self {
             Value::Str(s) => Some(s.len()),
-            Value::List(l) | Value::Chan(l) => Some(l.len()),
+            Value::List(l) => Some(l.len()),
+            Value::Chan(l) => Some(l.len()),
             Value::Strings(l) => Some(l.len()),
             Value::StrMap(m) => Some(m.len()),
             Value::Map(m) => Some(m.entries.len()),
@@ -233,7 +285,8 @@ impl<'a> Value<'a> {
                 Elem::Any => Value::NoValue,
                 Elem::Str => Value::str(""),
                 Elem::Address => Value::Obj(Obj::Address(&ZERO_ADDRESS)),
-                Elem::List => Value::list(Vec::new()),
+                Elem::Instances => Value::nil_list(INSTANCES),
+                Elem::AnyList => Value::nil_list("[]interface {}"),
                 Elem::Map => Value::map(Elem::KeyPairs, BTreeMap::new()),
                 Elem::KeyPairs => Value::NilPtr("*dependency.KeyPair"),
             },
@@ -251,18 +304,15 @@ impl<'a> Value<'a> {
             Value::Uint(_) => "uint64",
             Value::Float(_) => "float64",
             Value::Str(_) => "string",
-            Value::List(l) => match l.first() {
-                Some(Value::Str(_)) => "[]string",
-                Some(Value::Obj(o)) => o.slice_type_name(),
-                _ => "[]interface {}",
-            },
+            Value::List(l) => l.type_name,
             Value::Strings(_) => "[]string",
             Value::StrMap(_) => "map[string]string",
             Value::Map(m) => match m.elem {
                 Elem::Any => "map[string]interface {}",
                 Elem::Str => "map[string]string",
                 Elem::Address => "map[string]api.ServiceAddress",
-                Elem::List => "map[string][]*dependency.HealthService",
+                Elem::Instances => "map[string][]*dependency.HealthService",
+                Elem::AnyList => "map[string][]interface {}",
                 Elem::Map => "map[string]map[string]*dependency.KeyPair",
                 Elem::KeyPairs => "map[string]*dependency.KeyPair",
             },
@@ -286,19 +336,6 @@ impl<'a> Obj<'a> {
             Obj::NodeDetail(_) => "*dependency.CatalogNode",
             Obj::NodeService(_) => "*dependency.CatalogNodeService",
             Obj::KeyPair { .. } => "*dependency.KeyPair",
-        }
-    }
-
-    fn slice_type_name(&self) -> &'static str {
-        match self {
-            Obj::Instance(_) => "[]*dependency.HealthService",
-            Obj::Check(_) => "api.HealthChecks",
-            Obj::Service(_) => "[]*dependency.CatalogSnippet",
-            Obj::Node(_) => "[]*dependency.Node",
-            Obj::NodeDetail(_) => "[]*dependency.CatalogNode",
-            Obj::NodeService(_) => "[]*dependency.CatalogNodeService",
-            Obj::KeyPair { .. } => "[]*dependency.KeyPair",
-            Obj::Weights(_) | Obj::Address(_) => "[]interface {}",
         }
     }
 
@@ -387,7 +424,8 @@ impl<'a> Obj<'a> {
                 "ServiceMeta" => Some(Value::StrMap(&i.meta)),
                 "Status" => s(i.status.as_str()),
                 "Weights" => Some(Value::Obj(Obj::Weights(&i.weights))),
-                "Checks" => Some(Value::list(
+                "Checks" => Some(Value::typed_list(
+                    CHECKS,
                     i.checks.iter().map(|c| Value::Obj(Obj::Check(c))).collect(),
                 )),
                 "ServiceTaggedAddresses" => Some(Value::map(
@@ -437,12 +475,15 @@ impl<'a> Obj<'a> {
             },
             Obj::NodeDetail(detail) => match name {
                 "Node" => Some(detail.map_or(Value::Nil, |d| Value::Obj(Obj::Node(&d.node)))),
-                "Services" => Some(Value::list(detail.map_or_else(Vec::new, |d| {
-                    d.services
-                        .iter()
-                        .map(|s| Value::Obj(Obj::NodeService(s)))
-                        .collect()
-                }))),
+                "Services" => Some(Value::typed_list(
+                    NODE_SERVICES,
+                    detail.map_or_else(Vec::new, |d| {
+                        d.services
+                            .iter()
+                            .map(|s| Value::Obj(Obj::NodeService(s)))
+                            .collect()
+                    }),
+                )),
                 _ => None,
             },
             Obj::NodeService(svc) => match name {

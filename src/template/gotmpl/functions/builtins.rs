@@ -176,7 +176,9 @@ fn slice<'a>(args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
     }
     Ok(match item {
         Value::Str(s) => Value::string(String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]])),
-        _ => Value::list(item.elements().unwrap_or_default()[idx[0]..idx[1]].to_vec()),
+        Value::Strings(items) => Value::Strings(&items[idx[0]..idx[1]]),
+        Value::List(list) => Value::typed_list(list.type_name, list[idx[0]..idx[1]].to_vec()),
+        _ => unreachable!("only strings and slices got a length above"),
     })
 }
 

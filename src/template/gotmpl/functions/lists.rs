@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::super::value::{Elem, Obj, Value};
+use super::super::value::{Elem, INSTANCES, Obj, Value};
 use super::{Param, Table};
 
 const ANY2: &[Param] = &[Param::Any, Param::Any];
@@ -122,7 +122,7 @@ fn pairs<'a>(value: &Value<'a>, name: &str) -> Result<Vec<Obj<'a>>, String> {
 fn by_tag<'a>(value: &Value<'a>) -> Result<Value<'a>, String> {
     let mut groups: BTreeMap<String, Vec<Value<'a>>> = BTreeMap::new();
     if matches!(value, Value::NoValue | Value::Nil) {
-        return Ok(Value::map(Elem::List, BTreeMap::new()));
+        return Ok(Value::map(Elem::AnyList, BTreeMap::new()));
     }
     let Some(objs) = objects(value) else {
         return Err(format!("byTag: wrong argument type {}", value.type_name()));
@@ -140,7 +140,7 @@ fn by_tag<'a>(value: &Value<'a>) -> Result<Value<'a>, String> {
                 .push(Value::Obj(obj.clone()));
         }
     }
-    Ok(grouped(groups))
+    Ok(grouped(Elem::AnyList, groups))
 }
 
 /// `byKey`: KV pairs grouped by their first path segment, keyed by the rest.
@@ -221,7 +221,7 @@ fn by_meta<'a>(keys: &Value<'a>, services: &Value<'a>) -> Result<Value<'a>, Stri
             .or_default()
             .push(Value::Obj(obj));
     }
-    Ok(grouped(groups))
+    Ok(grouped(Elem::Instances, groups))
 }
 
 /// consul-template's `in(l, v)`: `v` is an element of the slice `l`
@@ -291,13 +291,18 @@ fn explode_into<'a>(
     Ok(())
 }
 
-/// `map[string][]T` of groups, as `byTag` and `byMeta` return them.
-fn grouped<'a>(groups: BTreeMap<String, Vec<Value<'a>>>) -> Value<'a> {
+/// `map[string][]T` of groups, as `byTag` (`[]interface {}`) and `byMeta`
+/// (`[]*dependency.HealthService`) return them.
+fn grouped<'a>(elem: Elem, groups: BTreeMap<String, Vec<Value<'a>>>) -> Value<'a> {
+    let slice_type = match elem {
+        Elem::Instances => INSTANCES,
+        _ => "[]interface {}",
+    };
     Value::map(
-        Elem::List,
+        elem,
         groups
             .into_iter()
-            .map(|(k, v)| (k, Value::list(v)))
+            .map(|(k, v)| (k, Value::typed_list(slice_type, v)))
             .collect(),
     )
 }

@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::super::fmt::{sprint, sprintf};
 use super::super::parse::underscores_ok;
-use super::super::value::{Elem, Obj, Value};
+use super::super::value::{Elem, INTS, Obj, STRINGS, Value};
 use super::strings::{
     decode_base64, go_split, go_trim_space, replace_all, text, trim, trim_prefix, trim_suffix,
 };
@@ -437,11 +437,11 @@ fn list(args: Vec<Value>) -> Value {
 }
 
 fn strings<'a>(items: Vec<impl Into<Rc<str>>>) -> Value<'a> {
-    Value::list(items.into_iter().map(Value::string).collect())
+    Value::typed_list(STRINGS, items.into_iter().map(Value::string).collect())
 }
 
 fn ints<'a>(items: Vec<i64>) -> Value<'a> {
-    Value::list(items.into_iter().map(Value::Int).collect())
+    Value::typed_list(INTS, items.into_iter().map(Value::Int).collect())
 }
 
 /// sprig's `split`: a `map[string]string` keyed `_0`, `_1`, ….

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 
 use super::super::json::{parse_json, to_json};
 use super::super::parse::quote;
-use super::super::value::{Elem, Value};
+use super::super::value::{Elem, STRINGS, Value};
 use super::{Param, Table};
 
 const S: Param = Param::Str;
@@ -63,9 +63,10 @@ pub fn register(table: &mut Table) {
     table.add("split", &[S, S], None, |a| {
         let s = go_trim_space(text(&a[1]));
         if s.is_empty() {
-            return Ok(Value::list(Vec::new()));
+            return Ok(Value::typed_list(STRINGS, Vec::new()));
         }
-        Ok(Value::list(
+        Ok(Value::typed_list(
+            STRINGS,
             go_split(s, text(&a[0]))
                 .into_iter()
                 .map(Value::string)
