@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use testbed::{Backend, ConsulAgent, Instance, NginxPrefix, free_port, http_get, wait_until};
 
+use crate::metrics::sample;
 use crate::support::{
     BIN, Daemon, Render, assert_rollback_reported, proc_stat, repo, upstream_servers, wait_for_file,
 };
@@ -201,6 +202,30 @@ fn nginx_is_started_after_the_first_render_and_reloaded_by_signal_on_change() {
     let log = s.daemon.log();
     assert!(log.contains("started the child"), "{log}");
     assert!(log.contains("signalled the child to reload"), "{log}");
+    // Each signal is a reload counted `via="signal"`, one nginx handled;
+    // none by command, none failed, and signals are not timed.
+    let metrics = format!("http://127.0.0.1:{}/metrics", s.metrics_port);
+    let mut text = String::new();
+    wait_until("every reload signal counted to reach nginx", T, || {
+        text = http_get(&metrics).expect("GET /metrics").1;
+        let signals = sample(&text, "consul_render_reloads_total", "via=\"signal\"");
+        signals >= Some(1.0) && signals == Some(s.nginx.reload_count() as f64)
+    });
+    assert_eq!(
+        sample(&text, "consul_render_reloads_total", "via=\"command\""),
+        None,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "consul_render_reload_failures_total", ""),
+        None,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "consul_render_reload_duration_seconds_count", ""),
+        Some(0.0),
+        "{text}"
+    );
 
     // The child dies: consul-render follows with the shell's code for it.
     nix::sys::signal::kill(
