@@ -80,7 +80,7 @@ impl Encoder<'_> {
                     e.value(&obj.field(fields[i]).unwrap_or(Value::Nil))
                 })?;
             }
-            Value::Chan(_) => return Err("json: unsupported type: chan int".to_owned()),
+            Value::Chan(_) => return Err("json: unsupported type: <-chan int64".to_owned()),
             Value::Scratch(_) => self.out.push_str("{}"),
         }
         Ok(())

@@ -318,7 +318,7 @@ impl<'a> Value<'a> {
             },
             Value::NilPtr(type_name) => type_name,
             Value::Obj(o) => o.type_name(),
-            Value::Chan(_) => "chan int",
+            Value::Chan(_) => "<-chan int64",
             Value::Scratch(_) => "*template.Scratch",
         }
     }

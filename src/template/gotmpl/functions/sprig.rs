@@ -42,6 +42,7 @@ pub fn register(table: &mut Table) {
     register_strings(table);
     register_numbers(table);
     register_defaults(table);
+    register_types(table);
     register_lists(table);
     register_paths(table);
 }
@@ -262,6 +263,31 @@ fn register_defaults(table: &mut Table) {
             a[1].clone()
         }))
     });
+}
+
+/// sprig's reflection helpers: a value's `reflect.Kind` and Go type.
+fn register_types(table: &mut Table) {
+    table.add("sprig_kindOf", &[A], None, |a| Ok(Value::str(kind(&a[0]))));
+    table.add("sprig_kindIs", &[S, A], None, |a| {
+        Ok(Value::Bool(text(&a[0]) == kind(&a[1])))
+    });
+    table.add("sprig_typeOf", &[A], None, |a| {
+        Ok(Value::string(type_of(&a[0])))
+    });
+    table.add("sprig_typeIs", &[S, A], None, |a| {
+        Ok(Value::Bool(text(&a[0]) == type_of(&a[1])))
+    });
+    table.add("sprig_typeIsLike", &[S, A], None, |a| {
+        let (target, actual) = (text(&a[0]), type_of(&a[1]));
+        Ok(Value::Bool(
+            actual == target || actual.strip_prefix('*') == Some(target),
+        ))
+    });
+}
+
+/// `fmt.Sprintf("%T", v)`, as sprig's `typeOf` is.
+fn type_of(value: &Value) -> String {
+    super::super::fmt::sprintf("%T", std::slice::from_ref(value))
 }
 
 fn register_lists(table: &mut Table) {
