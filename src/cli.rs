@@ -30,6 +30,7 @@ use crate::config_file;
 use crate::duration::parse_duration;
 use crate::exit;
 use crate::template::{Denylist, Engine, Options, Sandbox, Syntax};
+use crate::token_file;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +59,24 @@ pub enum CliError {
     /// A `-config` file that cannot be read, or whose settings cannot be.
     #[error(transparent)]
     File(#[from] config_file::ConfigFileError),
-    /// Either of the above, whose message quoted a secret given on the
+    /// A token file named by `origin` (a flag, a config file's setting or a
+    /// variable) that cannot be read.
+    #[error("cannot read the Consul token file {path} given by {origin}: {error}", path = .path.display())]
+    TokenFile {
+        origin: &'static str,
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    /// An environment variable whose value cannot be read.
+    #[error("invalid value {value:?} in environment variable {var}: {error}")]
+    Env {
+        var: &'static str,
+        value: String,
+        #[source]
+        error: ValueError,
+    },
+    /// Any of the above, whose message quoted a secret given on the
     /// command line; rendered with the secret left out.
     #[error("{message}")]
     Redacted { message: String, exit_code: u8 },
@@ -69,7 +87,10 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Flag(_) => exit::FLAG_ERROR,
-            CliError::Config(_) | CliError::File(_) => exit::CONFIG_ERROR,
+            CliError::Config(_)
+            | CliError::File(_)
+            | CliError::TokenFile { .. }
+            | CliError::Env { .. } => exit::CONFIG_ERROR,
             CliError::Redacted { exit_code, .. } => *exit_code,
         }
     }
@@ -558,13 +579,13 @@ impl Env<'_> {
         given: Option<T>,
         var: &'static str,
         parse: impl Fn(&str) -> Result<T, ValueError>,
-    ) -> Result<Option<T>, ConfigError> {
+    ) -> Result<Option<T>, CliError> {
         if given.is_some() {
             return Ok(given);
         }
         match self.get(var) {
             None => Ok(None),
-            Some(value) => parse(&value).map(Some).map_err(|error| ConfigError::Env {
+            Some(value) => parse(&value).map(Some).map_err(|error| CliError::Env {
                 var,
                 value: shown(var, &value),
                 error,
@@ -985,7 +1006,7 @@ fn optional_signal(
 fn resolve_token(
     given: [(Option<Token>, Option<PathBuf>, &'static str); 2],
     env: &Env<'_>,
-) -> Result<(Option<Token>, Option<PathBuf>), ConfigError> {
+) -> Result<(Option<Token>, Option<PathBuf>), CliError> {
     for (token, token_file, origin) in given {
         if token.is_some() {
             return Ok((token, None));
@@ -1007,10 +1028,10 @@ fn resolve_token(
 fn read_token_file(
     origin: &'static str,
     path: PathBuf,
-) -> Result<(Option<Token>, Option<PathBuf>), ConfigError> {
-    match Token::read_file(&path) {
+) -> Result<(Option<Token>, Option<PathBuf>), CliError> {
+    match token_file::read(&path) {
         Ok(token) => Ok((token, Some(path))),
-        Err(error) => Err(ConfigError::TokenFile {
+        Err(error) => Err(CliError::TokenFile {
             origin,
             path,
             error,

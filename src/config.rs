@@ -385,7 +385,7 @@ pub enum ValueError {
 }
 
 /// A configuration whose values are each fine but which, taken together,
-/// cannot run, or whose settings could not be read.
+/// cannot run.
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// Nothing to render.
@@ -431,20 +431,6 @@ pub enum ConfigError {
     /// A command timeout that would kill every command at once.
     #[error("-command-timeout must be more than 0")]
     ZeroCommandTimeout,
-    /// A token file named by `origin` (a flag or a variable) that cannot be read.
-    #[error("cannot read the Consul token file {path} given by {origin}: {error}", path = .path.display())]
-    TokenFile {
-        origin: &'static str,
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    /// An environment variable whose value cannot be read.
-    #[error("invalid value {value:?} in environment variable {var}: {error}")]
-    Env {
-        var: &'static str,
-        value: String,
-        error: ValueError,
-    },
 }
 
 impl Config {
@@ -691,13 +677,6 @@ impl Token {
     /// The secret itself, for the one place that sends it to Consul.
     pub fn expose(&self) -> &str {
         &self.0
-    }
-
-    /// The token in the file at `path`, without surrounding white space;
-    /// `None` for an empty file.
-    pub fn read_file(path: &std::path::Path) -> std::io::Result<Option<Token>> {
-        let secret = std::fs::read_to_string(path)?.trim().to_owned();
-        Ok((!secret.is_empty()).then(|| Token::new(secret)))
     }
 }
 

@@ -35,6 +35,7 @@ pub mod reload_check;
 pub mod runner;
 pub mod supervise;
 pub mod template;
+pub mod token_file;
 
 use std::ffi::OsString;
 

@@ -15,8 +15,9 @@ use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 
 use super::transport::TransportError;
-use crate::config::{ConsulConfig, Token};
+use crate::config::ConsulConfig;
 use crate::file_edits::{Stamp, stamp};
+use crate::token_file;
 
 const TOKEN_HEADER: &str = "x-consul-token";
 /// The anonymous token's secret ID, fixed by Consul (not a secret).
@@ -119,7 +120,7 @@ impl Current {
         }
         file.stamp = now;
         let path = file.path.display().to_string();
-        match Token::read_file(&file.path) {
+        match token_file::read(&file.path) {
             Ok(Some(token)) => match sensitive(token.expose(), "token") {
                 Ok(value) => {
                     self.headers.insert(TOKEN_HEADER, value);
@@ -158,6 +159,7 @@ fn sensitive(text: &str, what: &'static str) -> Result<HeaderValue, TransportErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Token;
 
     fn token_of(credentials: &Credentials) -> Option<String> {
         let headers = credentials.current();
@@ -172,7 +174,7 @@ mod tests {
         let path = dir.path().join("token");
         std::fs::write(&path, "first\n").unwrap();
         let mut config = crate::config::sample().consul;
-        config.token = Token::read_file(&path).unwrap();
+        config.token = token_file::read(&path).unwrap();
         config.token_file = Some(path.clone());
         let credentials = Credentials::new(&config).unwrap();
         assert_eq!(token_of(&credentials).as_deref(), Some("first"));
