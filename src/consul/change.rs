@@ -18,9 +18,8 @@ use tokio::time::Instant;
 
 use super::data::{self, Data, NotBase64, Rejection, Rejections};
 use super::dependency::Dependency;
-use super::gate::GaveUp;
 use super::model::{CatalogNode, HealthEntry, KvPair, Node};
-use super::transport::{ConsulIndex, Reply};
+use super::transport::{ConsulIndex, GaveUp, Reply};
 
 /// How soon suspect data (entries lost right after a failure) is re-read.
 pub const RECHECK_DELAY: Duration = Duration::from_secs(1);

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::http2::{ConnectError, Connector, Sender};
+use super::http2::{ConnectError, Connector, OpenError, Sender};
 
 /// Requests in flight per HTTP/2 connection before another is opened: well
 /// under Consul's 250 streams, leaving room for one-off reads.
@@ -198,7 +198,7 @@ impl Connections {
     /// Waits for a slot and returns what to send one request on; `blocking`
     /// says whether it is a long-poll. Fails when no connection could be
     /// opened.
-    pub async fn lease(&self, blocking: bool) -> Result<Lease, String> {
+    pub async fn lease(&self, blocking: bool) -> Result<Lease, OpenError> {
         if let (Some(lanes), true) = (&self.http2, self.multiplexed()) {
             // The semaphores are never closed, so acquiring cannot fail.
             let permit = if blocking {

@@ -9,6 +9,7 @@
 //! path (plain HTTP, and HTTPS endpoints that do not speak HTTP/2) stays on
 //! reqwest.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +22,8 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, InvalidDnsNameError, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -52,23 +53,49 @@ impl Sender {
     pub async fn send(
         &mut self,
         request: hyper::Request<Empty<Bytes>>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
-        self.requests.send_request(request).await.map_err(|error| {
-            let mut error = describe(&error);
-            if let Some(reason) = self.ended.get() {
-                error = format!("{error}: {reason}");
-            }
-            if self
-                .no_certificate
-                .as_ref()
-                .is_some_and(|c| c.asked.load(Ordering::Relaxed))
-            {
-                error.push_str(
-                    " (consul asked for a client certificate and none is configured: -consul-ssl-cert, -consul-ssl-key)",
-                );
-            }
-            error
-        })
+    ) -> Result<hyper::Response<hyper::body::Incoming>, SendError> {
+        self.requests
+            .send_request(request)
+            .await
+            .map_err(|source| SendError {
+                source,
+                ended: self.ended.get().cloned(),
+                certificate_asked: self
+                    .no_certificate
+                    .as_ref()
+                    .is_some_and(|c| c.asked.load(Ordering::Relaxed)),
+            })
+    }
+}
+
+/// A request that failed on its connection, with why the connection ended
+/// if it did, and whether the server had asked for a client certificate we
+/// do not have.
+#[derive(Debug)]
+pub struct SendError {
+    source: hyper::Error,
+    ended: Option<String>,
+    certificate_asked: bool,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&describe(&self.source))?;
+        if let Some(reason) = &self.ended {
+            write!(f, ": {reason}")?;
+        }
+        if self.certificate_asked {
+            f.write_str(
+                " (consul asked for a client certificate and none is configured: -consul-ssl-cert, -consul-ssl-key)",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }
 
@@ -108,18 +135,58 @@ pub struct Connector {
 pub enum ConnectError {
     /// The server picked HTTP/1.1 (or nothing) in the TLS handshake.
     NotHttp2,
-    Failed(String),
+    Failed(OpenError),
+}
+
+/// Why opening a connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("connecting timed out after {}s", CONNECT_TIMEOUT.as_secs())]
+    TimedOut,
+    /// TCP, the unix socket or TLS.
+    #[error("{}", describe(.0))]
+    Io(#[source] std::io::Error),
+    /// The HTTP/2 handshake.
+    #[error("{}", describe(.0))]
+    Handshake(#[source] hyper::Error),
+}
+
+/// TLS settings rustls will not take.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{0}")]
+    Protocols(#[source] rustls::Error),
+    #[error("the system's certificate store: {0}")]
+    PlatformRoots(#[source] rustls::Error),
+    #[error("CA certificate: {0}")]
+    CaPem(#[source] pem::Error),
+    #[error("CA certificate: {0}")]
+    CaCertificate(#[source] rustls::Error),
+    #[error("client certificate: {0}")]
+    ClientCertificate(#[source] pem::Error),
+    #[error("client key: {0}")]
+    ClientKey(#[source] pem::Error),
+    #[error("client certificate or key: {0}")]
+    ClientAuth(#[source] rustls::Error),
+    #[error("invalid TLS server name {host:?}: {source}")]
+    ServerName {
+        host: String,
+        source: InvalidDnsNameError,
+    },
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 impl Connector {
-    pub fn new(files: &TlsFiles<'_>, host: &str, target: Target) -> Result<Connector, String> {
+    pub fn new(files: &TlsFiles<'_>, host: &str, target: Target) -> Result<Connector, TlsError> {
         let (mut config, no_certificate) = client_config(files)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let server_name = ServerName::try_from(host.to_owned())
-            .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))?;
+        let server_name =
+            ServerName::try_from(host.to_owned()).map_err(|source| TlsError::ServerName {
+                host: host.to_owned(),
+                source,
+            })?;
         Ok(Connector {
             tls: TlsConnector::from(Arc::new(config)),
             no_certificate,
@@ -131,16 +198,11 @@ impl Connector {
     /// Opens a connection and starts its driver task.
     pub async fn connect(&self) -> Result<Sender, ConnectError> {
         let opened = tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await;
-        let io = opened.map_err(|_| {
-            ConnectError::Failed(format!(
-                "connecting timed out after {}s",
-                CONNECT_TIMEOUT.as_secs()
-            ))
-        })??;
+        let io = opened.map_err(|_| ConnectError::Failed(OpenError::TimedOut))??;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .handshake(TokioIo::new(io))
             .await
-            .map_err(|e| ConnectError::Failed(describe(&e)))?;
+            .map_err(|e| ConnectError::Failed(OpenError::Handshake(e)))?;
         let ended = Arc::new(OnceLock::new());
         let reason = ended.clone();
         tokio::spawn(async move {
@@ -158,7 +220,7 @@ impl Connector {
     }
 
     async fn open(&self) -> Result<tokio_rustls::client::TlsStream<Box<dyn Io>>, ConnectError> {
-        let failed = |e: std::io::Error| ConnectError::Failed(describe(&e));
+        let failed = |e| ConnectError::Failed(OpenError::Io(e));
         let stream: Box<dyn Io> = match &self.target {
             Target::Tcp(host_port) => Box::new(tcp(tokio::net::TcpStream::connect(host_port)
                 .await
@@ -201,18 +263,18 @@ fn tcp(stream: tokio::net::TcpStream) -> tokio::net::TcpStream {
 /// notes whether a server asks for one.
 fn client_config(
     files: &TlsFiles<'_>,
-) -> Result<(ClientConfig, Option<Arc<NoClientCertificate>>), String> {
+) -> Result<(ClientConfig, Option<Arc<NoClientCertificate>>), TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+        .map_err(TlsError::Protocols)?;
     let builder = if !files.verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
     } else if files.roots.is_empty() {
-        let verifier = rustls_platform_verifier::Verifier::new(provider)
-            .map_err(|e| format!("the system's certificate store: {e}"))?;
+        let verifier =
+            rustls_platform_verifier::Verifier::new(provider).map_err(TlsError::PlatformRoots)?;
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
@@ -220,10 +282,8 @@ fn client_config(
         let mut roots = rustls::RootCertStore::empty();
         for pem in files.roots {
             for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| format!("CA certificate: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("CA certificate: {e}"))?;
+                let cert = cert.map_err(TlsError::CaPem)?;
+                roots.add(cert).map_err(TlsError::CaCertificate)?;
             }
         }
         builder.with_root_certificates(roots)
@@ -237,11 +297,11 @@ fn client_config(
         Some(pem) => {
             let chain = CertificateDer::pem_slice_iter(pem)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("client certificate: {e}"))?;
-            let key = PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("client key: {e}"))?;
+                .map_err(TlsError::ClientCertificate)?;
+            let key = PrivateKeyDer::from_pem_slice(pem).map_err(TlsError::ClientKey)?;
             let config = builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("client certificate or key: {e}"))?;
+                .map_err(TlsError::ClientAuth)?;
             Ok((config, None))
         }
     }

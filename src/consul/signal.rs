@@ -37,9 +37,8 @@ use tokio::time::Instant;
 
 use super::change::{Event, LastReported, RECHECK_DELAY, Staleness, decode, index_went_back};
 use super::dependency::{Dependency, HealthQuery};
-use super::gate::GaveUp;
 use super::model::StateCheck;
-use super::transport::{ConsulIndex, FetchError, Reply, Transport};
+use super::transport::{ConsulIndex, FetchError, GaveUp, Reply, Transport};
 
 const STATE_ANY: &str = "/v1/health/state/any";
 const CATALOG_SERVICES: &str = "/v1/catalog/services";

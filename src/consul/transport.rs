@@ -16,7 +16,7 @@ use reqwest::header::HeaderMap;
 use super::connections::{Connections, Via};
 use super::credentials::Credentials;
 use super::dependency::{Dependency, encode_component};
-use super::gate::{Backoff, Gate, GaveUp};
+use super::gate::{Backoff, Gate, Ticket};
 use super::http2::{self, Connector, Target, TlsFiles};
 use crate::config::{ConsulAddress, ConsulConfig};
 use crate::metrics::{EndpointLabels, Metrics, RequestLabels, Sampled, endpoint_of};
@@ -76,7 +76,7 @@ pub enum FetchError {
     /// The agent could not be reached (the gate has started or extended an
     /// outage); retrying is the gate's business.
     #[error("consul unreachable: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] Unreachable),
     /// The agent answered this query with an error status.
     #[error("consul answered {status}: {body}")]
     Rejected { status: u16, body: String },
@@ -89,6 +89,46 @@ pub enum FetchError {
     /// Retries are exhausted.
     #[error(transparent)]
     GaveUp(#[from] GaveUp),
+}
+
+/// Why the agent could not be reached, or could serve no one: what starts
+/// or extends an outage. Never contains the token: it travels in a header
+/// only.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreachable {
+    /// No connection could be opened.
+    #[error(transparent)]
+    Connect(#[from] http2::OpenError),
+    #[error("no answer within {}s", .0.as_secs())]
+    TimedOut(Duration),
+    #[error("invalid request for {url}: {source}")]
+    Request {
+        url: String,
+        source: hyper::http::Error,
+    },
+    /// An HTTP/2 request that failed on its connection.
+    #[error(transparent)]
+    Send(#[from] http2::SendError),
+    /// An HTTP/2 response body that broke off.
+    #[error("{}", http2::describe(.0))]
+    Body(#[source] hyper::Error),
+    /// A request on the HTTP/1.1 client (its URL left out).
+    #[error("{}", http2::describe(.0))]
+    Http1(#[source] reqwest::Error),
+    #[error("response body larger than {} MiB", MAX_BODY >> 20)]
+    TooLarge,
+    /// An answer that says the agent can serve no one right now.
+    #[error("HTTP {status}: {body}")]
+    AgentWide { status: u16, body: String },
+}
+
+/// Consul stayed unreachable past the configured number of retries.
+#[derive(Debug, thiserror::Error)]
+#[error("consul unreachable after {attempts} attempts: {last_error}")]
+pub struct GaveUp {
+    pub attempts: u32,
+    #[source]
+    pub last_error: Unreachable,
 }
 
 /// The transport could not be set up from the configuration.
@@ -107,13 +147,22 @@ pub enum TransportError {
         source: reqwest::Error,
     },
     #[error(
-        "could not resolve consul address {address} (needed for -consul-ssl-server-name): {reason}"
+        "could not resolve consul address {address} (needed for -consul-ssl-server-name): {source}"
     )]
-    Resolve { address: String, reason: String },
+    Resolve {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "could not resolve consul address {address} (needed for -consul-ssl-server-name): no addresses"
+    )]
+    NoAddress { address: String },
     #[error("could not build the HTTP client: {0}")]
     Client(reqwest::Error),
     #[error("invalid TLS settings: {0}")]
-    TlsSettings(String),
+    TlsSettings(#[source] http2::TlsError),
+    #[error("invalid TLS settings: {origin} holds no PEM certificate")]
+    NoCertificate { origin: String },
     #[error("the {0} is not a valid HTTP header value")]
     Header(&'static str),
 }
@@ -365,9 +414,8 @@ impl Transport {
         self.count(read, &exchanged);
         match exchanged {
             Ok((status, _, body)) if is_agent_wide(status, &body) => {
-                let error = format!("HTTP {status}: {}", body_excerpt(&body));
-                self.gate.failed(ticket, &error)?;
-                Err(FetchError::Unreachable(error))
+                let body = body_excerpt(&body);
+                Err(self.unreachable(ticket, Unreachable::AgentWide { status, body }))
             }
             Ok((status, headers, body)) => {
                 self.gate.succeeded(ticket);
@@ -399,16 +447,25 @@ impl Transport {
                     last_contact,
                 ))
             }
-            Err(error) => {
-                self.gate.failed(ticket, &error)?;
-                Err(FetchError::Unreachable(error))
-            }
+            Err(error) => Err(self.unreachable(ticket, error)),
+        }
+    }
+
+    /// Reports `error` to the gate: the request fails as unreachable, or
+    /// as given up once the retry policy says to stop.
+    fn unreachable(&self, ticket: Ticket<'_>, error: Unreachable) -> FetchError {
+        match self.gate.failed(ticket, &error) {
+            Ok(()) => FetchError::Unreachable(error),
+            Err(attempts) => FetchError::GaveUp(GaveUp {
+                attempts,
+                last_error: error,
+            }),
         }
     }
 
     /// Counts a request by endpoint and status, and a retry when it found
     /// the agent unreachable.
-    fn count(&self, read: &Read<'_>, exchanged: &Result<(u16, HeaderMap, Vec<u8>), String>) {
+    fn count(&self, read: &Read<'_>, exchanged: &Result<(u16, HeaderMap, Vec<u8>), Unreachable>) {
         let endpoint = endpoint_of(read.path_and_query);
         let (status, unreachable) = match exchanged {
             Ok((status, _, body)) => (status.to_string(), is_agent_wide(*status, body)),
@@ -428,21 +485,20 @@ impl Transport {
             .inc();
     }
 
-    /// One request and its whole body, or a description of what failed
-    /// (never containing the token: it travels in a header only).
+    /// One request and its whole body, or what failed.
     async fn exchange(
         &self,
         url: &str,
         timeout: Duration,
         blocking: bool,
-    ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
+    ) -> Result<(u16, HeaderMap, Vec<u8>), Unreachable> {
         let lease = self.connections.lease(blocking).await?;
         let result = match &lease.via {
             Via::Http2(sender) => {
                 let exchange = self.exchange_http2(sender.clone(), url);
                 match tokio::time::timeout(timeout, exchange).await {
                     Ok(result) => result,
-                    Err(_) => Err(format!("no answer within {}s", timeout.as_secs())),
+                    Err(_) => Err(Unreachable::TimedOut(timeout)),
                 }
             }
             Via::Http1(client) => self.exchange_http1(client, url, timeout).await,
@@ -457,18 +513,20 @@ impl Transport {
         &self,
         mut sender: http2::Sender,
         url: &str,
-    ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
+    ) -> Result<(u16, HeaderMap, Vec<u8>), Unreachable> {
         let mut request = hyper::Request::get(url)
             .header(hyper::header::USER_AGENT, USER_AGENT)
             .body(http_body_util::Empty::new())
-            .map_err(|e| format!("invalid request for {url}: {e}"))?;
+            .map_err(|source| Unreachable::Request {
+                url: url.to_owned(),
+                source,
+            })?;
         request.headers_mut().extend(self.credentials.current());
-        let describe = |e: hyper::Error| http2::describe(&e);
         let response = sender.send(request).await?;
         let (parts, mut incoming) = response.into_parts();
         let mut body = Vec::new();
         while let Some(frame) = http_body_util::BodyExt::frame(&mut incoming).await {
-            if let Ok(chunk) = frame.map_err(describe)?.into_data() {
+            if let Ok(chunk) = frame.map_err(Unreachable::Body)?.into_data() {
                 append(&mut body, &chunk)?;
             }
         }
@@ -480,14 +538,14 @@ impl Transport {
         client: &reqwest::Client,
         url: &str,
         timeout: Duration,
-    ) -> Result<(u16, HeaderMap, Vec<u8>), String> {
+    ) -> Result<(u16, HeaderMap, Vec<u8>), Unreachable> {
         let request = client.get(url).timeout(timeout);
         let request = request.headers(self.credentials.current());
-        let mut response = request.send().await.map_err(describe)?;
+        let mut response = request.send().await.map_err(http1_failed)?;
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(describe)? {
+        while let Some(chunk) = response.chunk().await.map_err(http1_failed)? {
             append(&mut body, &chunk)?;
         }
         Ok((status, headers, body))
@@ -623,9 +681,7 @@ impl TlsMaterial {
             if required && certs.is_empty() {
                 // Trusting nothing more would only fail later, as an
                 // unknown issuer.
-                return Err(TransportError::TlsSettings(format!(
-                    "{origin} holds no PEM certificate"
-                )));
+                return Err(TransportError::NoCertificate { origin });
             }
             roots.extend(certs);
             root_pems.push(pem);
@@ -688,16 +744,15 @@ fn is_empty(body: &[u8]) -> bool {
     matches!(body.trim_ascii(), b"[]" | b"{}" | b"null" | b"")
 }
 
-/// A reqwest error with its causes, which carry the useful part
-/// ("Connection refused", "operation timed out").
-fn describe(error: reqwest::Error) -> String {
-    http2::describe(&error.without_url())
+/// A failed HTTP/1.1 request, its URL left out of the message.
+fn http1_failed(error: reqwest::Error) -> Unreachable {
+    Unreachable::Http1(error.without_url())
 }
 
 /// Adds a chunk of a response body, refusing bodies past [`MAX_BODY`].
-fn append(body: &mut Vec<u8>, chunk: &[u8]) -> Result<(), String> {
+fn append(body: &mut Vec<u8>, chunk: &[u8]) -> Result<(), Unreachable> {
     if body.len() + chunk.len() > MAX_BODY {
-        return Err(format!("response body larger than {} MiB", MAX_BODY >> 20));
+        return Err(Unreachable::TooLarge);
     }
     body.extend_from_slice(chunk);
     Ok(())
@@ -723,12 +778,13 @@ fn body_excerpt(body: &[u8]) -> String {
 
 fn resolve(host_port: &str) -> Result<std::net::SocketAddr, TransportError> {
     use std::net::ToSocketAddrs;
-    host_port
+    let mut addrs = host_port
         .to_socket_addrs()
-        .map_err(|e| e.to_string())
-        .and_then(|mut addrs| addrs.next().ok_or_else(|| "no addresses".to_owned()))
-        .map_err(|reason| TransportError::Resolve {
+        .map_err(|source| TransportError::Resolve {
             address: host_port.to_owned(),
-            reason,
-        })
+            source,
+        })?;
+    addrs.next().ok_or_else(|| TransportError::NoAddress {
+        address: host_port.to_owned(),
+    })
 }
