@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::command;
+use crate::command::{self, CommandError};
 use crate::metrics::{Metrics, ReloadLabels};
-use crate::output::{self, Staged, Swap, WriteOptions};
+use crate::output::{self, OutputError, Staged, Swap, WriteOptions};
 use crate::reload_check;
 
 /// What to do for one template.
@@ -29,16 +29,16 @@ pub struct Job {
 }
 
 /// How one job ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Outcome {
     /// The destination already held this text: nothing written, no command.
     Unchanged,
     Written,
     /// The check rejected the text; the destination holds the last good one.
-    CheckFailed(String),
+    CheckFailed(CommandError),
     /// Staging or swapping failed (full disk, permissions); the destination
     /// holds the last good text.
-    WriteFailed(String),
+    WriteFailed(OutputError),
 }
 
 /// What a pass did.
@@ -47,7 +47,7 @@ pub struct Report {
     pub outcomes: Vec<(usize, Outcome)>,
     /// Every command run, and the error (output included) if it failed or
     /// timed out.
-    pub commands: Vec<(String, Result<(), String>)>,
+    pub commands: Vec<(String, Result<(), CommandError>)>,
 }
 
 /// Runs one pass. With `dry`, prints each text to stdout after `> dest`
@@ -68,8 +68,11 @@ pub async fn apply(
         } else {
             write(&job, &metrics).await
         };
-        let wants_command =
-            outcome == Outcome::Written || (outcome == Outcome::Unchanged && job.rerun_command);
+        let wants_command = match outcome {
+            Outcome::Written => true,
+            Outcome::Unchanged => job.rerun_command,
+            Outcome::CheckFailed(_) | Outcome::WriteFailed(_) => false,
+        };
         if wants_command
             && let Some(command) = &job.command
             && !dry
@@ -104,7 +107,7 @@ pub async fn apply(
                     command_failures = failures,
                     "command failed (it runs again on the next change): {error}"
                 );
-                Err(error.to_string())
+                Err(error)
             }
         };
         report.commands.push((command, result));
@@ -173,7 +176,7 @@ async fn write_checked(job: &Job) -> Outcome {
                     destination = dest,
                     "rendered; unchanged, but not owned as asked: writing it again"
                 ),
-                Err(error) => return Outcome::WriteFailed(error.to_string()),
+                Err(error) => return Outcome::WriteFailed(error),
             }
         }
         Ok(_) => {}
@@ -181,13 +184,13 @@ async fn write_checked(job: &Job) -> Outcome {
     }
     let staged = match Staged::stage(&job.destination, job.text.as_bytes(), &job.options) {
         Ok(staged) => staged,
-        Err(error) => return Outcome::WriteFailed(error.to_string()),
+        Err(error) => return Outcome::WriteFailed(error),
     };
     let Some(check) = &job.check else {
         // Nothing can fail after the swap, so no way back is kept.
         return match staged.replace() {
             Ok(swap) => written(job, swap),
-            Err(error) => Outcome::WriteFailed(error.to_string()),
+            Err(error) => Outcome::WriteFailed(error),
         };
     };
     if check.contains(STAGED_PLACEHOLDER) {
@@ -205,14 +208,14 @@ async fn write_checked(job: &Job) -> Outcome {
                 committed.finish();
                 written(job, swap)
             }
-            Err(error) => Outcome::WriteFailed(error.to_string()),
+            Err(error) => Outcome::WriteFailed(error),
         };
     }
     // The check reads the destination in place (e.g. `nginx -t` of the main
     // config that includes it): swap, check, and swap back on failure.
     let (committed, swap) = match staged.commit() {
         Ok(done) => done,
-        Err(error) => return Outcome::WriteFailed(error.to_string()),
+        Err(error) => return Outcome::WriteFailed(error),
     };
     match run_check(job, check).await {
         Ok(()) => {
@@ -240,7 +243,7 @@ async fn run_check(job: &Job, check: &str) -> Result<(), Outcome> {
             tracing::debug!(template = job.name, check, elapsed = ?done.elapsed, "check passed");
             Ok(())
         }
-        Err(error) => Err(Outcome::CheckFailed(error.to_string())),
+        Err(error) => Err(Outcome::CheckFailed(error)),
     }
 }
 
@@ -289,11 +292,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_same_text_owned_by_someone_else_is_written_again_and_runs_the_command() {
-        // (owner of the file on disk, outcome, whether the command ran)
+        // (owner of the file on disk, outcome as printed, whether the command ran)
         let cases = [
-            ((1000, 1001), Outcome::Written, true),
-            ((4321, 1001), Outcome::Written, true),
-            ((4321, 4322), Outcome::Unchanged, false),
+            ((1000, 1001), "Written", true),
+            ((4321, 1001), "Written", true),
+            ((4321, 4322), "Unchanged", false),
         ];
         for (on_disk, want, ran) in cases {
             let dir = tempfile::tempdir().unwrap();
@@ -311,7 +314,11 @@ mod tests {
             )
             .await;
 
-            assert_eq!(report.outcomes, [(0, want)], "{on_disk:?}");
+            assert_eq!(
+                format!("{:?}", report.outcomes),
+                format!("[(0, {want})]"),
+                "{on_disk:?}"
+            );
             assert_eq!(marker.exists(), ran, "{on_disk:?}");
             let meta = std::fs::metadata(&dest).unwrap();
             assert_eq!((meta.uid(), meta.gid()), (4321, 4322), "{on_disk:?}");
@@ -342,19 +349,21 @@ mod tests {
         let report = apply(jobs, false, None, Arc::new(Metrics::new(&[]))).await;
 
         let unknown = |name: &str| {
-            Outcome::WriteFailed(format!(
+            format!(
                 "could not write {}: unknown user \"no-such-user-here\"",
                 dest(name).display()
-            ))
+            )
         };
-        assert_eq!(
-            report.outcomes,
-            [
-                (0, unknown("same.conf")),
-                (1, unknown("old.conf")),
-                (2, Outcome::Written)
-            ]
-        );
+        let [
+            (0, Outcome::WriteFailed(same)),
+            (1, Outcome::WriteFailed(old)),
+            (2, Outcome::Written),
+        ] = &report.outcomes[..]
+        else {
+            panic!("{:?}", report.outcomes);
+        };
+        assert_eq!(same.to_string(), unknown("same.conf"));
+        assert_eq!(old.to_string(), unknown("old.conf"));
         assert_eq!(report.commands.len(), 1, "{:?}", report.commands);
         assert!(marker.exists());
         assert_eq!(std::fs::read_to_string(dest("old.conf")).unwrap(), "old\n");

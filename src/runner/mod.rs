@@ -22,7 +22,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal as Sig;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 
 pub use apply::STAGED_PLACEHOLDER;
@@ -35,7 +35,7 @@ use crate::consul::watcher::Watchers;
 use crate::consul::{Data, Dependency};
 use crate::file_edits::{self, FileEdits};
 use crate::metrics::{Behind, Metrics, TemplateLabels, Unconfirmed};
-use crate::output::{Owner, WriteOptions};
+use crate::output::{OutputError, Owner, WriteOptions};
 use crate::supervise::{ChildEvent, ChildState, Supervisor};
 use crate::template::{Snapshot, Template, TemplateError};
 
@@ -57,6 +57,14 @@ pub enum RunError {
     GaveUp(GaveUp),
     #[error("{0}")]
     Failed(String),
+    /// A template that asked for it (`error_fatal`) could not be written.
+    #[error("{template}: {source}")]
+    WriteTemplate {
+        template: String,
+        source: OutputError,
+    },
+    #[error("write and reload pass crashed: {0}")]
+    PassCrashed(#[source] JoinError),
     #[error("could not install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("interrupted")]
@@ -172,11 +180,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             }
             Wake::Applied(Err(error)) => {
                 runner.applying = None;
-                tracing::error!("write and reload pass crashed: {error}");
+                let error = RunError::PassCrashed(error);
+                tracing::error!("{error}");
                 if runner.once {
-                    break Err(RunError::Failed(format!(
-                        "write and reload pass crashed: {error}"
-                    )));
+                    break Err(error);
                 }
             }
             Wake::Stop(signal) => {
@@ -243,7 +250,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 enum Wake {
     Event(Option<Event>),
     Due,
-    Applied(Result<apply::Report, String>),
+    Applied(Result<apply::Report, JoinError>),
     Stop(Sig),
     ChildExited(std::process::ExitStatus),
     /// A reload of the child held back by its splay is due.
@@ -689,29 +696,34 @@ impl Runner {
         let written = report
             .outcomes
             .iter()
-            .any(|(_, outcome)| *outcome == apply::Outcome::Written);
-        for (i, outcome) in &report.outcomes {
-            let t = &mut self.templates[*i];
-            match outcome {
+            .any(|(_, outcome)| matches!(outcome, apply::Outcome::Written));
+        for (i, outcome) in report.outcomes {
+            let t = &mut self.templates[i];
+            let error: &dyn std::error::Error = match &outcome {
                 apply::Outcome::Written | apply::Outcome::Unchanged => {
                     t.done = true;
                     // It shows every change before its render.
                     t.behind_since = earliest(t.queued_since, t.unqueued_since);
-                    self.metrics.template_rendered(*i);
+                    self.metrics.template_rendered(i);
+                    continue;
                 }
-                apply::Outcome::CheckFailed(error) | apply::Outcome::WriteFailed(error) => {
-                    self.metrics.template_failed(*i, error);
-                    if self.once {
-                        t.done = true;
-                        self.failures.push(format!("{}: {error}", t.name));
-                    }
-                    if t.config.error_fatal && matches!(outcome, apply::Outcome::WriteFailed(_)) {
-                        // A failed check is not a template error: the last
-                        // good file stays, as without `error_fatal`.
-                        self.fatal
-                            .get_or_insert(RunError::Failed(format!("{}: {error}", t.name)));
-                    }
-                }
+                apply::Outcome::CheckFailed(error) => error,
+                apply::Outcome::WriteFailed(error) => error,
+            };
+            self.metrics.template_failed(i, &error.to_string());
+            if self.once {
+                t.done = true;
+                self.failures.push(format!("{}: {error}", t.name));
+            }
+            // A failed check is not a template error: the last good file
+            // stays, as without `error_fatal`.
+            if t.config.error_fatal
+                && let apply::Outcome::WriteFailed(source) = outcome
+            {
+                self.fatal.get_or_insert(RunError::WriteTemplate {
+                    template: t.name.clone(),
+                    source,
+                });
             }
         }
         for (command, result) in &report.commands {
@@ -723,7 +735,7 @@ impl Runner {
                 t.command_pending = result.is_err();
             }
             if let (Err(error), true) = (result, self.once) {
-                self.failures.push(error.clone());
+                self.failures.push(error.to_string());
             }
         }
         // A run about to stop over a template that asked for it starts no
@@ -907,9 +919,11 @@ async fn next_edit(edits: &mut Option<FileEdits>) -> std::path::PathBuf {
 }
 
 /// The report of the apply pass in flight; `Err` if it panicked.
-async fn wait_for(task: &mut Option<JoinHandle<apply::Report>>) -> Result<apply::Report, String> {
+async fn wait_for(
+    task: &mut Option<JoinHandle<apply::Report>>,
+) -> Result<apply::Report, JoinError> {
     match task {
-        Some(handle) => handle.await.map_err(|error| error.to_string()),
+        Some(handle) => handle.await,
         None => std::future::pending().await,
     }
 }
