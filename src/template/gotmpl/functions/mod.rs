@@ -3,10 +3,12 @@
 //! arguments are checked against before it runs.
 
 mod builtins;
+mod digests;
 mod lists;
 mod math;
 mod sprig;
 mod strings;
+mod timestamp;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -88,6 +90,8 @@ pub fn table() -> &'static Table {
         math::register(&mut table);
         lists::register(&mut table);
         sprig::register(&mut table);
+        timestamp::register(&mut table);
+        digests::register(&mut table);
         table
     })
 }
