@@ -46,12 +46,21 @@ fn load(path: &str, warn: bool) -> Data {
     }
 }
 
-fn read_text(path: &Path) -> Result<String, String> {
-    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+/// Why a file cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0} bytes is over the limit of {MAX_FILE_LEN}")]
+    TooLarge(u64),
+}
+
+fn read_text(path: &Path) -> Result<String, ReadError> {
+    let len = std::fs::metadata(path)?.len();
     if len > MAX_FILE_LEN {
-        return Err(format!("{len} bytes is over the limit of {MAX_FILE_LEN}"));
+        return Err(ReadError::TooLarge(len));
     }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(path)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

@@ -33,24 +33,44 @@ impl Sandbox {
     /// A path that does not exist yet is judged as far as it exists, the
     /// rest lexically, and then waits like any missing file, where
     /// consul-template fails the render.
-    pub fn check(&self, path: &str) -> Result<(), String> {
-        let sandbox = resolve(&self.0)
-            .map_err(|error| format!("cannot resolve sandbox {}: {error}", self.0.display()))?;
-        let real = resolve(Path::new(path))
-            .map_err(|error| format!("cannot resolve '{path}': {error}"))?;
+    pub fn check(&self, path: &str) -> Result<(), SandboxError> {
+        let sandbox = resolve(&self.0).map_err(|source| SandboxError::Unresolved {
+            what: format!("sandbox {}", self.0.display()),
+            source,
+        })?;
+        let real = resolve(Path::new(path)).map_err(|source| SandboxError::Unresolved {
+            what: format!("'{path}'"),
+            source,
+        })?;
         if real.starts_with(&sandbox) {
             return Ok(());
         }
-        let resolved = if real == Path::new(path) {
-            String::new()
-        } else {
-            format!(" (it resolves to {})", real.display())
-        };
-        Err(format!(
-            "'{path}' is outside of sandbox {}{resolved}",
-            self.0.display()
-        ))
+        Err(SandboxError::Outside {
+            path: path.to_owned(),
+            sandbox: self.0.clone(),
+            resolved: (real != Path::new(path)).then_some(real),
+        })
     }
+}
+
+/// Why a template's `file` may not read a path.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The sandbox or the path exists in part but cannot be resolved (a
+    /// dangling symlink, a directory that cannot be searched).
+    #[error("cannot resolve {what}: {source}")]
+    Unresolved { what: String, source: io::Error },
+    /// `path` is, or leads (as `resolved`), outside the sandbox.
+    #[error(
+        "'{path}' is outside of sandbox {}{}",
+        sandbox.display(),
+        resolved.as_ref().map(|r| format!(" (it resolves to {})", r.display())).unwrap_or_default()
+    )]
+    Outside {
+        path: String,
+        sandbox: PathBuf,
+        resolved: Option<PathBuf>,
+    },
 }
 
 /// Where `path` really is: absolute, with every symlink resolved as far as
@@ -146,7 +166,7 @@ mod tests {
             format!("{r}/sb/new/../later.txt"),
         ];
         for path in &inside {
-            assert_eq!(sandbox.check(path), Ok(()), "{path}");
+            assert!(sandbox.check(path).is_ok(), "{path}");
         }
         let outside = [
             (format!("{r}/out/secret.txt"), None),
@@ -168,7 +188,7 @@ mod tests {
                 None => String::new(),
             };
             assert_eq!(
-                error,
+                error.to_string(),
                 format!("'{path}' is outside of sandbox {r}/sb{resolved}"),
                 "{path}"
             );
@@ -180,8 +200,8 @@ mod tests {
         let (_dir, root) = fixture();
         let sandbox = Sandbox::new(root.join("sblink"));
         let r = root.display();
-        assert_eq!(sandbox.check(&format!("{r}/sblink/in.txt")), Ok(()));
-        assert_eq!(sandbox.check(&format!("{r}/sb/in.txt")), Ok(()));
+        assert!(sandbox.check(&format!("{r}/sblink/in.txt")).is_ok());
+        assert!(sandbox.check(&format!("{r}/sb/in.txt")).is_ok());
         assert!(sandbox.check(&format!("{r}/sblink/bad-link")).is_err());
     }
 
@@ -191,7 +211,7 @@ mod tests {
         let sandbox = Sandbox::new(root.join("sb"));
         for path in [root.join("sb/dangling"), root.join("sb/dangling/below.txt")] {
             let path = path.display().to_string();
-            let error = sandbox.check(&path).expect_err(&path);
+            let error = sandbox.check(&path).expect_err(&path).to_string();
             assert!(
                 error.starts_with(&format!("cannot resolve '{path}': ")),
                 "{error}"
@@ -204,10 +224,10 @@ mod tests {
         let (_dir, root) = fixture();
         let cwd = std::env::current_dir().unwrap();
         let inside = Sandbox::new(cwd.clone());
-        assert_eq!(inside.check("Cargo.toml"), Ok(()));
-        assert_eq!(inside.check("./src/../Cargo.toml"), Ok(()));
-        assert_eq!(inside.check("not/there/yet"), Ok(()));
-        let error = inside.check("../outside").unwrap_err();
+        assert!(inside.check("Cargo.toml").is_ok());
+        assert!(inside.check("./src/../Cargo.toml").is_ok());
+        assert!(inside.check("not/there/yet").is_ok());
+        let error = inside.check("../outside").unwrap_err().to_string();
         assert!(
             error.starts_with(&format!(
                 "'../outside' is outside of sandbox {}",
@@ -218,7 +238,7 @@ mod tests {
 
         // A relative sandbox counts from there too.
         let relative = Sandbox::new(PathBuf::from("src"));
-        assert_eq!(relative.check("src/lib.rs"), Ok(()));
+        assert!(relative.check("src/lib.rs").is_ok());
         assert!(relative.check("Cargo.toml").is_err());
 
         // And a relative path is outside an absolute sandbox elsewhere.

@@ -366,7 +366,7 @@ fn file<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<Value<'
     }
     let path = path.trim();
     if let Some(sandbox) = lookup.sandbox {
-        sandbox.check(path)?;
+        sandbox.check(path).map_err(|e| e.to_string())?;
     }
     let dependency = Dependency::File {
         path: path.to_owned(),

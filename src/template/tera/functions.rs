@@ -233,7 +233,9 @@ fn key(kwargs: Kwargs, _: &State) -> TeraResult<Value> {
 fn file(kwargs: Kwargs, sandbox: Option<&Sandbox>) -> TeraResult<Value> {
     let path = kwargs.must_get::<&str>("path")?.trim();
     if let Some(sandbox) = sandbox {
-        sandbox.check(path).map_err(tera::Error::message)?;
+        sandbox
+            .check(path)
+            .map_err(|e| tera::Error::message(e.to_string()))?;
     }
     Ok(required(Dependency::File {
         path: path.to_owned(),
