@@ -655,6 +655,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                 return match param {
                     Param::Any => Ok(Value::Nil),
                     Param::Strings => Ok(Value::nil_list(STRINGS)),
+                    Param::Dict => Ok(Value::Nil),
                     _ => self.error(format!("cannot assign nil to {}", param_name(param))),
                 };
             }
@@ -705,7 +706,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             Param::Bool => self.error(format!("expected bool; found {arg}")),
             Param::Int => self.error(format!("expected integer; found {arg}")),
             Param::Str => self.error(format!("expected string; found {arg}")),
-            Param::Strings | Param::Any => self.error(format!(
+            Param::Strings | Param::Dict | Param::Any => self.error(format!(
                 "can't handle {arg} for arg of type {}",
                 param_name(param)
             )),
@@ -717,12 +718,15 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         let ok = match (&value, param) {
             (_, Param::Any) => true,
             (Value::NoValue, Param::Strings) => return Ok(Value::nil_list(STRINGS)),
+            // A nil map: it reads as empty and cannot be written.
+            (Value::NoValue | Value::Nil, Param::Dict) => return Ok(Value::Nil),
             (Value::NoValue, _) => {
                 return self.error(format!("invalid value; expected {}", param_name(param)));
             }
             (Value::Str(_), Param::Str) | (Value::Int(_), Param::Int) => true,
             (Value::Bool(_), Param::Bool) | (Value::Strings(_), Param::Strings) => true,
             (Value::List(list), Param::Strings) => list.type_name == STRINGS,
+            (Value::Map(map), Param::Dict) => map.elem == Elem::Any,
             _ => false,
         };
         if !ok {
@@ -805,7 +809,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                 let map_key = argv[1].as_str().unwrap_or_default().to_owned();
                 let mut entries = match values.get(&key) {
                     None => BTreeMap::new(),
-                    Some(Value::Map(map)) if map.elem == Elem::Any => map.entries.clone(),
+                    Some(Value::Map(map)) if map.elem == Elem::Any => map.entries.borrow().clone(),
                     Some(_) => {
                         drop(store);
                         return self.error(format!(
@@ -822,7 +826,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             }
             "MapValues" => match values.get(&key) {
                 Some(Value::Map(map)) if map.elem == Elem::Any => {
-                    Value::list(map.entries.values().cloned().collect())
+                    Value::list(map.entries.borrow().values().cloned().collect())
                 }
                 _ => Value::Nil,
             },
@@ -848,6 +852,7 @@ fn param_name(param: Param) -> &'static str {
         Param::Int => "int",
         Param::Bool => "bool",
         Param::Strings => "[]string",
+        Param::Dict => "map[string]interface {}",
     }
 }
 

@@ -109,7 +109,9 @@ pub struct Map<'a> {
     /// Its value type: `interface{}` (missing keys are `<no value>`) or a
     /// concrete one (missing keys are that type's zero value).
     pub elem: Elem,
-    pub entries: BTreeMap<String, Value<'a>>,
+    /// Shared, as a Go map is: sprig's `set` and `unset` change it where
+    /// every holder sees it.
+    pub entries: RefCell<BTreeMap<String, Value<'a>>>,
 }
 
 /// The value type of a map, as Go's map types name it.
@@ -201,7 +203,10 @@ impl<'a> Value<'a> {
     }
 
     pub fn map(elem: Elem, entries: BTreeMap<String, Value<'a>>) -> Value<'a> {
-        Value::Map(Rc::new(Map { elem, entries }))
+        Value::Map(Rc::new(Map {
+            elem,
+            entries: RefCell::new(entries),
+        }))
     }
 
     /// Go's truth: false, 0, nil, an empty string, slice or map are false.
@@ -216,7 +221,7 @@ impl<'a> Value<'a> {
             Value::List(l) => !l.is_empty(),
             Value::Strings(l) => !l.is_empty(),
             Value::StrMap(m) => !m.is_empty(),
-            Value::Map(m) => !m.entries.is_empty(),
+            Value::Map(m) => !m.entries.borrow().is_empty(),
             Value::Obj(_) | Value::Chan(_) | Value::Scratch(_) => true,
         }
     }
@@ -247,6 +252,7 @@ impl<'a> Value<'a> {
             ),
             Value::Map(m) => Some(
                 m.entries
+                    .borrow()
                     .iter()
                     .map(|(k, v)| (Value::string(k.as_str()), v.clone()))
                     .collect(),
@@ -263,7 +269,7 @@ impl<'a> Value<'a> {
             Value::Chan(l) => Some(l.len()),
             Value::Strings(l) => Some(l.len()),
             Value::StrMap(m) => Some(m.len()),
-            Value::Map(m) => Some(m.entries.len()),
+            Value::Map(m) => Some(m.entries.borrow().len()),
             _ => None,
         }
     }
@@ -273,7 +279,7 @@ impl<'a> Value<'a> {
     pub fn map_get(&self, key: &str) -> Option<Option<Value<'a>>> {
         match self {
             Value::StrMap(m) => Some(m.get(key).map(|v| Value::str(v))),
-            Value::Map(m) => Some(m.entries.get(key).cloned()),
+            Value::Map(m) => Some(m.entries.borrow().get(key).cloned()),
             _ => None,
         }
     }

@@ -42,7 +42,7 @@ pub fn register(table: &mut Table) {
     });
     table.add("explodeMap", &[Param::Any], None, |a| {
         let entries = match &a[0] {
-            Value::Map(m) if m.elem == Elem::Any => m.entries.clone(),
+            Value::Map(m) if m.elem == Elem::Any => m.entries.borrow().clone(),
             other => {
                 return Err(format!(
                     "wrong type for value; expected map[string]interface {{}}; got {}",
@@ -276,7 +276,7 @@ fn explode_into<'a>(
     };
     let mut nested = match map.get(top) {
         None => BTreeMap::new(),
-        Some(Value::Map(m)) if m.elem == Elem::Any => m.entries.clone(),
+        Some(Value::Map(m)) if m.elem == Elem::Any => m.entries.borrow().clone(),
         Some(other) => {
             return Err(format!(
                 "not a map: {}: {} already has value {}",

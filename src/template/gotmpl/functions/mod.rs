@@ -3,6 +3,7 @@
 //! arguments are checked against before it runs.
 
 mod builtins;
+mod dicts;
 mod digests;
 mod lists;
 mod math;
@@ -28,6 +29,8 @@ pub enum Param {
     Bool,
     /// `[]string`.
     Strings,
+    /// `map[string]interface {}`: sprig's dicts.
+    Dict,
 }
 
 /// A function of its arguments alone.
@@ -92,6 +95,7 @@ pub fn table() -> &'static Table {
         sprig::register(&mut table);
         timestamp::register(&mut table);
         digests::register(&mut table);
+        dicts::register(&mut table);
         table
     })
 }

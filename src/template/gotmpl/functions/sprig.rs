@@ -446,7 +446,7 @@ fn nil_arg<'a>(value: &Value<'a>) -> Value<'a> {
 }
 
 /// A returned `interface{}`: a nil one is no value to the template.
-fn interface(value: Value) -> Value {
+pub(super) fn interface(value: Value) -> Value {
     if is_nil(&value) {
         Value::NoValue
     } else {
@@ -488,7 +488,7 @@ fn sprint_one(value: &Value) -> String {
 }
 
 /// sprig's `strval`: a string as it is, anything else as `%v` prints it.
-fn strval(value: &Value) -> String {
+pub(super) fn strval(value: &Value) -> String {
     match value {
         Value::Str(s) => s.to_string(),
         other => sprint_one(other),

@@ -1,0 +1,235 @@
+//! sprig's dictionaries (`map[string]interface {}`): `sprig_dict` makes
+//! one, `sprig_set` and `sprig_unset` change it in place (every holder sees
+//! the change, as with a Go map), and `get`, `hasKey`, `keys`, `values`,
+//! `pluck`, `pick`, `omit`, `dig` and `deepCopy` read it. `parseJSON`
+//! objects and `explode` results are such maps too.
+//!
+//! Go lists a map's keys and values in random order; here they come in key
+//! order, one of the orders Go may give.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use super::super::value::{Elem, List, Map, STRINGS, Value};
+use super::sprig::{interface, strval};
+use super::{Param, Table};
+
+const S: Param = Param::Str;
+const A: Param = Param::Any;
+const D: Param = Param::Dict;
+
+pub fn register(table: &mut Table) {
+    table.add("sprig_dict", &[], Some(A), |a| {
+        let mut entries = BTreeMap::new();
+        for pair in a.chunks(2) {
+            let value = pair.get(1).cloned().unwrap_or(Value::str(""));
+            entries.insert(strval(&pair[0]), value);
+        }
+        Ok(Value::map(Elem::Any, entries))
+    });
+    table.add("sprig_get", &[D, S], None, |a| {
+        Ok(interface(
+            entry(&a[0], key(&a[1])).unwrap_or(Value::str("")),
+        ))
+    });
+    table.add("sprig_hasKey", &[D, S], None, |a| {
+        Ok(Value::Bool(entry(&a[0], key(&a[1])).is_some()))
+    });
+    table.add("sprig_set", &[D, S, A], None, |a| {
+        let Value::Map(map) = &a[0] else {
+            return Err("assignment to entry in nil map".to_owned());
+        };
+        if holds(&a[2], map) {
+            return Err("a dict cannot be set to hold itself".to_owned());
+        }
+        map.entries
+            .borrow_mut()
+            .insert(key(&a[1]).to_owned(), a[2].clone());
+        Ok(a[0].clone())
+    });
+    table.add("sprig_unset", &[D, S], None, |a| {
+        let Value::Map(map) = &a[0] else {
+            return Ok(Value::map(Elem::Any, BTreeMap::new()));
+        };
+        map.entries.borrow_mut().remove(key(&a[1]));
+        Ok(a[0].clone())
+    });
+    table.add("sprig_keys", &[], Some(D), |a| {
+        let keys = a
+            .iter()
+            .flat_map(|dict| pairs(dict).into_iter().map(|(k, _)| k));
+        Ok(Value::typed_list(
+            STRINGS,
+            keys.map(Value::string).collect(),
+        ))
+    });
+    table.add("sprig_values", &[D], None, |a| {
+        Ok(Value::list(
+            pairs(&a[0]).into_iter().map(|(_, v)| v).collect(),
+        ))
+    });
+    table.add("sprig_pluck", &[S], Some(D), |a| {
+        let wanted = key(&a[0]);
+        Ok(Value::list(
+            a[1..].iter().filter_map(|d| entry(d, wanted)).collect(),
+        ))
+    });
+    table.add("sprig_pick", &[D], Some(S), |a| {
+        Ok(filtered(&a[0], &a[1..], true))
+    });
+    table.add("sprig_omit", &[D], Some(S), |a| {
+        Ok(filtered(&a[0], &a[1..], false))
+    });
+    table.add("sprig_dig", &[], Some(A), |a| {
+        const TOO_FEW: &str = "dig needs at least three arguments";
+        let [keys @ .., default, dict] = a.as_slice() else {
+            return Err(TOO_FEW.to_owned());
+        };
+        // As sprig does: the dict and every key are asserted first.
+        let mut dict = as_dict(dict)?;
+        let keys = keys
+            .iter()
+            .map(|k| {
+                k.as_str().ok_or_else(|| {
+                    format!(
+                        "interface conversion: interface {{}} is {}, not string",
+                        go_type(k)
+                    )
+                })
+            })
+            .collect::<Result<Vec<&str>, String>>()?;
+        let Some((last, path)) = keys.split_last() else {
+            return Err(TOO_FEW.to_owned());
+        };
+        for k in path {
+            let Some(step) = dict.entries.borrow().get(*k).cloned() else {
+                return Ok(interface(default.clone()));
+            };
+            dict = as_dict(&step)?;
+        }
+        let found = dict.entries.borrow().get(*last).cloned();
+        Ok(interface(found.unwrap_or_else(|| default.clone())))
+    });
+    table.add("sprig_deepCopy", &[A], None, |a| Ok(deep_copy(&a[0])));
+}
+
+fn key<'v>(value: &'v Value) -> &'v str {
+    value.as_str().unwrap_or_default()
+}
+
+/// The value under `key`, or `None` (a nil dict has no keys).
+fn entry<'a>(dict: &Value<'a>, key: &str) -> Option<Value<'a>> {
+    match dict {
+        Value::Map(map) => map.entries.borrow().get(key).cloned(),
+        _ => None,
+    }
+}
+
+/// The entries of a dict, in key order.
+fn pairs<'a>(dict: &Value<'a>) -> Vec<(String, Value<'a>)> {
+    match dict {
+        Value::Map(map) => map
+            .entries
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A new dict with the entries whose key is (`keep`) or is not among `keys`.
+fn filtered<'a>(dict: &Value<'a>, keys: &[Value<'a>], keep: bool) -> Value<'a> {
+    let named = |k: &str| keys.iter().any(|n| n.as_str() == Some(k));
+    let entries = pairs(dict)
+        .into_iter()
+        .filter(|(k, _)| named(k) == keep)
+        .collect();
+    Value::map(Elem::Any, entries)
+}
+
+/// Whether `value` is, or holds somewhere inside, `map` itself.
+fn holds<'a>(value: &Value<'a>, map: &Rc<Map<'a>>) -> bool {
+    match value {
+        Value::Map(inner) => {
+            Rc::ptr_eq(inner, map) || inner.entries.borrow().values().any(|v| holds(v, map))
+        }
+        Value::List(list) => list.iter().any(|v| holds(v, map)),
+        _ => false,
+    }
+}
+
+/// copystructure's deep copy: maps and slices made during the render are
+/// copied all the way down; everything else is shared, as it is immutable.
+fn deep_copy<'a>(value: &Value<'a>) -> Value<'a> {
+    match value {
+        Value::Map(map) => Value::map(
+            map.elem,
+            map.entries
+                .borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), deep_copy(v)))
+                .collect(),
+        ),
+        Value::List(list) => Value::List(Rc::new(List {
+            type_name: list.type_name,
+            nil: list.nil,
+            items: list.iter().map(deep_copy).collect(),
+        })),
+        other => other.clone(),
+    }
+}
+
+/// `value.(map[string]interface{})`, failing as Go's assertion panics.
+fn as_dict<'a>(value: &Value<'a>) -> Result<Rc<Map<'a>>, String> {
+    match value {
+        Value::Map(map) if map.elem == Elem::Any => Ok(map.clone()),
+        other => Err(format!(
+            "interface conversion: interface {{}} is {}, not map[string]interface {{}}",
+            go_type(other)
+        )),
+    }
+}
+
+/// The dynamic type a Go type assertion's panic names (`nil` for nil).
+fn go_type(value: &Value) -> &'static str {
+    match value {
+        Value::NoValue | Value::Nil => "nil",
+        other => other.type_name(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::gotmpl::fmt::print;
+
+    fn call<'a>(name: &str, args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
+        let mut table = Table::default();
+        register(&mut table);
+        (table.get(name).unwrap().run)(args)
+    }
+
+    #[test]
+    fn set_changes_the_dict_every_holder_sees_and_refuses_a_cycle() {
+        let s = Value::str;
+        let dict = call("sprig_dict", vec![s("b"), Value::Int(2), s("a")]).unwrap();
+        assert_eq!(print(&dict), "map[a: b:2]");
+        let holder = Value::list(vec![dict.clone()]);
+        call("sprig_set", vec![dict.clone(), s("c"), s("x")]).unwrap();
+        call("sprig_unset", vec![dict.clone(), s("a")]).unwrap();
+        assert_eq!(print(&holder), "[map[b:2 c:x]]");
+        let outer = Value::map(Elem::Any, [("inner".to_owned(), holder)].into());
+        assert_eq!(
+            call("sprig_set", vec![dict.clone(), s("loop"), outer]).err(),
+            Some("a dict cannot be set to hold itself".to_owned())
+        );
+        let copy = call("sprig_deepCopy", vec![dict.clone()]).unwrap();
+        call("sprig_set", vec![dict, s("d"), s("y")]).unwrap();
+        assert_eq!(print(&copy), "map[b:2 c:x]");
+        assert_eq!(
+            call("sprig_set", vec![Value::Nil, s("k"), s("v")]).err(),
+            Some("assignment to entry in nil map".to_owned())
+        );
+    }
+}
