@@ -11,10 +11,10 @@
 //! anything unconvertible is 0. Functions that return `interface{}` hand
 //! back no value for nil, which is what the template then prints.
 //!
-//! Left out: what reads the clock, the environment, the network or a
-//! random source, what hashes with SHA (no SHA crate is a dependency),
-//! and what depends on Go types this port does not keep apart (`typeOf`,
-//! `kindOf`, `deepEqual`, the dict functions, JSON, floats, semver).
+//! The checksums are in `digests`, the dicts in `dicts`. Left out: what
+//! reads the clock, the environment, the network or a random source, and
+//! `merge`/`mergeOverwrite` (mergo's rules), `deepEqual`, the float
+//! functions and semver.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -23,6 +23,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::super::fmt::{sprint, sprintf};
+use super::super::json::{parse_json, to_json};
 use super::super::parse::underscores_ok;
 use super::super::value::{Elem, INTS, Obj, STRINGS, Value};
 use super::strings::{
@@ -43,6 +44,7 @@ pub fn register(table: &mut Table) {
     register_numbers(table);
     register_defaults(table);
     register_types(table);
+    register_json(table);
     register_lists(table);
     register_paths(table);
 }
@@ -263,6 +265,40 @@ fn register_defaults(table: &mut Table) {
             a[1].clone()
         }))
     });
+}
+
+/// sprig's JSON: `toJson` and its kin give "" where encoding fails and
+/// `fromJson` no value where decoding does; the `must` forms fail instead.
+fn register_json(table: &mut Table) {
+    table.add("sprig_toJson", &[A], None, |a| {
+        Ok(quiet(to_json(&a[0], false, true)))
+    });
+    table.add("sprig_toPrettyJson", &[A], None, |a| {
+        Ok(quiet(to_json(&a[0], true, true)))
+    });
+    table.add("sprig_toRawJson", &[A], None, |a| {
+        Ok(quiet(to_json(&a[0], false, false)))
+    });
+    table.add("sprig_mustToJson", &[A], None, |a| {
+        to_json(&a[0], false, true).map(Value::string)
+    });
+    table.add("sprig_mustToPrettyJson", &[A], None, |a| {
+        to_json(&a[0], true, true).map(Value::string)
+    });
+    table.add("sprig_mustToRawJson", &[A], None, |a| {
+        to_json(&a[0], false, false).map(Value::string)
+    });
+    table.add("sprig_fromJson", &[S], None, |a| {
+        Ok(parse_json(text(&a[0])).map_or(Value::NoValue, interface))
+    });
+    table.add("sprig_mustFromJson", &[S], None, |a| {
+        parse_json(text(&a[0])).map(interface)
+    });
+}
+
+/// An encoding's text, or "" where it failed.
+fn quiet<'a>(encoded: Result<String, String>) -> Value<'a> {
+    Value::string(encoded.unwrap_or_default())
 }
 
 /// sprig's reflection helpers: a value's `reflect.Kind` and Go type.
