@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,9 +79,22 @@ impl ErrorLog {
     /// `None` when it is a pipe or terminal (`error_log stderr`) or not
     /// ours to open.
     fn of(master: i32) -> Option<ErrorLog> {
-        let file = File::open(format!("/proc/{master}/fd/2")).ok()?;
+        ErrorLog::open(
+            Path::new(&format!("/proc/{master}/fd/2")),
+            Path::new("/proc/self/fd/2"),
+        )
+    }
+
+    /// The regular file at `path`, read from its end, unless it is the
+    /// file at `own`: a child nginx logging to the stderr it got from
+    /// consul-render writes into consul-render's own log, whose lines
+    /// quote the `[emerg]` of failed checks.
+    fn open(path: &Path, own: &Path) -> Option<ErrorLog> {
+        let file = File::open(path).ok()?;
         let meta = file.metadata().ok()?;
-        meta.is_file().then(|| ErrorLog {
+        let ours = std::fs::metadata(own)
+            .is_ok_and(|own| own.dev() == meta.dev() && own.ino() == meta.ino());
+        (meta.is_file() && !ours).then(|| ErrorLog {
             file,
             read_to: meta.len(),
             partial: String::new(),
@@ -219,33 +233,46 @@ mod tests {
 
     #[test]
     fn the_error_log_of_a_process_is_its_stderr_when_that_is_a_file() {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stderr");
-        let stderr = File::create(&path).unwrap();
-        let child = std::process::Command::new("sh")
-            .args([
-                "-c",
-                "sleep 0.2; echo '[emerg] from the child' >&2; sleep 5",
-            ])
+        std::fs::write(&path, "[emerg] from before the reload\n").unwrap();
+        let stderr = File::options().append(true).open(&path).unwrap();
+        // The child writes once told to, after its log was opened.
+        let mut child = Command::new("sh")
+            .args(["-c", "read go; echo '[emerg] from the child' >&2"])
+            .stdin(Stdio::piped())
             .stderr(stderr)
             .spawn()
             .unwrap();
         let mut log = ErrorLog::of(child.id() as i32).expect("a file on fd 2");
-        let found = (0..100).find_map(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            log.new_emergencies()
-        });
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        child.wait().unwrap();
+        let found = log.new_emergencies();
         let piped = std::process::Command::new("sleep")
             .arg("5")
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let of_pipe = ErrorLog::of(piped.id() as i32).is_some();
-        for mut c in [child, piped] {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
+        let mut piped = piped;
+        piped.kill().unwrap();
+        piped.wait().unwrap();
         assert_eq!(found.as_deref(), Some("[emerg] from the child"));
         assert!(!of_pipe, "a pipe on fd 2 is no error log");
+    }
+
+    #[test]
+    fn consul_render_s_own_log_is_never_taken_for_nginx_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let (own, other) = (dir.path().join("own.log"), dir.path().join("other.log"));
+        std::fs::write(&own, "").unwrap();
+        std::fs::write(&other, "").unwrap();
+        let link = dir.path().join("link-to-own");
+        std::os::unix::fs::symlink(&own, &link).unwrap();
+        assert!(ErrorLog::open(&link, &own).is_none());
+        assert!(ErrorLog::open(&own, &own).is_none());
+        assert!(ErrorLog::open(&other, &own).is_some());
     }
 }

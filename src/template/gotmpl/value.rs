@@ -44,6 +44,7 @@ pub const NODE_SERVICES: &str = "[]*dependency.CatalogNodeService";
 pub const KEY_PAIRS: &str = "[]*dependency.KeyPair";
 pub const CHECKS: &str = "api.HealthChecks";
 pub const STRINGS: &str = "[]string";
+pub const INTERFACES: &str = "[]interface {}";
 pub const INTS: &str = "[]int";
 
 /// One Go value. Cheap to clone: compound values are shared.
@@ -109,6 +110,9 @@ pub struct Map<'a> {
     /// Its value type: `interface{}` (missing keys are `<no value>`) or a
     /// concrete one (missing keys are that type's zero value).
     pub elem: Elem,
+    /// A nil map (a missing `byKey` group): `%#v` says `(nil)` and
+    /// `toJSON` says `null`; otherwise it reads as an empty map.
+    pub nil: bool,
     /// Shared, as a Go map is: sprig's `set` and `unset` change it where
     /// every holder sees it.
     pub entries: RefCell<BTreeMap<String, Value<'a>>>,
@@ -181,7 +185,7 @@ impl<'a> Value<'a> {
 
     /// A `[]interface{}`.
     pub fn list(items: Vec<Value<'a>>) -> Value<'a> {
-        Value::typed_list("[]interface {}", items)
+        Value::typed_list(INTERFACES, items)
     }
 
     /// A slice of the Go type `type_name`.
@@ -205,8 +209,29 @@ impl<'a> Value<'a> {
     pub fn map(elem: Elem, entries: BTreeMap<String, Value<'a>>) -> Value<'a> {
         Value::Map(Rc::new(Map {
             elem,
+            nil: false,
             entries: RefCell::new(entries),
         }))
+    }
+
+    /// A nil map of value type `elem`.
+    pub fn nil_map(elem: Elem) -> Value<'a> {
+        Value::Map(Rc::new(Map {
+            elem,
+            nil: true,
+            entries: RefCell::default(),
+        }))
+    }
+
+    /// reflect's `IsNil` where it applies (text/template's `isNil`): no
+    /// value, nil, and nil pointers, slices and maps.
+    pub fn is_nil(&self) -> bool {
+        match self {
+            Value::NoValue | Value::Nil | Value::NilPtr(_) => true,
+            Value::List(list) => list.nil,
+            Value::Map(map) => map.nil,
+            _ => false,
+        }
     }
 
     /// Go's truth: false, 0, nil, an empty string, slice or map are false.
@@ -292,8 +317,8 @@ impl<'a> Value<'a> {
                 Elem::Str => Value::str(""),
                 Elem::Address => Value::Obj(Obj::Address(&ZERO_ADDRESS)),
                 Elem::Instances => Value::nil_list(INSTANCES),
-                Elem::AnyList => Value::nil_list("[]interface {}"),
-                Elem::Map => Value::map(Elem::KeyPairs, BTreeMap::new()),
+                Elem::AnyList => Value::nil_list(INTERFACES),
+                Elem::Map => Value::nil_map(Elem::KeyPairs),
                 Elem::KeyPairs => Value::NilPtr("*dependency.KeyPair"),
             },
             _ => Value::str(""),

@@ -300,7 +300,8 @@ fn eq(args: &[Value]) -> Result<bool, String> {
                 _ if k1 != Kind::Invalid && k2 != Kind::Invalid => {
                     return Err(bad_comparison(first, arg));
                 }
-                _ => false,
+                // Nil against a pointer, slice or map: Go's `isNil` on both.
+                _ => first.is_nil() == arg.is_nil(),
             }
         } else {
             match (first, arg) {
@@ -310,6 +311,7 @@ fn eq(args: &[Value]) -> Result<bool, String> {
                 (Value::Float(a), Value::Float(b)) => a == b,
                 (Value::Str(a), Value::Str(b)) => **a == **b,
                 _ if k1 == Kind::Invalid => true,
+                _ if first.is_nil() || arg.is_nil() => first.is_nil() && arg.is_nil(),
                 (Value::Obj(a), Value::Obj(b)) => same_object(a, b),
                 _ => {
                     return Err(format!(

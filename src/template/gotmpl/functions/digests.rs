@@ -47,14 +47,9 @@ fn hex<'a>(digest: &[u8]) -> Value<'a> {
 fn adler32(data: &[u8]) -> u32 {
     const MOD: u32 = 65_521;
     let (mut a, mut b) = (1u32, 0u32);
-    // 5552 bytes is the most that cannot overflow u32 before the modulo.
-    for block in data.chunks(5552) {
-        for &byte in block {
-            a += u32::from(byte);
-            b += a;
-        }
-        a %= MOD;
-        b %= MOD;
+    for &byte in data {
+        a = (a + u32::from(byte)) % MOD;
+        b = (b + a) % MOD;
     }
     (b << 16) | a
 }
@@ -85,16 +80,7 @@ mod tests {
             "a9993e364706816aba3e25717850c26c9cd0d89d"
         );
         assert_eq!(call("sprig_adler32sum", "Wikipedia"), "300286872");
+        assert_eq!(call("sprig_adler32sum", "hello"), "103547413");
         assert_eq!(call("sprig_adler32sum", ""), "1");
-        let long = "x".repeat(100_000);
-        let expected = {
-            let (mut a, mut b) = (1u64, 0u64);
-            for _ in 0..100_000 {
-                a = (a + u64::from(b'x')) % 65_521;
-                b = (b + a) % 65_521;
-            }
-            (b << 16) | a
-        };
-        assert_eq!(u64::from(adler32(long.as_bytes())), expected);
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::super::value::{Elem, INSTANCES, Obj, Value};
+use super::super::value::{Elem, INSTANCES, INTERFACES, Obj, Value};
 use super::{Param, Table};
 
 const ANY2: &[Param] = &[Param::Any, Param::Any];
@@ -296,7 +296,7 @@ fn explode_into<'a>(
 fn grouped<'a>(elem: Elem, groups: BTreeMap<String, Vec<Value<'a>>>) -> Value<'a> {
     let slice_type = match elem {
         Elem::Instances => INSTANCES,
-        _ => "[]interface {}",
+        _ => INTERFACES,
     };
     Value::map(
         elem,

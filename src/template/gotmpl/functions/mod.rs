@@ -56,6 +56,7 @@ impl Table {
         variadic: Option<Param>,
         run: Pure,
     ) {
+        debug_assert!(!self.0.contains_key(name), "{name} is registered twice");
         self.0.insert(
             name,
             Func {

@@ -163,9 +163,6 @@ fn register_strings(table: &mut Table) {
     table.add("sprig_b64dec", &[S], None, |a| {
         Ok(decode_base64(text(&a[0]), false).unwrap_or_else(Value::string))
     });
-    table.add("sprig_adler32sum", &[S], None, |a| {
-        Ok(Value::string(adler32(text(&a[0]).as_bytes()).to_string()))
-    });
     table.add("sprig_regexQuoteMeta", &[S], None, |a| {
         Ok(Value::string(quote_meta(text(&a[0]))))
     });
@@ -974,17 +971,6 @@ fn initials(s: &str) -> String {
     out
 }
 
-/// `hash/adler32.Checksum`.
-fn adler32(bytes: &[u8]) -> u32 {
-    const MOD: u32 = 65521;
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in bytes {
-        a = (a + u32::from(byte)) % MOD;
-        b = (b + a) % MOD;
-    }
-    (b << 16) | a
-}
-
 /// `regexp.QuoteMeta`.
 fn quote_meta(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -1315,10 +1301,6 @@ mod tests {
         assert_eq!(
             call("sprig_b64dec", vec![s("a!")]),
             Ok("illegal base64 data at input byte 1".into())
-        );
-        assert_eq!(
-            call("sprig_adler32sum", vec![s("hello")]),
-            Ok("103547413".into())
         );
         assert_eq!(
             call("sprig_regexQuoteMeta", vec![s("a.b*")]),

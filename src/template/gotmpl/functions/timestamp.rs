@@ -20,7 +20,12 @@ pub fn register(table: &mut Table) {
         let layout = match a.as_slice() {
             [] => RFC3339,
             [layout] => layout.as_str().unwrap_or_default(),
-            _ => return Err("timestamp: too many arguments".to_owned()),
+            _ => {
+                return Err(format!(
+                    "timestamp: wrong number of arguments, expected 0 or 1, but got {}",
+                    a.len()
+                ));
+            }
         };
         Ok(Value::string(if layout == "unix" {
             now.unix.to_string()
@@ -352,7 +357,7 @@ mod tests {
         );
         assert_eq!(
             run(vec![Value::str("2006"), Value::str("01")]).err(),
-            Some("timestamp: too many arguments".to_owned())
+            Some("timestamp: wrong number of arguments, expected 0 or 1, but got 2".to_owned())
         );
     }
 }
