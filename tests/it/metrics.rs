@@ -16,7 +16,7 @@ use testbed::{
     free_port, http_get, wait_until,
 };
 
-use crate::support::{Daemon, Render, wait_for_file, write};
+use crate::support::{Daemon, Render, wait_for_answer, wait_for_file, write};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -64,15 +64,13 @@ impl Endpoints {
     /// Waits until `/health` answers `status` with a reason containing
     /// `reason` (any answer when `reason` is empty).
     fn wait_for_health(&self, status: u16, reason: &str) -> serde_json::Value {
-        let mut last = None;
-        wait_until(&format!("/health {status} {reason:?}"), T, || {
-            let (got, json) = self.health();
-            let reasons = json["reasons"].to_string();
-            let matched = got == status && reasons.contains(reason);
-            last = Some(json);
-            matched
-        });
-        last.expect("one answer at least")
+        let (_, json) = wait_for_answer(
+            &format!("/health {status} {reason:?}"),
+            T,
+            || self.health(),
+            |(got, json)| *got == status && json["reasons"].to_string().contains(reason),
+        );
+        json
     }
 }
 
@@ -439,14 +437,7 @@ impl Passes {
 
     /// Waits until `done` holds for a scrape and returns that scrape.
     fn wait_for(endpoints: &Endpoints, what: &str, done: impl Fn(&Passes) -> bool) -> Passes {
-        let mut last = None;
-        wait_until(what, T, || {
-            let passes = Passes::scrape(endpoints);
-            let matched = done(&passes);
-            last = Some(passes);
-            matched
-        });
-        last.expect("one scrape at least")
+        wait_for_answer(what, T, || Passes::scrape(endpoints), done)
     }
 }
 

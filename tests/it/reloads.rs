@@ -101,6 +101,24 @@ fn settled_reloads(bed: &Bed) -> (usize, usize) {
     )
 }
 
+/// Registers a new instance, then waits until the first `listing`
+/// outputs list it, the reload command has succeeded once more than
+/// `commands` times and nginx has reloaded once more than `reloads`.
+fn add_instance(bed: &mut Bed, listing: usize, commands: usize, reloads: usize) -> Backend {
+    let backend = Backend::start("web-1");
+    register(&bed.consul, &backend, "web-1");
+    let endpoint = format!("127.0.0.1:{}", backend.port());
+    wait_until("the files to list the new instance", T, || {
+        bed.outputs[..listing]
+            .iter()
+            .all(|o| read(o).contains(&endpoint))
+    });
+    bed.daemon
+        .wait_for_log("command succeeded", commands + 1, T);
+    bed.nginx.wait_for_reloads(reloads + 1, T);
+    backend
+}
+
 #[test]
 fn three_changed_templates_reload_nginx_once_and_a_failing_check_holds_back_only_its_own() {
     // The third template's check refuses everything: its file must keep
@@ -115,16 +133,8 @@ fn three_changed_templates_reload_nginx_once_and_a_failing_check_holds_back_only
     bed.daemon.wait_for_log("command succeeded", 1, T);
     let (reloads, commands) = settled_reloads(&bed);
 
-    let backend = Backend::start("web-1");
-    register(&bed.consul, &backend, "web-1");
-    let endpoint = format!("127.0.0.1:{}", backend.port());
-    wait_until("a and b to list the new instance", T, || {
-        bed.outputs[..2].iter().all(|o| read(o).contains(&endpoint))
-    });
+    let _backend = add_instance(&mut bed, 2, commands, reloads);
     bed.daemon.wait_for_log("check failed", 2, T);
-    bed.daemon
-        .wait_for_log("command succeeded", commands + 1, T);
-    bed.nginx.wait_for_reloads(reloads + 1, T);
     // Let anything still queued show itself before counting: one more
     // quiescence period and then some.
     std::thread::sleep(Duration::from_secs(2));
@@ -154,15 +164,7 @@ fn three_templates_that_change_and_pass_in_one_pass_reload_nginx_once() {
     bed.daemon.wait_for_log("command succeeded", 1, T);
     let (reloads, commands) = settled_reloads(&bed);
 
-    let backend = Backend::start("web-1");
-    register(&bed.consul, &backend, "web-1");
-    let endpoint = format!("127.0.0.1:{}", backend.port());
-    wait_until("every file to list the new instance", T, || {
-        bed.outputs.iter().all(|o| read(o).contains(&endpoint))
-    });
-    bed.daemon
-        .wait_for_log("command succeeded", commands + 1, T);
-    bed.nginx.wait_for_reloads(reloads + 1, T);
+    let _backend = add_instance(&mut bed, 3, commands, reloads);
     // Anything still queued shows itself within a quiescence period.
     std::thread::sleep(Duration::from_secs(3));
     let log = bed.daemon.log();

@@ -127,16 +127,29 @@ pub fn wait_for_file(
     timeout: Duration,
     pred: impl Fn(&str) -> bool,
 ) -> String {
-    let mut last = String::new();
-    wait_until(
+    wait_for_answer(
         &format!("{} to hold {what}", path.display()),
         timeout,
-        || {
-            last = std::fs::read_to_string(path).unwrap_or_default();
-            pred(&last)
-        },
-    );
-    last
+        || std::fs::read_to_string(path).unwrap_or_default(),
+        |text| pred(text),
+    )
+}
+
+/// Asks `probe` until `done` holds for its answer; returns that answer.
+pub fn wait_for_answer<A>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> A,
+    done: impl Fn(&A) -> bool,
+) -> A {
+    let mut last = None;
+    wait_until(what, timeout, || {
+        let answer = probe();
+        let matched = done(&answer);
+        last = Some(answer);
+        matched
+    });
+    last.expect("wait_until asks at least once")
 }
 
 /// Writes a file, creating its directory.
