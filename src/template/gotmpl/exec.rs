@@ -807,10 +807,14 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             }
             "MapSet" | "MapSetX" => {
                 let map_key = argv[1].as_str().unwrap_or_default().to_owned();
-                let mut entries = match values.get(&key) {
-                    None => BTreeMap::new(),
-                    Some(Value::Map(map)) if map.elem == Elem::Any => map.entries.borrow().clone(),
-                    Some(_) => {
+                // The map is changed in place, as Go's is: a copy taken
+                // with Get sees the new entry.
+                let map = match values
+                    .entry(key.clone())
+                    .or_insert_with(|| Value::map(Elem::Any, BTreeMap::new()))
+                {
+                    Value::Map(map) if map.elem == Elem::Any => map.clone(),
+                    _ => {
                         drop(store);
                         return self.error(format!(
                             "error calling {name}: {} is not a map",
@@ -818,10 +822,10 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                         ));
                     }
                 };
+                let mut entries = map.entries.borrow_mut();
                 if name == "MapSet" || !entries.contains_key(&map_key) {
                     entries.insert(map_key, argv[2].clone());
                 }
-                values.insert(key, Value::map(Elem::Any, entries));
                 Value::str("")
             }
             "MapValues" => match values.get(&key) {
