@@ -267,7 +267,7 @@ fn datacenters<'a>(lookup: &mut Lookup<'a, '_>, args: Vec<Value<'a>>) -> Result<
     let Data::Datacenters(names) = &**data else {
         return Ok(empty(STRINGS));
     };
-    Ok(Value::Strings(names))
+    Ok(Value::Strings(STRINGS, names))
 }
 
 /// A `key@dc` path, as `kv.get` parses it.

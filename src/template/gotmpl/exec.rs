@@ -184,7 +184,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         let outer = self.vars.len();
         let value = self.eval_pipeline(dot, &branch.pipe)?;
         let items: Vec<(Value<'a>, Value<'a>)> = match &value {
-            Value::List(_) | Value::Strings(_) | Value::Chan(_) => {
+            Value::List(_) | Value::Strings(..) | Value::Chan(_) => {
                 let elements = match &value {
                     Value::Chan(items) => items.to_vec(),
                     _ => value.elements().unwrap_or_default(),
@@ -724,7 +724,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                 return self.error(format!("invalid value; expected {}", param_name(param)));
             }
             (Value::Str(_), Param::Str) | (Value::Int(_), Param::Int) => true,
-            (Value::Bool(_), Param::Bool) | (Value::Strings(_), Param::Strings) => true,
+            (Value::Bool(_), Param::Bool) | (Value::Strings(..), Param::Strings) => true,
             (Value::List(list), Param::Strings) => list.type_name == STRINGS,
             (Value::Map(map), Param::Dict) => map.elem == Elem::Any,
             _ => false,

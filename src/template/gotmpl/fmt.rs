@@ -60,6 +60,38 @@ struct Spec {
     precision: Option<usize>,
 }
 
+type Chars<'f> = std::iter::Peekable<std::str::CharIndices<'f>>;
+
+/// Go's `argNumber`: a bracketed one-based argument index at the front of
+/// `chars`, consumed. `None` when there is none; otherwise whether it names
+/// one of the `len` arguments (then `arg` is set to it). Without a closing
+/// bracket only the `[` is consumed, as in Go.
+fn arg_index(chars: &mut Chars, len: usize, arg: &mut usize) -> Option<bool> {
+    if chars.peek().map(|&(_, c)| c) != Some('[') {
+        return None;
+    }
+    let after_bracket = chars.clone().skip(1).map(|(_, c)| c);
+    let Some(inner_len) = after_bracket.clone().position(|c| c == ']') else {
+        chars.next();
+        return Some(false);
+    };
+    let inner: String = after_bracket.take(inner_len).collect();
+    // `[`, what is inside, `]`.
+    for _ in 0..inner_len + 2 {
+        chars.next();
+    }
+    let number = (!inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| inner.parse::<usize>().ok())
+        .flatten();
+    match number {
+        Some(n) if (1..=len).contains(&n) => {
+            *arg = n - 1;
+            Some(true)
+        }
+        _ => Some(false),
+    }
+}
+
 /// `fmt.Sprintf` with Go's verbs and flags.
 pub fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
@@ -83,31 +115,18 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
-        // Explicit argument index: %[2]d.
-        let mut index = |chars: &mut std::iter::Peekable<std::str::CharIndices>,
-                         arg: &mut usize| {
-            if chars.peek().map(|&(_, c)| c) != Some('[') {
-                return true;
+        // Explicit argument indexes (`%[2]d`, `%[1]*d`, `%.[2]f`), as Go's
+        // doPrintf takes them: a bad one spoils the verb.
+        let mut good = true;
+        let mut take_index = |chars: &mut Chars, arg: &mut usize, good: &mut bool| {
+            let found = arg_index(chars, args.len(), arg);
+            if let Some(ok) = found {
+                reordered = true;
+                *good &= ok;
             }
-            chars.next();
-            let mut digits = String::new();
-            while let Some(&(_, d)) = chars.peek() {
-                chars.next();
-                if d == ']' {
-                    break;
-                }
-                digits.push(d);
-            }
-            reordered = true;
-            match digits.parse::<usize>() {
-                Ok(n) if n >= 1 && n <= args.len() => {
-                    *arg = n - 1;
-                    true
-                }
-                _ => false,
-            }
+            found.is_some()
         };
-        let mut good_index = index(&mut chars, &mut arg);
+        let mut after_index = take_index(&mut chars, &mut arg, &mut good);
         if chars.peek().map(|&(_, c)| c) == Some('*') {
             chars.next();
             match args.get(arg) {
@@ -119,26 +138,34 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
                 }
                 _ => out.push_str("%!(BADWIDTH)"),
             }
-            arg += 1;
+            arg = (arg + 1).min(args.len());
+            after_index = false;
         } else {
             spec.width = digits(&mut chars);
+            if after_index && spec.width.is_some() {
+                good = false;
+            }
         }
         if chars.peek().map(|&(_, c)| c) == Some('.') {
             chars.next();
-            good_index = good_index && index(&mut chars, &mut arg);
+            if after_index {
+                good = false;
+            }
+            after_index = take_index(&mut chars, &mut arg, &mut good);
             if chars.peek().map(|&(_, c)| c) == Some('*') {
                 chars.next();
                 match args.get(arg) {
                     Some(Value::Int(n)) if *n >= 0 => spec.precision = Some(*n as usize),
                     _ => out.push_str("%!(BADPREC)"),
                 }
-                arg += 1;
+                arg = (arg + 1).min(args.len());
+                after_index = false;
             } else {
                 spec.precision = Some(digits(&mut chars).unwrap_or(0));
             }
         }
-        if !good_index {
-            good_index = index(&mut chars, &mut arg);
+        if !after_index {
+            take_index(&mut chars, &mut arg, &mut good);
         }
         if spec.minus {
             spec.zero = false;
@@ -151,7 +178,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             out.push('%');
             continue;
         }
-        if !good_index {
+        if !good {
             let _ = write!(out, "%!{verb}(BADINDEX)");
             continue;
         }
@@ -270,7 +297,7 @@ fn format_value(value: &Value, verb: char, spec: &Spec, depth: usize) -> String 
         }
         Value::Float(f) => format_float(*f, verb, spec).unwrap_or_else(|| bad_verb(value, verb)),
         Value::Str(s) => format_str(s, verb, spec).unwrap_or_else(|| bad_verb(value, verb)),
-        Value::List(_) | Value::Strings(_) | Value::Chan(_) => {
+        Value::List(_) | Value::Strings(..) | Value::Chan(_) => {
             if matches!(value, Value::Chan(_)) {
                 return pad("0xc000000000".to_owned(), spec, false);
             }
@@ -330,7 +357,7 @@ fn go_syntax(value: &Value, depth: usize) -> String {
         Value::Uint(u) => format!("{u:#x}"),
         Value::Float(f) => format_float(*f, 'v', &Spec::default()).unwrap_or_default(),
         Value::Str(s) => quote(s),
-        Value::List(_) | Value::Strings(_) => {
+        Value::List(_) | Value::Strings(..) => {
             let items = value.elements().unwrap_or_default();
             let inner = items.iter().map(|i| go_syntax(i, depth + 1)).collect();
             format!("{}{{{}}}", value.type_name(), joined(inner))
@@ -778,6 +805,16 @@ mod tests {
                 "[]interface {}{1, interface {}(nil)}",
             ),
             ("%", vec![], "%!(NOVERB)"),
+            (
+                "%[3]d|%[0]d|%[x]d|%[1]5d|%[1d|%[2]d %d",
+                vec![Value::Int(1), Value::Int(2)],
+                "%!d(BADINDEX)|%!d(BADINDEX)|%!d(BADINDEX)|%!d(BADINDEX)|%!d(BADINDEX) 1",
+            ),
+            (
+                "%[1d %d",
+                vec![Value::Int(1), Value::Int(2)],
+                "%!d(BADINDEX) 1",
+            ),
         ];
         for (format, args, want) in cases {
             assert_eq!(sprintf(format, &args), want, "{format}");

@@ -54,7 +54,7 @@ impl Encoder<'_> {
             }
             Value::Float(f) => self.out.push_str(&float(*f)?),
             Value::Str(s) => self.string(s),
-            Value::List(_) | Value::Strings(_) => {
+            Value::List(_) | Value::Strings(..) => {
                 let items = value.elements().unwrap_or_default();
                 self.sequence('[', ']', items.len(), |e, i| e.value(&items[i]))?;
             }

@@ -45,6 +45,8 @@ pub const KEY_PAIRS: &str = "[]*dependency.KeyPair";
 pub const CHECKS: &str = "api.HealthChecks";
 pub const STRINGS: &str = "[]string";
 pub const INTERFACES: &str = "[]interface {}";
+/// consul-template's `type ServiceTags []string`.
+pub const SERVICE_TAGS: &str = "dependency.ServiceTags";
 pub const INTS: &str = "[]int";
 
 /// One Go value. Cheap to clone: compound values are shared.
@@ -71,8 +73,9 @@ pub enum Value<'a> {
     Str(Str<'a>),
     /// `[]interface{}` and the typed slices functions return.
     List(Rc<List<'a>>),
-    /// A `[]string` read from the snapshot (tags).
-    Strings(&'a [String]),
+    /// A slice of strings read from the snapshot, with its Go type
+    /// (`dependency.ServiceTags` for tags, `[]string` otherwise).
+    Strings(&'static str, &'a [String]),
     /// A `map[string]string` read from the snapshot (meta).
     StrMap(&'a SmallMap<String>),
     /// A map made during the render; keys are kept sorted as Go prints them.
@@ -244,7 +247,7 @@ impl<'a> Value<'a> {
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
-            Value::Strings(l) => !l.is_empty(),
+            Value::Strings(_, l) => !l.is_empty(),
             Value::StrMap(m) => !m.is_empty(),
             Value::Map(m) => !m.entries.borrow().is_empty(),
             Value::Obj(_) | Value::Chan(_) | Value::Scratch(_) => true,
@@ -262,7 +265,7 @@ impl<'a> Value<'a> {
     pub fn elements(&self) -> Option<Vec<Value<'a>>> {
         match self {
             Value::List(l) => Some(l.to_vec()),
-            Value::Strings(l) => Some(l.iter().map(|s| Value::str(s)).collect()),
+            Value::Strings(_, l) => Some(l.iter().map(|s| Value::str(s)).collect()),
             _ => None,
         }
     }
@@ -292,7 +295,7 @@ impl<'a> Value<'a> {
             Value::Str(s) => Some(s.len()),
             Value::List(l) => Some(l.len()),
             Value::Chan(l) => Some(l.len()),
-            Value::Strings(l) => Some(l.len()),
+            Value::Strings(_, l) => Some(l.len()),
             Value::StrMap(m) => Some(m.len()),
             Value::Map(m) => Some(m.entries.borrow().len()),
             _ => None,
@@ -336,7 +339,7 @@ impl<'a> Value<'a> {
             Value::Float(_) => "float64",
             Value::Str(_) => "string",
             Value::List(l) => l.type_name,
-            Value::Strings(_) => "[]string",
+            Value::Strings(type_name, _) => type_name,
             Value::StrMap(_) => "map[string]string",
             Value::Map(m) => match m.elem {
                 Elem::Any => "map[string]interface {}",
@@ -451,7 +454,7 @@ impl<'a> Obj<'a> {
                 "NodeTaggedAddresses" => Some(Value::StrMap(&i.node_tagged_addresses)),
                 "Address" => s(&i.address),
                 "Port" => Some(Value::Int(i.port.into())),
-                "Tags" => Some(Value::Strings(&i.tags)),
+                "Tags" => Some(Value::Strings(SERVICE_TAGS, &i.tags)),
                 "ServiceMeta" => Some(Value::StrMap(&i.meta)),
                 "Status" => s(i.status.as_str()),
                 "Weights" => Some(Value::Obj(Obj::Weights(&i.weights))),
@@ -475,7 +478,7 @@ impl<'a> Obj<'a> {
                 "Status" => s(&c.status),
                 "ServiceID" => s(&c.service_id),
                 "ServiceName" => s(&c.service_name),
-                "ServiceTags" => Some(Value::Strings(&c.service_tags)),
+                "ServiceTags" => Some(Value::Strings(STRINGS, &c.service_tags)),
                 "Type" => s(&c.check_type),
                 "Notes" | "Output" | "Namespace" | "Partition" => s(""),
                 _ => None,
@@ -492,7 +495,7 @@ impl<'a> Obj<'a> {
             },
             Obj::Service(svc) => match name {
                 "Name" => s(&svc.name),
-                "Tags" => Some(Value::Strings(&svc.tags)),
+                "Tags" => Some(Value::Strings(SERVICE_TAGS, &svc.tags)),
                 _ => None,
             },
             Obj::Node(n) => match name {
@@ -520,7 +523,7 @@ impl<'a> Obj<'a> {
             Obj::NodeService(svc) => match name {
                 "ID" => s(&svc.id),
                 "Service" => s(&svc.service),
-                "Tags" => Some(Value::Strings(&svc.tags)),
+                "Tags" => Some(Value::Strings(SERVICE_TAGS, &svc.tags)),
                 "Meta" => Some(Value::StrMap(&svc.meta)),
                 "Port" => Some(Value::Int(svc.port.into())),
                 "Address" => s(&svc.address),

@@ -111,7 +111,7 @@ fn index<'a>(args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
                     .ok_or("reflect: string index out of range")?;
                 Value::Uint(u64::from(*byte))
             }
-            Value::List(_) | Value::Strings(_) => {
+            Value::List(_) | Value::Strings(..) => {
                 let items = item.elements().unwrap_or_default();
                 let x = index_arg(key, items.len())?;
                 items
@@ -161,7 +161,7 @@ fn slice<'a>(args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
             }
             s.len()
         }
-        Value::List(_) | Value::Strings(_) => item.len().unwrap_or_default(),
+        Value::List(_) | Value::Strings(..) => item.len().unwrap_or_default(),
         other => return Err(format!("can't slice item of type {}", other.type_name())),
     };
     let mut idx = [0, len, len];
@@ -176,7 +176,7 @@ fn slice<'a>(args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
     }
     Ok(match item {
         Value::Str(s) => Value::string(String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]])),
-        Value::Strings(items) => Value::Strings(&items[idx[0]..idx[1]]),
+        Value::Strings(type_name, items) => Value::Strings(type_name, &items[idx[0]..idx[1]]),
         Value::List(list) => Value::typed_list(list.type_name, list[idx[0]..idx[1]].to_vec()),
         _ => unreachable!("only strings and slices got a length above"),
     })

@@ -150,7 +150,7 @@ fn register_strings(table: &mut Table) {
     });
     table.add("sprig_sortAlpha", &[A], None, |a| {
         let mut items = match &a[0] {
-            Value::List(_) | Value::Strings(_) => strslice(&a[0]),
+            Value::List(_) | Value::Strings(..) => strslice(&a[0]),
             other => vec![strval(other)],
         };
         items.sort_unstable();
@@ -417,7 +417,7 @@ fn register_lists(table: &mut Table) {
         let mut all = Vec::new();
         for item in &a {
             match item {
-                Value::List(_) | Value::Strings(_) => {
+                Value::List(_) | Value::Strings(..) => {
                     all.extend(item.elements().unwrap_or_default());
                 }
                 other if is_nil(other) => return Err(NIL_DEREF.to_owned()),
@@ -547,7 +547,7 @@ fn kind(value: &Value) -> &'static str {
         Value::Uint(_) => "uint64",
         Value::Float(_) => "float64",
         Value::Str(_) => "string",
-        Value::List(_) | Value::Strings(_) => "slice",
+        Value::List(_) | Value::Strings(..) => "slice",
         Value::StrMap(_) | Value::Map(_) => "map",
         Value::Obj(Obj::Weights(_) | Obj::Address(_)) => "struct",
         Value::Obj(_) | Value::NilPtr(_) | Value::Scratch(_) => "ptr",
@@ -559,7 +559,7 @@ fn kind(value: &Value) -> &'static str {
 /// `Cannot find first on type string`; a nil one panics in `reflect`.
 fn elements<'a>(value: &Value<'a>, what: &str) -> Result<Vec<Value<'a>>, String> {
     match value {
-        Value::List(_) | Value::Strings(_) => Ok(value.elements().unwrap_or_default()),
+        Value::List(_) | Value::Strings(..) => Ok(value.elements().unwrap_or_default()),
         v if is_nil(v) => Err(NIL_DEREF.to_owned()),
         other => Err(format!("Cannot {what} type {}", kind(other))),
     }
@@ -573,7 +573,7 @@ fn empty(value: &Value) -> bool {
         Value::Int(i) => *i == 0,
         Value::Uint(u) => *u == 0,
         Value::Float(f) => *f == 0.0,
-        Value::Str(_) | Value::List(_) | Value::Strings(_) | Value::StrMap(_) | Value::Map(_) => {
+        Value::Str(_) | Value::List(_) | Value::Strings(..) | Value::StrMap(_) | Value::Map(_) => {
             value.len() == Some(0)
         }
         Value::Obj(_) | Value::Chan(_) | Value::Scratch(_) => false,
@@ -589,7 +589,7 @@ fn deep_equal<'a>(a: &Value<'a>, b: &Value<'a>) -> bool {
         (Value::Uint(x), Value::Uint(y)) => x == y,
         (Value::Float(x), Value::Float(y)) => x == y,
         (Value::Str(x), Value::Str(y)) => **x == **y,
-        (Value::List(_) | Value::Strings(_), Value::List(_) | Value::Strings(_))
+        (Value::List(_) | Value::Strings(..), Value::List(_) | Value::Strings(..))
         | (Value::StrMap(_) | Value::Map(_), Value::StrMap(_) | Value::Map(_)) => {
             if a.type_name() != b.type_name() {
                 return false;
