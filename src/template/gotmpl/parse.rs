@@ -945,7 +945,9 @@ fn parse_float(text: &str) -> Option<f64> {
     {
         return None;
     }
-    clean.parse().ok()
+    // Past f64's range Go's ParseFloat fails (ErrRange) where Rust's
+    // parse gives infinity.
+    clean.parse().ok().filter(|f: &f64| f.is_finite())
 }
 
 impl fmt::Display for Pipe {
@@ -1127,6 +1129,10 @@ mod tests {
         assert_eq!(
             number(0, "99999999999999999999", false).expect_err("overflow"),
             "integer overflow: 99999999999999999999"
+        );
+        assert_eq!(
+            number(0, "1e400", false).expect_err("past f64"),
+            "illegal number syntax: \"1e400\""
         );
         let c = number(0, "'a'", true).expect("char");
         assert_eq!(c.int, Some(97));

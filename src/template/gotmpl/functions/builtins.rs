@@ -316,7 +316,7 @@ fn eq(args: &[Value]) -> Result<bool, String> {
                 _ => {
                     return Err(format!(
                         "non-comparable type {}: {}",
-                        fmt::sprint(std::slice::from_ref(arg)),
+                        fmt::sprintf("%s", std::slice::from_ref(arg)),
                         arg.type_name()
                     ));
                 }
