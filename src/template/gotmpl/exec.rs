@@ -13,7 +13,7 @@ use super::data::{self, Lookup};
 use super::fmt;
 use super::functions::{self, Param, table};
 use super::parse::{Arg, Branch, Command, List, Node, Number, Pipe, Trees, quote};
-use super::value::{Elem, STRINGS, Scratch, Value};
+use super::value::{Elem, INTERFACES, STRINGS, Scratch, Value};
 use crate::template::Options;
 use crate::template::denylist::DISABLED;
 
@@ -656,6 +656,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                     Param::Any => Ok(Value::Nil),
                     Param::Strings => Ok(Value::nil_list(STRINGS)),
                     Param::Dict => Ok(Value::Nil),
+                    Param::List => Ok(Value::nil_list(INTERFACES)),
                     _ => self.error(format!("cannot assign nil to {}", param_name(param))),
                 };
             }
@@ -706,7 +707,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             Param::Bool => self.error(format!("expected bool; found {arg}")),
             Param::Int => self.error(format!("expected integer; found {arg}")),
             Param::Str => self.error(format!("expected string; found {arg}")),
-            Param::Strings | Param::Dict | Param::Any => self.error(format!(
+            Param::Strings | Param::Dict | Param::List | Param::Any => self.error(format!(
                 "can't handle {arg} for arg of type {}",
                 param_name(param)
             )),
@@ -720,6 +721,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             (Value::NoValue, Param::Strings) => return Ok(Value::nil_list(STRINGS)),
             // A nil map: it reads as empty and cannot be written.
             (Value::NoValue | Value::Nil, Param::Dict) => return Ok(Value::Nil),
+            (Value::NoValue | Value::Nil, Param::List) => return Ok(Value::nil_list(INTERFACES)),
             (Value::NoValue, _) => {
                 return self.error(format!("invalid value; expected {}", param_name(param)));
             }
@@ -727,6 +729,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             (Value::Bool(_), Param::Bool) | (Value::Strings(..), Param::Strings) => true,
             (Value::List(list), Param::Strings) => list.type_name == STRINGS,
             (Value::Map(map), Param::Dict) => map.elem == Elem::Any,
+            (Value::List(list), Param::List) => list.type_name == INTERFACES,
             _ => false,
         };
         if !ok {
@@ -857,6 +860,7 @@ fn param_name(param: Param) -> &'static str {
         Param::Bool => "bool",
         Param::Strings => "[]string",
         Param::Dict => "map[string]interface {}",
+        Param::List => "[]interface {}",
     }
 }
 

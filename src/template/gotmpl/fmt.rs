@@ -600,6 +600,9 @@ fn format_float(f: f64, verb: char, spec: &Spec) -> Option<String> {
     let negative = f.is_sign_negative() && !f.is_nan();
     let sign = if negative {
         "-"
+    } else if f.is_infinite() && !spec.space {
+        // Go keeps +Inf's sign: fmt.Sprint(math.Inf(1)) is "+Inf".
+        "+"
     } else if spec.plus {
         "+"
     } else if spec.space {

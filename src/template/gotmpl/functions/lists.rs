@@ -9,6 +9,8 @@ use super::super::value::{Elem, INSTANCES, INTERFACES, Obj, Value};
 use super::{Param, Table};
 
 const ANY2: &[Param] = &[Param::Any, Param::Any];
+/// `containsAll` and kin take a `[]interface {}`, then anything.
+const LIST_ANY: &[Param] = &[Param::List, Param::Any];
 
 pub fn register(table: &mut Table) {
     table.add("byTag", &[Param::Any], None, |a| by_tag(&a[0]));
@@ -20,14 +22,14 @@ pub fn register(table: &mut Table) {
     table.add("contains", ANY2, None, |a| {
         Ok(Value::Bool(is_in(&a[1], &a[0])))
     });
-    table.add("containsAll", ANY2, None, |a| contains_some(&a, true, true));
-    table.add("containsAny", ANY2, None, |a| {
+    table.add("containsAll", LIST_ANY, None, |a| contains_some(&a, true, true));
+    table.add("containsAny", LIST_ANY, None, |a| {
         contains_some(&a, false, false)
     });
-    table.add("containsNone", ANY2, None, |a| {
+    table.add("containsNone", LIST_ANY, None, |a| {
         contains_some(&a, true, false)
     });
-    table.add("containsNotAll", ANY2, None, |a| {
+    table.add("containsNotAll", LIST_ANY, None, |a| {
         contains_some(&a, false, true)
     });
     table.add("explode", &[Param::Any], None, |a| {
@@ -247,13 +249,8 @@ fn contains_some<'a>(
     ret_true: bool,
     invert: bool,
 ) -> Result<Value<'a>, String> {
-    let Some(values) = args[0].elements() else {
-        return Err(format!(
-            "wrong type for value; expected []interface {{}}; got {}",
-            args[0].type_name()
-        ));
-    };
-    for value in &values {
+    // Checked as a []interface {} already; nil is an empty one.
+    for value in &args[0].elements().unwrap_or_default() {
         if is_in(&args[1], value) != invert {
             return Ok(Value::Bool(!ret_true));
         }

@@ -62,6 +62,7 @@ fn unknown(op: Op, value: &Value) -> String {
     let shown = sprintf("%q", std::slice::from_ref(value));
     let shown = match value {
         Value::Str(_) => shown,
+        Value::NoValue | Value::Nil => "<invalid reflect.Value>".to_owned(),
         _ => format!(
             "%!q({}={})",
             value.type_name(),

@@ -31,6 +31,8 @@ pub enum Param {
     Strings,
     /// `map[string]interface {}`: sprig's dicts.
     Dict,
+    /// `[]interface {}`: what `containsAll` and kin search for.
+    List,
 }
 
 /// A function of its arguments alone.

@@ -100,7 +100,8 @@ pub fn register(table: &mut Table) {
     table.add("parseFloat", &[S], None, |a| parse_float(text(&a[0])));
     table.add("parseJSON", &[S], None, |a| match text(&a[0]) {
         "" => Ok(Value::map(Elem::Any, BTreeMap::new())),
-        s => parse_json(s),
+        // JSON's null is a nil interface{}: no value to the template.
+        s => parse_json(s).map(|v| if v.is_nil() { Value::NoValue } else { v }),
     });
     table.add("toJSON", &[Param::Any], None, |a| {
         json(&a[0], false, true, "toJSON")
@@ -385,15 +386,74 @@ fn json<'a>(
 }
 
 pub(super) fn decode_base64<'a>(s: &str, url: bool) -> Result<Value<'a>, String> {
-    let engine = if url { &URL_SAFE } else { &STANDARD };
-    let bytes = engine.decode(s).map_err(|e| match e {
-        base64::DecodeError::InvalidByte(at, _)
-        | base64::DecodeError::InvalidLastSymbol { offset: at, .. } => {
-            format!("illegal base64 data at input byte {at}")
-        }
-        _ => format!("illegal base64 data at input byte {}", s.len()),
-    })?;
+    let bytes = go_base64_decode(s.as_bytes(), url)
+        .map_err(|at| format!("illegal base64 data at input byte {at}"))?;
     Ok(Value::string(String::from_utf8_lossy(&bytes)))
+}
+
+/// Go's `base64.StdEncoding` (or `URLEncoding`) `DecodeString`, whose
+/// leniency templates rely on and the base64 crate does not share: `\r`
+/// and `\n` anywhere are skipped and the unused bits of a last symbol
+/// are ignored; the padding is required. The error is the offset Go's
+/// `CorruptInputError` names.
+fn go_base64_decode(src: &[u8], url: bool) -> Result<Vec<u8>, usize> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' if !url => Some(62),
+        b'/' if !url => Some(63),
+        b'-' if url => Some(62),
+        b'_' if url => Some(63),
+        _ => None,
+    };
+    let newline = |c: u8| c == b'\n' || c == b'\r';
+    let mut out = Vec::with_capacity(src.len() / 4 * 3);
+    let mut si = 0;
+    // One quantum of four symbols at a time, as Go's decodeQuantum.
+    while si < src.len() {
+        let mut quantum = [0u8; 4];
+        let mut len = 0;
+        while len < 4 {
+            let Some(&c) = src.get(si) else {
+                // Only newlines after the last quantum: done.
+                return if len == 0 { Ok(out) } else { Err(si - len) };
+            };
+            si += 1;
+            if let Some(v) = value(c) {
+                quantum[len] = v;
+                len += 1;
+            } else if newline(c) {
+                continue;
+            } else if c != b'=' || len < 2 {
+                return Err(si - 1);
+            } else {
+                if len == 2 {
+                    // The second `=` of `==`, past any newlines.
+                    while src.get(si).copied().is_some_and(newline) {
+                        si += 1;
+                    }
+                    match src.get(si) {
+                        None => return Err(src.len()),
+                        Some(b'=') => si += 1,
+                        Some(_) => return Err(si - 1),
+                    }
+                }
+                while src.get(si).copied().is_some_and(newline) {
+                    si += 1;
+                }
+                if si < src.len() {
+                    return Err(si);
+                }
+                break;
+            }
+        }
+        let bits = quantum
+            .iter()
+            .fold(0u32, |bits, &v| (bits << 6) | u32::from(v));
+        out.extend_from_slice(&bits.to_be_bytes()[1..len]);
+    }
+    Ok(out)
 }
 
 fn syntax_error(func: &str, parse: &str, s: &str, range: bool) -> String {
@@ -548,6 +608,25 @@ mod tests {
             Err("base64Decode: illegal base64 data at input byte 1".into())
         );
         assert_eq!(call("parseJSON", &[""]), Ok("map[]".into()));
+        // Go's decoder: newlines skipped, stray last bits ignored, and
+        // CorruptInputError's offsets.
+        for (input, want) in [
+            ("YWJj\nZA==\r\n", Ok("abcd")),
+            ("YR==", Ok("a")),
+            ("", Ok("")),
+            ("YQ", Err(0)),
+            ("YWJjZA", Err(4)),
+            ("YQ=", Err(3)),
+            ("YQ===", Err(4)),
+            ("Y===", Err(1)),
+            ("YWJj=", Err(4)),
+            ("YQ=x", Err(2)),
+            ("YQ==YQ==", Err(4)),
+            ("Y!", Err(1)),
+        ] {
+            let got = go_base64_decode(input.as_bytes(), false);
+            assert_eq!(got, want.map(|s| s.as_bytes().to_vec()), "{input:?}");
+        }
         assert_eq!(call("toJSON", &["<a>"]), Ok("\"\\u003ca\\u003e\"".into()));
         assert_eq!(call("toUnescapedJSON", &["<a>"]), Ok("\"<a>\"".into()));
     }
