@@ -110,7 +110,13 @@ pub fn register(table: &mut Table) {
         let found = dict.entries.borrow().get(*last).cloned();
         Ok(interface(found.unwrap_or_else(|| default.clone())))
     });
-    table.add("sprig_deepCopy", &[A], None, |a| Ok(deep_copy(&a[0])));
+    table.add("sprig_deepCopy", &[A], None, |a| match &a[0] {
+        // copystructure panics on a nil interface{}.
+        Value::NoValue | Value::Nil => {
+            Err("reflect: call of reflect.Value.Type on zero Value".to_owned())
+        }
+        other => Ok(deep_copy(other)),
+    });
 }
 
 fn key<'v>(value: &'v Value) -> &'v str {
