@@ -233,14 +233,14 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             if !decls.is_empty() {
                 if branch.pipe.is_assign {
                     let first = if decls.len() > 1 { index } else { element };
-                    self.set_var(&decls[0], first.clone());
+                    self.set_var(&decls[0], first.clone())?;
                 } else {
                     self.set_top_var(1, element.clone());
                 }
             }
             if decls.len() > 1 {
                 if branch.pipe.is_assign {
-                    self.set_var(&decls[1], element.clone());
+                    self.set_var(&decls[1], element.clone())?;
                 } else {
                     self.set_top_var(2, index.clone());
                 }
@@ -292,9 +292,15 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         result.map(|_| ())
     }
 
-    fn set_var(&mut self, name: &str, value: Value<'a>) {
-        if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| *n == name) {
-            slot.1 = value;
+    /// `$name = value`: Go's setVar, which fails for a variable never
+    /// declared (the parser lets `{{ $x = 1 }}` through).
+    fn set_var(&mut self, name: &str, value: Value<'a>) -> Result<()> {
+        match self.vars.iter_mut().rev().find(|(n, _)| *n == name) {
+            Some(slot) => {
+                slot.1 = value;
+                Ok(())
+            }
+            None => self.error(format!("undefined variable: {name}")),
         }
     }
 
@@ -319,7 +325,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
         let value = value.unwrap_or(Value::NoValue);
         for name in &pipe.decls {
             if pipe.is_assign {
-                self.set_var(name, value.clone());
+                self.set_var(name, value.clone())?;
             } else {
                 self.vars.push((name, value.clone()));
             }

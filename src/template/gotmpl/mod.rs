@@ -324,6 +324,13 @@ mod tests {
                 .contains("error calling service: health.service: invalid format")
         );
         assert!(error("{{template \"x\"}}").contains("template \"x\" not defined"));
+        // The parser lets an assignment to an undeclared variable through;
+        // running it fails.
+        assert!(
+            error("{{ $x = 1 }}").contains("at <1>: undefined variable: $x"),
+            "{}",
+            error("{{ $x = 1 }}")
+        );
     }
 
     #[test]
