@@ -22,7 +22,9 @@ pub fn register(table: &mut Table) {
     table.add("contains", ANY2, None, |a| {
         Ok(Value::Bool(is_in(&a[1], &a[0])))
     });
-    table.add("containsAll", LIST_ANY, None, |a| contains_some(&a, true, true));
+    table.add("containsAll", LIST_ANY, None, |a| {
+        contains_some(&a, true, true)
+    });
     table.add("containsAny", LIST_ANY, None, |a| {
         contains_some(&a, false, false)
     });
