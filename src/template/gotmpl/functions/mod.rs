@@ -5,6 +5,7 @@
 mod builtins;
 mod dicts;
 mod digests;
+mod go_regex;
 mod lists;
 mod math;
 mod sprig;

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use super::super::json::{parse_json, to_json};
 use super::super::parse::quote;
 use super::super::value::{Elem, STRINGS, Value};
-use super::{Param, Table};
+use super::{Param, Table, go_regex};
 
 const S: Param = Param::Str;
 
@@ -43,10 +43,12 @@ pub fn register(table: &mut Table) {
         )))
     });
     table.add("regexMatch", &[S, S], None, |a| {
-        Ok(Value::Bool(regex(text(&a[0]))?.is_match(text(&a[1]))))
+        Ok(Value::Bool(
+            go_regex::compile(text(&a[0]))?.is_match(text(&a[1])),
+        ))
     });
     table.add("regexReplaceAll", &[S, S, S], None, |a| {
-        let re = regex(text(&a[0]))?;
+        let re = go_regex::compile(text(&a[0]))?;
         Ok(Value::string(
             re.replace_all(text(&a[2]), text(&a[1])).into_owned(),
         ))
@@ -200,18 +202,6 @@ pub(super) fn replace_all(s: &str, from: &str, to: &str) -> String {
         out.push_str(to);
     }
     out
-}
-
-/// Go's `regexp.Compile` (RE2 syntax, which the regex crate shares).
-fn regex(pattern: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(pattern).map_err(|e| {
-        let detail = e.to_string();
-        let last = detail.lines().last().unwrap_or_default().trim().to_owned();
-        format!(
-            "error parsing regexp: {}: `{pattern}`",
-            last.trim_start_matches("error: ")
-        )
-    })
 }
 
 /// `cases.Title(language.Und, cases.NoLower)`: the first letter of each
