@@ -385,7 +385,7 @@ fn register_lists(table: &mut Table) {
     }
     for name in ["sprig_has", "sprig_mustHas"] {
         table.add(name, &[A, A], None, |a| {
-            if is_nil(&a[1]) {
+            if is_nil_interface(&a[1]) {
                 return Ok(Value::Bool(false));
             }
             let items = elements(&a[1], "find has on")?;
@@ -420,7 +420,7 @@ fn register_lists(table: &mut Table) {
                 Value::List(_) | Value::Strings(..) => {
                     all.extend(item.elements().unwrap_or_default());
                 }
-                other if is_nil(other) => return Err(NIL_DEREF.to_owned()),
+                other if is_nil_interface(other) => return Err(NIL_DEREF.to_owned()),
                 other => return Err(format!("Cannot concat type {} as list", kind(other))),
             }
         }
@@ -466,7 +466,7 @@ fn int(value: &Value) -> i64 {
 }
 
 /// A nil `interface{}`: what text/template passes for nil or no value.
-fn is_nil(value: &Value) -> bool {
+fn is_nil_interface(value: &Value) -> bool {
     matches!(value, Value::NoValue | Value::Nil)
 }
 
@@ -480,7 +480,7 @@ fn nil_arg<'a>(value: &Value<'a>) -> Value<'a> {
 
 /// A returned `interface{}`: a nil one is no value to the template.
 pub(super) fn interface(value: Value) -> Value {
-    if is_nil(&value) {
+    if is_nil_interface(&value) {
         Value::NoValue
     } else {
         value
@@ -488,7 +488,7 @@ pub(super) fn interface(value: Value) -> Value {
 }
 
 fn non_nil<'v, 'a>(args: &'v [Value<'a>]) -> impl Iterator<Item = &'v Value<'a>> {
-    args.iter().filter(|v| !is_nil(v))
+    args.iter().filter(|v| !is_nil_interface(v))
 }
 
 fn list(args: Vec<Value>) -> Value {
@@ -533,7 +533,7 @@ pub(super) fn strval(value: &Value) -> String {
 fn strslice(value: &Value) -> Vec<String> {
     match value.elements() {
         Some(items) => non_nil(&items).map(strval).collect(),
-        None if is_nil(value) => Vec::new(),
+        None if is_nil_interface(value) => Vec::new(),
         None => vec![strval(value)],
     }
 }
@@ -560,7 +560,7 @@ fn kind(value: &Value) -> &'static str {
 fn elements<'a>(value: &Value<'a>, what: &str) -> Result<Vec<Value<'a>>, String> {
     match value {
         Value::List(_) | Value::Strings(..) => Ok(value.elements().unwrap_or_default()),
-        v if is_nil(v) => Err(NIL_DEREF.to_owned()),
+        v if is_nil_interface(v) => Err(NIL_DEREF.to_owned()),
         other => Err(format!("Cannot {what} type {}", kind(other))),
     }
 }
@@ -583,7 +583,9 @@ fn empty(value: &Value) -> bool {
 /// `reflect.DeepEqual`, as far as these values keep Go's types apart.
 fn deep_equal<'a>(a: &Value<'a>, b: &Value<'a>) -> bool {
     match (a, b) {
-        (x, y) if is_nil(x) || is_nil(y) => is_nil(x) && is_nil(y),
+        (x, y) if is_nil_interface(x) || is_nil_interface(y) => {
+            is_nil_interface(x) && is_nil_interface(y)
+        }
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Int(x), Value::Int(y)) => x == y,
         (Value::Uint(x), Value::Uint(y)) => x == y,
