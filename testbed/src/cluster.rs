@@ -31,8 +31,30 @@ impl Registrar {
     /// Registers `instance`; returns once the member's catalog has it
     /// (which, while the cluster has no leader, waits for the next one).
     pub fn register(&self, instance: &crate::Instance) {
-        let api = |path: &str| api_url(&self.url, path, self.token.as_deref());
-        crate::consul::register_with(&api, &self.node, instance);
+        crate::consul::register_with(&|path| self.api(path), &self.node, instance);
+    }
+
+    /// Deregisters service instance `service_id`; returns once it has left
+    /// the member's catalog (which, without a leader, waits for the next).
+    pub fn deregister(&self, service_id: &str) {
+        crate::consul::deregister_with(&|path| self.api(path), &self.node, service_id);
+    }
+
+    /// Sets TTL check `check_id` critical; returns once the member's
+    /// catalog shows it (which, without a leader, waits for the next).
+    pub fn fail(&self, check_id: &str) {
+        crate::consul::update_check_with(
+            &|path| self.api(path),
+            &self.node,
+            "fail",
+            check_id,
+            "critical",
+        );
+    }
+
+    /// The URL of API `path`, with the member's token.
+    fn api(&self, path: &str) -> String {
+        api_url(&self.url, path, self.token.as_deref())
     }
 }
 

@@ -506,9 +506,7 @@ impl ConsulAgent {
     /// Deregisters service instance `service_id`; returns once it has left
     /// the catalog.
     pub fn deregister(&self, service_id: &str) {
-        self.put(&format!("/v1/agent/service/deregister/{service_id}"), None);
-        let what = format!("service instance {service_id} to leave the catalog");
-        wait_until(&what, READY_TIMEOUT, || !self.node_has_service(service_id));
+        deregister_with(&|path| self.api(path), &self.node, service_id);
     }
 
     /// Sets TTL check `check_id` passing; returns once the catalog shows it.
@@ -605,23 +603,13 @@ impl ConsulAgent {
 
     /// Sets a TTL check and waits for the catalog to show `status`.
     fn update_check(&self, verb: &str, check_id: &str, status: &str) {
-        self.put(&format!("/v1/agent/check/{verb}/{check_id}"), None);
-        let what = format!("check {check_id} to be {status} in the catalog");
-        wait_until(&what, READY_TIMEOUT, || {
-            self.check_status(check_id).as_deref() == Some(status)
-        });
+        update_check_with(&|path| self.api(path), &self.node, verb, check_id, status);
     }
 
     /// The catalog's status of check `check_id` on this node.
     fn check_status(&self, check_id: &str) -> Option<String> {
         let checks = self.get(&format!("/v1/health/node/{}", self.node)).json();
         check_status(&checks, check_id).map(String::from)
-    }
-
-    /// Whether the catalog lists service instance `service_id` on this node.
-    fn node_has_service(&self, service_id: &str) -> bool {
-        let node = self.get(&format!("/v1/catalog/node/{}", self.node)).json();
-        node["Services"].get(service_id).is_some()
     }
 }
 
@@ -631,23 +619,59 @@ pub(crate) fn register_with(api: &dyn Fn(&str) -> String, node: &str, instance: 
     let body = instance.registration().to_string();
     call_ok("PUT", &api("/v1/agent/service/register"), Some(&body));
     let what = format!("service instance {} to reach the catalog", instance.id);
-    // Without a leader (a cluster electing one) reads answer 500: not yet.
-    let read = |path: String| {
-        try_call("GET", &api(&path), None)
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|r| r.json())
-    };
     wait_until(&what, READY_TIMEOUT, || {
         let (Some(services), Some(checks)) = (
-            read(format!("/v1/catalog/node/{node}")),
-            read(format!("/v1/health/node/{node}")),
+            read_catalog(api, &format!("/v1/catalog/node/{node}")),
+            read_catalog(api, &format!("/v1/health/node/{node}")),
         ) else {
             return false;
         };
         services["Services"].get(&instance.id).is_some()
             && (!instance.check || check_status(&checks, &instance.check_id()).is_some())
     });
+}
+
+/// Deregisters service instance `service_id` from the agent whose API `api`
+/// addresses (whose node is `node`); returns once it has left the catalog.
+pub(crate) fn deregister_with(api: &dyn Fn(&str) -> String, node: &str, service_id: &str) {
+    let path = format!("/v1/agent/service/deregister/{service_id}");
+    call_ok("PUT", &api(&path), None);
+    let what = format!("service instance {service_id} to leave the catalog");
+    wait_until(&what, READY_TIMEOUT, || {
+        read_catalog(api, &format!("/v1/catalog/node/{node}"))
+            .is_some_and(|n| n["Services"].get(service_id).is_none())
+    });
+}
+
+/// Sets TTL check `check_id` (`verb` is `pass`, `warn` or `fail`) on the
+/// agent whose API `api` addresses (whose node is `node`); returns once the
+/// catalog shows `status`.
+pub(crate) fn update_check_with(
+    api: &dyn Fn(&str) -> String,
+    node: &str,
+    verb: &str,
+    check_id: &str,
+    status: &str,
+) {
+    call_ok(
+        "PUT",
+        &api(&format!("/v1/agent/check/{verb}/{check_id}")),
+        None,
+    );
+    let what = format!("check {check_id} to be {status} in the catalog");
+    wait_until(&what, READY_TIMEOUT, || {
+        read_catalog(api, &format!("/v1/health/node/{node}"))
+            .is_some_and(|checks| check_status(&checks, check_id) == Some(status))
+    });
+}
+
+/// A catalog read through `api`, or `None` while it cannot answer: without
+/// a leader (a cluster electing one) reads answer 500.
+fn read_catalog(api: &dyn Fn(&str) -> String, path: &str) -> Option<Value> {
+    try_call("GET", &api(path), None)
+        .ok()
+        .filter(|r| r.status == 200)
+        .map(|r| r.json())
 }
 
 /// The status of check `check_id` in a /v1/health/node answer.

@@ -493,33 +493,43 @@ fn with_acls_a_leader_lost_in_a_burst_of_changes_loses_none_of_them() {
     wait_for_file(&out, "w1", T, |c| endpoints(c) == ["10.0.0.1:81"]);
     let history = FileHistory::record(&out);
 
-    // A burst of registrations, 40 ms apart on both surviving members,
-    // with the leader killed in the middle of it: the ones made while there
-    // is no leader wait in their agents for the next one.
+    // A burst of changes, 40 ms apart on both surviving members, with the
+    // leader killed in the middle of it: six registrations, one of them
+    // then failing its check and one leaving again. The ones made while
+    // there is no leader wait in their agents for the next one.
     let registrars = [
         cluster.member(survivor).registrar(),
         cluster.member(follower).registrar(),
     ];
     let burst = std::thread::spawn(move || {
-        let registering: Vec<_> = (2..=7u16)
+        let changing: Vec<_> = (2..=7u16)
             .map(|n| {
                 let registrar = registrars[usize::from(n) % 2].clone();
                 let handle = std::thread::spawn(move || {
-                    registrar.register(&web(&format!("w{n}"), 80 + n));
+                    let instance = web(&format!("w{n}"), 80 + n);
+                    registrar.register(&instance);
+                    match n {
+                        3 => registrar.fail(&instance.check_id()),
+                        4 => registrar.deregister(instance.id()),
+                        _ => {}
+                    }
                 });
                 std::thread::sleep(Duration::from_millis(40));
                 handle
             })
             .collect();
-        for handle in registering {
-            handle.join().expect("a registration of the burst");
+        for handle in changing {
+            handle.join().expect("a change of the burst");
         }
     });
     std::thread::sleep(Duration::from_millis(100));
     cluster.kill(leader);
     cluster.wait_for_new_leader(leader);
     burst.join().expect("the burst");
-    wait_for_file(&out, "all seven instances", T, |c| endpoints(c).len() == 7);
+    let landed = ["81", "82", "85", "86", "87"].map(|port| format!("10.0.0.1:{port}"));
+    wait_for_file(&out, "every change of the burst", T, |c| {
+        endpoints(c) == landed
+    });
     assert!(
         history
             .versions()
