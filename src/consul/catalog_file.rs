@@ -303,7 +303,7 @@ fn catalog_node(detail: &NodeDetail) -> CatalogNode {
                 tags: s.tags.clone(),
                 address: s.address.clone(),
                 port: i64::from(s.port),
-                meta: s.meta.to_btree_map(),
+                meta: s.meta.to_wire(),
                 enable_tag_override: s.enable_tag_override,
                 ..Service::default()
             };
@@ -323,8 +323,8 @@ fn node_shape(node: &NodeInfo) -> Node {
         node: node.name.clone(),
         address: node.address.clone(),
         datacenter: node.datacenter.clone(),
-        tagged_addresses: node.tagged_addresses.to_btree_map(),
-        meta: node.meta.to_btree_map(),
+        tagged_addresses: node.tagged_addresses.to_wire(),
+        meta: node.meta.to_wire(),
     }
 }
 
@@ -367,8 +367,8 @@ fn health_entry(instance: &Instance) -> HealthEntry {
             node: instance.node.clone(),
             address: instance.node_address.clone(),
             datacenter: instance.datacenter.clone(),
-            tagged_addresses: instance.node_tagged_addresses.to_btree_map(),
-            meta: instance.node_meta.to_btree_map(),
+            tagged_addresses: instance.node_tagged_addresses.to_wire(),
+            meta: instance.node_meta.to_wire(),
         },
         service: Service {
             id: instance.id.clone(),
@@ -376,20 +376,22 @@ fn health_entry(instance: &Instance) -> HealthEntry {
             tags: instance.tags.clone(),
             address: instance.address.clone(),
             port: i64::from(instance.port),
-            meta: instance.meta.to_btree_map(),
-            tagged_addresses: instance
-                .tagged_addresses
-                .iter()
-                .map(|(name, a)| {
-                    (
-                        name.clone(),
-                        ServiceAddress {
-                            address: a.address.clone(),
-                            port: i64::from(a.port),
-                        },
-                    )
-                })
-                .collect(),
+            meta: instance.meta.to_wire(),
+            tagged_addresses: (!instance.tagged_addresses.is_nil()).then(|| {
+                instance
+                    .tagged_addresses
+                    .iter()
+                    .map(|(name, a)| {
+                        (
+                            name.clone(),
+                            ServiceAddress {
+                                address: a.address.clone(),
+                                port: i64::from(a.port),
+                            },
+                        )
+                    })
+                    .collect()
+            }),
             weights: Some(instance.weights),
             enable_tag_override: false,
         },

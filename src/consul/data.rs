@@ -474,10 +474,13 @@ fn instance(entry: HealthEntry, rejections: &mut Rejections) -> Option<Instance>
 
 /// Tagged node addresses: names must be safe tokens, values addresses.
 fn safe_addresses(
-    addresses: BTreeMap<String, String>,
+    addresses: Option<BTreeMap<String, String>>,
     owner: &str,
     rejections: &mut Rejections,
 ) -> SmallMap<String> {
+    let Some(addresses) = addresses else {
+        return SmallMap::nil();
+    };
     addresses
         .into_iter()
         .filter(|(name, address)| {
@@ -497,10 +500,13 @@ fn safe_addresses(
 
 /// Tagged service addresses: as node ones, with a port of 0–65535.
 fn safe_service_addresses(
-    addresses: BTreeMap<String, model::ServiceAddress>,
+    addresses: Option<BTreeMap<String, model::ServiceAddress>>,
     owner: &str,
     rejections: &mut Rejections,
 ) -> SmallMap<TaggedAddress> {
+    let Some(addresses) = addresses else {
+        return SmallMap::nil();
+    };
     addresses
         .into_iter()
         .filter_map(|(name, tagged)| {
@@ -596,10 +602,13 @@ fn safe_tags(tags: Vec<String>, owner: &str, rejections: &mut Rejections) -> Vec
 }
 
 fn safe_meta(
-    meta: BTreeMap<String, String>,
+    meta: Option<BTreeMap<String, String>>,
     owner: &str,
     rejections: &mut Rejections,
 ) -> SmallMap<String> {
+    let Some(meta) = meta else {
+        return SmallMap::nil();
+    };
     meta.into_iter()
         .filter(|(key, value)| {
             let reason = unsafe_token_reason(key, false)
@@ -908,11 +917,11 @@ mod tests {
     fn hostile_tags_and_meta_are_dropped_but_the_instance_stays() {
         let mut e = entry("web-1", "", 8080);
         e.service.tags = vec!["primary".into(), "x; y".into(), "primary".into()];
-        e.service.meta = BTreeMap::from([
+        e.service.meta = Some(BTreeMap::from([
             ("weight".to_owned(), "5".to_owned()),
             ("evil".to_owned(), "}".to_owned()),
             ("empty".to_owned(), String::new()),
-        ]);
+        ]));
         let (kept, rejected) = one(e);
         // A repeated tag stays repeated, as Consul stores it.
         assert_eq!(kept[0].tags, ["primary", "primary"]);
@@ -922,6 +931,17 @@ mod tests {
             "falls back to the node address"
         );
         assert_eq!(rejected.len(), 2);
+    }
+
+    #[test]
+    fn a_null_meta_stays_nil_and_an_emptied_one_does_not() {
+        let nil = one(entry("web-1", "", 8080)).0;
+        assert!(nil[0].meta.is_nil() && nil[0].tagged_addresses.is_nil());
+        let mut e = entry("web-1", "", 8080);
+        e.service.meta = Some(BTreeMap::from([("evil".to_owned(), "}".to_owned())]));
+        let emptied = one(e).0;
+        assert!(emptied[0].meta.is_empty() && !emptied[0].meta.is_nil());
+        assert_ne!(nil[0], emptied[0], "the nil map renders apart");
     }
 
     #[test]
@@ -1085,11 +1105,10 @@ mod tests {
             node: model::Node {
                 node: "n1".into(),
                 address: "10.0.0.1".into(),
-                tagged_addresses: [
+                tagged_addresses: Some(BTreeMap::from([
                     ("lan".into(), "10.0.0.1".into()),
                     ("x".into(), "x;y".into()),
-                ]
-                .into(),
+                ])),
                 ..Default::default()
             },
             services: [

@@ -28,10 +28,9 @@ pub struct Node {
     pub node: String,
     pub address: String,
     pub datacenter: String,
-    #[serde(deserialize_with = "null_as_default")]
-    pub tagged_addresses: BTreeMap<String, String>,
-    #[serde(deserialize_with = "null_as_default")]
-    pub meta: BTreeMap<String, String>,
+    /// `None` when Consul sent `null` or nothing (Go's nil map).
+    pub tagged_addresses: Option<BTreeMap<String, String>>,
+    pub meta: Option<BTreeMap<String, String>>,
 }
 
 /// A service instance as nested in a health entry.
@@ -47,13 +46,12 @@ pub struct Service {
     /// Kept wide so an out-of-range port is rejected by validation with a
     /// clear message rather than failing the whole response's decoding.
     pub port: i64,
-    #[serde(deserialize_with = "null_as_default")]
-    pub meta: BTreeMap<String, String>,
-    #[serde(
-        deserialize_with = "null_as_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub tagged_addresses: BTreeMap<String, ServiceAddress>,
+    /// `None` when Consul sent `null` (an instance registered without
+    /// meta) or nothing: Go's nil map, which consul-template shows apart
+    /// from an empty one.
+    pub meta: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tagged_addresses: Option<BTreeMap<String, ServiceAddress>>,
     pub weights: Option<Weights>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub enable_tag_override: bool,
@@ -178,9 +176,9 @@ mod tests {
         let entries: Vec<HealthEntry> = serde_json::from_str(body).unwrap();
         let e = &entries[0];
         assert_eq!(e.node.node, "n1");
-        assert_eq!(e.node.meta["rack"], "r1");
+        assert_eq!(e.node.meta.as_ref().unwrap()["rack"], "r1");
         assert_eq!(e.service.tags, Vec::<String>::new());
-        assert!(e.service.meta.is_empty());
+        assert_eq!(e.service.meta, None);
         assert_eq!(e.service.port, 8080);
         assert_eq!(
             e.service.weights,

@@ -8,6 +8,10 @@
 //! `BTreeMap` (sorted iteration, `get`, equality, serialized as a map) and
 //! is built only by collecting, which sorts and keeps the last of
 //! duplicate names.
+//!
+//! It also remembers a map Consul sent as `null` (or left out): Go's nil
+//! map, which consul-template's `toJSON` prints as `null` and `%#v` as
+//! `(nil)`, apart from an empty one. Everything else reads it as empty.
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
@@ -19,9 +23,23 @@ use serde::{Serialize, Serializer};
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SmallMap<V> {
     entries: Box<[(String, V)]>,
+    nil: bool,
 }
 
 impl<V> SmallMap<V> {
+    /// The map of a `null` (or missing) field.
+    pub fn nil() -> Self {
+        SmallMap {
+            entries: Box::default(),
+            nil: true,
+        }
+    }
+
+    /// Whether Consul sent the map as `null` (or not at all).
+    pub fn is_nil(&self) -> bool {
+        self.nil
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -51,13 +69,13 @@ impl<V> SmallMap<V> {
         self.entries.iter().map(|(k, _)| k)
     }
 
-    /// A `BTreeMap` of the same entries: the model's shape, for writing
-    /// data back out as Consul would send it.
-    pub fn to_btree_map(&self) -> BTreeMap<String, V>
+    /// The map in the model's shape, for writing data back out as Consul
+    /// would send it: `None` for a nil map.
+    pub fn to_wire(&self) -> Option<BTreeMap<String, V>>
     where
         V: Clone,
     {
-        self.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        (!self.nil).then(|| self.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 }
 
@@ -65,6 +83,7 @@ impl<V> Default for SmallMap<V> {
     fn default() -> Self {
         SmallMap {
             entries: Box::default(),
+            nil: false,
         }
     }
 }
@@ -85,6 +104,7 @@ impl<V> FromIterator<(String, V)> for SmallMap<V> {
         }
         SmallMap {
             entries: kept.into_boxed_slice(),
+            nil: false,
         }
     }
 }
@@ -141,11 +161,11 @@ mod tests {
         }
         assert_eq!(small.get("a"), Some(&4), "the last of duplicates stays");
         assert_eq!(format!("{small:?}"), format!("{btree:?}"));
-        assert_eq!(small.to_btree_map(), btree);
         assert_eq!(
             serde_json::to_string(&small).unwrap(),
             serde_json::to_string(&btree).unwrap()
         );
+        assert_eq!(small.to_wire(), Some(btree));
     }
 
     #[test]
@@ -157,5 +177,15 @@ mod tests {
             map(&[("k", 1)]).iter().collect::<Vec<_>>(),
             vec![(&"k".to_string(), &1)]
         );
+    }
+
+    #[test]
+    fn a_nil_map_reads_as_empty_but_is_told_apart() {
+        let nil = SmallMap::<u32>::nil();
+        assert!(nil.is_nil() && nil.is_empty() && nil.get("a").is_none());
+        assert!(!SmallMap::<u32>::default().is_nil());
+        assert_ne!(nil, SmallMap::default());
+        assert_eq!(nil.to_wire(), None);
+        assert_eq!(serde_json::to_string(&nil).unwrap(), "{}");
     }
 }

@@ -352,6 +352,7 @@ fn go_syntax(value: &Value, depth: usize) -> String {
         Value::NilPtr(type_name) => format!("({type_name})(nil)"),
         Value::List(list) if list.nil => format!("{}(nil)", list.type_name),
         Value::Map(map) if map.nil => format!("{}(nil)", value.type_name()),
+        Value::StrMap(map) if map.is_nil() => format!("{}(nil)", value.type_name()),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Uint(u) => format!("{u:#x}"),

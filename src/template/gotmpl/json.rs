@@ -45,6 +45,7 @@ impl Encoder<'_> {
             Value::NoValue | Value::Nil | Value::NilPtr(_) => self.out.push_str("null"),
             Value::List(list) if list.nil => self.out.push_str("null"),
             Value::Map(map) if map.nil => self.out.push_str("null"),
+            Value::StrMap(map) if map.is_nil() => self.out.push_str("null"),
             Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
             Value::Int(i) => {
                 let _ = write!(self.out, "{i}");

@@ -233,6 +233,7 @@ impl<'a> Value<'a> {
             Value::NoValue | Value::Nil | Value::NilPtr(_) => true,
             Value::List(list) => list.nil,
             Value::Map(map) => map.nil,
+            Value::StrMap(map) => map.is_nil(),
             _ => false,
         }
     }
@@ -462,6 +463,9 @@ impl<'a> Obj<'a> {
                     CHECKS,
                     i.checks.iter().map(|c| Value::Obj(Obj::Check(c))).collect(),
                 )),
+                "ServiceTaggedAddresses" if i.tagged_addresses.is_nil() => {
+                    Some(Value::nil_map(Elem::Address))
+                }
                 "ServiceTaggedAddresses" => Some(Value::map(
                     Elem::Address,
                     i.tagged_addresses
