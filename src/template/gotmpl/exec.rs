@@ -661,7 +661,7 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                 return match param {
                     Param::Any => Ok(Value::Nil),
                     Param::Strings => Ok(Value::nil_list(STRINGS)),
-                    Param::Dict => Ok(Value::Nil),
+                    Param::Dict | Param::MergeOption => Ok(Value::Nil),
                     Param::List => Ok(Value::nil_list(INTERFACES)),
                     _ => self.error(format!("cannot assign nil to {}", param_name(param))),
                 };
@@ -713,10 +713,11 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             Param::Bool => self.error(format!("expected bool; found {arg}")),
             Param::Int => self.error(format!("expected integer; found {arg}")),
             Param::Str => self.error(format!("expected string; found {arg}")),
-            Param::Strings | Param::Dict | Param::List | Param::Any => self.error(format!(
-                "can't handle {arg} for arg of type {}",
-                param_name(param)
-            )),
+            Param::Strings | Param::Dict | Param::List | Param::MergeOption | Param::Any => self
+                .error(format!(
+                    "can't handle {arg} for arg of type {}",
+                    param_name(param)
+                )),
         }
     }
 
@@ -726,7 +727,9 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
             (_, Param::Any) => true,
             (Value::NoValue, Param::Strings) => return Ok(Value::nil_list(STRINGS)),
             // A nil map: it reads as empty and cannot be written.
-            (Value::NoValue | Value::Nil, Param::Dict) => return Ok(Value::Nil),
+            (Value::NoValue | Value::Nil, Param::Dict | Param::MergeOption) => {
+                return Ok(Value::Nil);
+            }
             (Value::NoValue | Value::Nil, Param::List) => return Ok(Value::nil_list(INTERFACES)),
             (Value::NoValue, _) => {
                 return self.error(format!("invalid value; expected {}", param_name(param)));
@@ -867,6 +870,7 @@ fn param_name(param: Param) -> &'static str {
         Param::Strings => "[]string",
         Param::Dict => "map[string]interface {}",
         Param::List => "[]interface {}",
+        Param::MergeOption => "func(*mergo.Config)",
     }
 }
 

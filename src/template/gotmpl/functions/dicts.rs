@@ -2,7 +2,9 @@
 //! one, `sprig_set` and `sprig_unset` change it in place (every holder sees
 //! the change, as with a Go map), and `get`, `hasKey`, `keys`, `values`,
 //! `pluck`, `pick`, `omit`, `dig` and `deepCopy` read it. `parseJSON`
-//! objects and `explode` results are such maps too.
+//! objects and `explode` results are such maps too. consul-template's own
+//! `mergeMap` and `mergeMapWithOverride` merge one into another, as the
+//! mergo library it calls does.
 //!
 //! Go lists a map's keys and values in random order; here they come in key
 //! order, one of the orders Go may give.
@@ -17,6 +19,9 @@ use super::{Param, Table};
 const S: Param = Param::Str;
 const A: Param = Param::Any;
 const D: Param = Param::Dict;
+
+/// The panic of a call through a nil function, as text/template reports it.
+const NIL_DEREFERENCE: &str = "runtime error: invalid memory address or nil pointer dereference";
 
 pub fn register(table: &mut Table) {
     table.add("sprig_dict", &[], Some(A), |a| {
@@ -110,6 +115,16 @@ pub fn register(table: &mut Table) {
         let found = dict.entries.borrow().get(*last).cloned();
         Ok(interface(found.unwrap_or_else(|| default.clone())))
     });
+    table.add("mergeMap", &[D, D], Some(Param::MergeOption), |a| {
+        if a.len() > 2 {
+            // Only nil gets there, and mergo calls it.
+            return Err(NIL_DEREFERENCE.to_owned());
+        }
+        merge_maps(&a[0], &a[1], false)
+    });
+    table.add("mergeMapWithOverride", &[D, D], None, |a| {
+        merge_maps(&a[0], &a[1], true)
+    });
     table.add("sprig_deepCopy", &[A], None, |a| match &a[0] {
         // copystructure panics on a nil interface{}.
         Value::NoValue | Value::Nil => {
@@ -152,6 +167,61 @@ fn filtered<'a>(dict: &Value<'a>, keys: &[Value<'a>], keep: bool) -> Value<'a> {
         .filter(|(k, _)| named(k) == keep)
         .collect();
     Value::map(Elem::Any, entries)
+}
+
+/// `mergo.Map(&dst, src)` as consul-template calls it: `src` merged into
+/// `dst` in place, which is returned (a new map when `dst` is nil).
+fn merge_maps<'a>(dst: &Value<'a>, src: &Value<'a>, overwrite: bool) -> Result<Value<'a>, String> {
+    let dst = match (dst, src) {
+        (Value::Map(dst), _) => dst.clone(),
+        (_, Value::Map(_)) => match Value::map(Elem::Any, BTreeMap::new()) {
+            Value::Map(made) => made,
+            _ => unreachable!("Value::map makes a map"),
+        },
+        _ => return Ok(Value::nil_map(Elem::Any)),
+    };
+    if let Value::Map(src) = src {
+        merge_into(&dst, src, overwrite)?;
+    }
+    Ok(Value::Map(dst))
+}
+
+/// mergo's merge of two `map[string]interface {}`: a key `dst` lacks, or
+/// holds an empty value for (`""`, 0, false, nil, an empty list or map),
+/// takes `src`'s; with `overwrite` every key does, except that a null in
+/// `src` never fills a key without it. Maps under the same key are merged
+/// into `dst`'s first, all the way down.
+fn merge_into<'a>(dst: &Rc<Map<'a>>, src: &Rc<Map<'a>>, overwrite: bool) -> Result<(), String> {
+    let incoming: Vec<(String, Value<'a>)> = pairs(&Value::Map(src.clone()));
+    for (key, value) in incoming {
+        if matches!(value, Value::Nil | Value::NoValue) {
+            if overwrite {
+                dst.entries.borrow_mut().insert(key, Value::Nil);
+            }
+            continue;
+        }
+        let present = dst.entries.borrow().get(&key).cloned();
+        if let (Some(Value::Map(inner)), Value::Map(from)) = (&present, &value)
+            && inner.elem == Elem::Any
+            && from.elem == Elem::Any
+        {
+            merge_into(inner, from, overwrite)?;
+        }
+        // A map over a non-empty map is settled by that merge, before
+        // mergo asks about overwriting.
+        let is_map = |v: &Value| matches!(v, Value::Map(_) | Value::StrMap(_));
+        let settled = present
+            .as_ref()
+            .is_some_and(|p| p.is_true() && is_map(p) && is_map(&value));
+        let taken = overwrite || present.as_ref().is_none_or(|v| !v.is_true());
+        if taken && !settled {
+            if holds(&value, dst) {
+                return Err("mergeMap: a map cannot be made to hold itself".to_owned());
+            }
+            dst.entries.borrow_mut().insert(key, value);
+        }
+    }
+    Ok(())
 }
 
 /// Whether `value` is, or holds somewhere inside, `map` itself.
@@ -214,6 +284,23 @@ mod tests {
         let mut table = Table::default();
         register(&mut table);
         (table.get(name).unwrap().run)(args)
+    }
+
+    #[test]
+    fn merge_map_changes_dst_in_place_and_refuses_a_cycle() {
+        let s = Value::str;
+        let dst = call("sprig_dict", vec![s("a"), s(""), s("b"), s("kept")]).unwrap();
+        let src = call("sprig_dict", vec![s("a"), s("A"), s("b"), s("B")]).unwrap();
+        call("mergeMap", vec![dst.clone(), src.clone()]).unwrap();
+        assert_eq!(print(&dst), "map[a:A b:kept]");
+        call("mergeMapWithOverride", vec![dst.clone(), src]).unwrap();
+        assert_eq!(print(&dst), "map[a:A b:B]");
+        // Go would print the cycle until its stack runs out.
+        let holder = call("sprig_dict", vec![s("loop"), dst.clone()]).unwrap();
+        assert_eq!(
+            call("mergeMap", vec![dst, holder]).err(),
+            Some("mergeMap: a map cannot be made to hold itself".to_owned())
+        );
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum Param {
     Dict,
     /// `[]interface {}`: what `containsAll` and kin search for.
     List,
+    /// `func(*mergo.Config)`: `mergeMap`'s options, which no template
+    /// value is but `nil`.
+    MergeOption,
 }
 
 /// A function of its arguments alone.
