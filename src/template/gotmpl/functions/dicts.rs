@@ -9,6 +9,7 @@
 //! Go lists a map's keys and values in random order; here they come in key
 //! order, one of the orders Go may give.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -174,10 +175,11 @@ fn filtered<'a>(dict: &Value<'a>, keys: &[Value<'a>], keep: bool) -> Value<'a> {
 fn merge_maps<'a>(dst: &Value<'a>, src: &Value<'a>, overwrite: bool) -> Result<Value<'a>, String> {
     let dst = match (dst, src) {
         (Value::Map(dst), _) => dst.clone(),
-        (_, Value::Map(_)) => match Value::map(Elem::Any, BTreeMap::new()) {
-            Value::Map(made) => made,
-            _ => unreachable!("Value::map makes a map"),
-        },
+        (_, Value::Map(_)) => Rc::new(Map {
+            elem: Elem::Any,
+            nil: false,
+            entries: RefCell::default(),
+        }),
         _ => return Ok(Value::nil_map(Elem::Any)),
     };
     if let Value::Map(src) = src {
