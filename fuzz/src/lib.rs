@@ -143,8 +143,9 @@ pub struct HostileEntry {
 
 impl HostileEntry {
     pub fn to_model(&self) -> model::HealthEntry {
-        let map = |pairs: &[(Text, Text)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.build(), v.build())).collect()
+        // No pairs is Consul's `null`, as it sends for a map never given.
+        let map = |pairs: &[(Text, Text)]| -> Option<BTreeMap<String, String>> {
+            (!pairs.is_empty()).then(|| pairs.iter().map(|(k, v)| (k.build(), v.build())).collect())
         };
         model::HealthEntry {
             node: model::Node {
@@ -152,7 +153,7 @@ impl HostileEntry {
                 node: self.node.build(),
                 address: self.node_address.build(),
                 datacenter: self.datacenter.build(),
-                tagged_addresses: BTreeMap::new(),
+                tagged_addresses: None,
                 meta: map(&self.node_meta),
             },
             service: model::Service {
