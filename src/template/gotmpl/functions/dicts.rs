@@ -2,9 +2,10 @@
 //! one, `sprig_set` and `sprig_unset` change it in place (every holder sees
 //! the change, as with a Go map), and `get`, `hasKey`, `keys`, `values`,
 //! `pluck`, `pick`, `omit`, `dig` and `deepCopy` read it. `parseJSON`
-//! objects and `explode` results are such maps too. consul-template's own
-//! `mergeMap` and `mergeMapWithOverride` merge one into another, as the
-//! mergo library it calls does.
+//! objects and `explode` results are such maps too. consul-template's
+//! `mergeMap` and `mergeMapWithOverride` and sprig's `merge` and
+//! `mergeOverwrite` merge one into another, as the mergo library both
+//! call does.
 //!
 //! Go lists a map's keys and values in random order; here they come in key
 //! order, one of the orders Go may give.
@@ -121,10 +122,24 @@ pub fn register(table: &mut Table) {
             // Only nil gets there, and mergo calls it.
             return Err(NIL_DEREFERENCE.to_owned());
         }
-        merge_maps(&a[0], &a[1], false)
+        merge_all("mergeMap", &a, false)
     });
     table.add("mergeMapWithOverride", &[D, D], None, |a| {
-        merge_maps(&a[0], &a[1], true)
+        merge_all("mergeMapWithOverride", &a, true)
+    });
+    // sprig's merges call the same mergo merge, once per source; what
+    // would make a map hold itself fails here, in the must forms or not.
+    table.add("sprig_merge", &[D], Some(D), |a| {
+        merge_all("merge", &a, false)
+    });
+    table.add("sprig_mustMerge", &[D], Some(D), |a| {
+        merge_all("mustMerge", &a, false)
+    });
+    table.add("sprig_mergeOverwrite", &[D], Some(D), |a| {
+        merge_all("mergeOverwrite", &a, true)
+    });
+    table.add("sprig_mustMergeOverwrite", &[D], Some(D), |a| {
+        merge_all("mustMergeOverwrite", &a, true)
     });
     table.add("sprig_deepCopy", &[A], None, |a| match &a[0] {
         // copystructure panics on a nil interface{}.
@@ -170,22 +185,30 @@ fn filtered<'a>(dict: &Value<'a>, keys: &[Value<'a>], keep: bool) -> Value<'a> {
     Value::map(Elem::Any, entries)
 }
 
-/// `mergo.Map(&dst, src)` as consul-template calls it: `src` merged into
-/// `dst` in place, which is returned (a new map when `dst` is nil).
-fn merge_maps<'a>(dst: &Value<'a>, src: &Value<'a>, overwrite: bool) -> Result<Value<'a>, String> {
-    let dst = match (dst, src) {
-        (Value::Map(dst), _) => dst.clone(),
-        (_, Value::Map(_)) => Rc::new(Map {
-            elem: Elem::Any,
-            nil: false,
-            entries: RefCell::default(),
-        }),
-        _ => return Ok(Value::nil_map(Elem::Any)),
+/// mergo's merge of each of `a[1..]` into the map `a[0]`, in place, as
+/// consul-template's `mergeMap` (`mergo.Map`) and sprig's `merge`
+/// (`mergo.Merge`) call it; returns `a[0]`, or a new map when it is nil
+/// and a source is not. `name` heads the error.
+fn merge_all<'a>(name: &str, a: &[Value<'a>], overwrite: bool) -> Result<Value<'a>, String> {
+    let mut dst = match &a[0] {
+        Value::Map(map) if !map.nil => Some(map.clone()),
+        _ => None,
     };
-    if let Value::Map(src) = src {
-        merge_into(&dst, src, overwrite)?;
+    for src in &a[1..] {
+        let Value::Map(src) = src else { continue };
+        if src.nil {
+            continue;
+        }
+        let into = dst.get_or_insert_with(|| {
+            Rc::new(Map {
+                elem: Elem::Any,
+                nil: false,
+                entries: RefCell::default(),
+            })
+        });
+        merge_into(into, src, overwrite).map_err(|e| format!("{name}: {e}"))?;
     }
-    Ok(Value::Map(dst))
+    Ok(dst.map_or_else(|| Value::nil_map(Elem::Any), Value::Map))
 }
 
 /// mergo's merge of two `map[string]interface {}`: a key `dst` lacks, or
@@ -218,7 +241,7 @@ fn merge_into<'a>(dst: &Rc<Map<'a>>, src: &Rc<Map<'a>>, overwrite: bool) -> Resu
         let taken = overwrite || present.as_ref().is_none_or(|v| !v.is_true());
         if taken && !settled {
             if holds(&value, dst) {
-                return Err("mergeMap: a map cannot be made to hold itself".to_owned());
+                return Err("a map cannot be made to hold itself".to_owned());
             }
             dst.entries.borrow_mut().insert(key, value);
         }
