@@ -151,8 +151,9 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// Treats JSON `null` like a missing field: Consul sends `"Tags": null` and
-/// `"Meta": null` for instances registered without them.
+/// Treats JSON `null` like a missing field, where templates cannot tell
+/// the two apart: Consul sends `"Tags": null` for instances registered
+/// without them. (Maps keep `null` as `None`: Go templates show it.)
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
