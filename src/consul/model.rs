@@ -151,9 +151,9 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// Treats JSON `null` like a missing field, where templates cannot tell
-/// the two apart: Consul sends `"Tags": null` for instances registered
-/// without them. (Maps keep `null` as `None`: Go templates show it.)
+/// Treats JSON `null` like a missing field: Consul sends `"Tags": null`
+/// for instances registered without them. Maps keep `null` as `None`
+/// instead, because Go templates print a nil map apart from an empty one.
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
