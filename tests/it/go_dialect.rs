@@ -129,6 +129,11 @@ fn populate(consul: &ConsulAgent) {
         };
         register_external(consul, node, address, instance, "passing");
     }
+    // Ports of different lengths, one shared: byPort orders them as numbers.
+    for (id, port) in [("p-1", 8080), ("p-2", 443), ("p-3", 80), ("p-4", 443)] {
+        let instance = serde_json::json!({"ID": id, "Service": "ports", "Port": port});
+        register_external(consul, "node-a", "10.0.0.1", instance, "passing");
+    }
     for (id, port) in [("host1:app_1:4000", 32768), ("host2:app_2:4000", 32769)] {
         consul.register(
             &Instance::new("tutum-nodejs-redis", id)

@@ -500,6 +500,11 @@ impl<'a, 'p, 'r> Exec<'a, 'p, 'r> {
                     type_name(&receiver)
                 )),
             },
+            // A field name is a string, which an integer key is not.
+            Value::Map(m) if m.elem == Elem::PortGroups => self.error(format!(
+                "can't evaluate field {name} in type {}",
+                type_name(&receiver)
+            )),
             Value::StrMap(_) | Value::Map(_) => {
                 if has_args {
                     return self.error(format!("{name} is not a method but has arguments"));

@@ -60,10 +60,21 @@ impl Encoder<'_> {
                 self.sequence('[', ']', items.len(), |e, i| e.value(&items[i]))?;
             }
             Value::StrMap(_) | Value::Map(_) => {
-                let entries = value.entries().unwrap_or_default();
+                // encoding/json writes integer keys as text and sorts
+                // every map by its keys' text.
+                let mut entries: Vec<(String, Value)> = value
+                    .entries()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| match k {
+                        Value::Int(port) => (port.to_string(), v),
+                        other => (other.as_str().unwrap_or_default().to_owned(), v),
+                    })
+                    .collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
                 self.sequence('{', '}', entries.len(), |e, i| {
                     let (k, v) = &entries[i];
-                    e.string(k.as_str().unwrap_or_default());
+                    e.string(k);
                     e.out.push(':');
                     if e.pretty {
                         e.out.push(' ');
@@ -438,6 +449,21 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use crate::template::gotmpl::fmt::print;
+
+    #[test]
+    fn integer_keys_are_written_as_text_and_sorted_as_text() {
+        let ports = Value::map(
+            Elem::PortGroups,
+            [("80", 1), ("443", 2), ("8080", 3)]
+                .map(|(k, v)| (k.to_owned(), Value::Int(v)))
+                .into(),
+        );
+        assert_eq!(print(&ports), "map[80:1 443:2 8080:3]");
+        assert_eq!(
+            to_json(&ports, false, true).unwrap(),
+            r#"{"443":2,"80":1,"8080":3}"#
+        );
+    }
 
     #[test]
     fn marshals_as_go_does() {

@@ -138,6 +138,10 @@ pub enum Elem {
     Map,
     /// `map[string]*dependency.KeyPair`: one `byKey` group.
     KeyPairs,
+    /// `map[int][]interface {}`: `byPort` groups. The keys are ports,
+    /// stored as their decimal text and read back as integers, in
+    /// numeric order.
+    PortGroups,
 }
 
 /// A missing tagged address: Go's zero `api.ServiceAddress`.
@@ -279,6 +283,21 @@ impl<'a> Value<'a> {
                     .map(|(k, v)| (Value::str(k), Value::str(v)))
                     .collect(),
             ),
+            Value::Map(m) if m.elem == Elem::PortGroups => {
+                let mut entries: Vec<(i64, Value<'a>)> = m
+                    .entries
+                    .borrow()
+                    .iter()
+                    .map(|(k, v)| (k.parse().unwrap_or_default(), v.clone()))
+                    .collect();
+                entries.sort_by_key(|(k, _)| *k);
+                Some(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (Value::Int(k), v))
+                        .collect(),
+                )
+            }
             Value::Map(m) => Some(
                 m.entries
                     .borrow()
@@ -321,7 +340,7 @@ impl<'a> Value<'a> {
                 Elem::Str => Value::str(""),
                 Elem::Address => Value::Obj(Obj::Address(&ZERO_ADDRESS)),
                 Elem::Instances => Value::nil_list(INSTANCES),
-                Elem::AnyList => Value::nil_list(INTERFACES),
+                Elem::AnyList | Elem::PortGroups => Value::nil_list(INTERFACES),
                 Elem::Map => Value::nil_map(Elem::KeyPairs),
                 Elem::KeyPairs => Value::NilPtr("*dependency.KeyPair"),
             },
@@ -350,6 +369,7 @@ impl<'a> Value<'a> {
                 Elem::AnyList => "map[string][]interface {}",
                 Elem::Map => "map[string]map[string]*dependency.KeyPair",
                 Elem::KeyPairs => "map[string]*dependency.KeyPair",
+                Elem::PortGroups => "map[int][]interface {}",
             },
             Value::NilPtr(type_name) => type_name,
             Value::Obj(o) => o.type_name(),

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 
 use super::super::fmt;
 use super::super::parse::is_print;
-use super::super::value::{Obj, Value};
+use super::super::value::{Elem, Obj, Value};
 use super::{Param, Table};
 
 /// Every text/template builtin, `and`, `or` and `call` included. They are
@@ -118,6 +118,24 @@ fn index<'a>(args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
                     .get(x)
                     .cloned()
                     .ok_or("reflect: slice index out of range")?
+            }
+            Value::Map(map) if map.elem == Elem::PortGroups => {
+                let key = match key {
+                    Value::Int(port) => port.to_string(),
+                    Value::NoValue | Value::Nil => {
+                        return Err("value is nil; should be of type int".to_owned());
+                    }
+                    other => {
+                        return Err(format!(
+                            "value has type {}; should be int",
+                            other.type_name()
+                        ));
+                    }
+                };
+                match item.map_get(&key) {
+                    Some(Some(value)) => value,
+                    _ => item.map_zero(),
+                }
             }
             Value::StrMap(_) | Value::Map(_) => {
                 let key = match key {

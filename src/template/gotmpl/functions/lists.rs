@@ -15,6 +15,7 @@ const LIST_ANY: &[Param] = &[Param::List, Param::Any];
 pub fn register(table: &mut Table) {
     table.add("byTag", &[Param::Any], None, |a| by_tag(&a[0]));
     table.add("byKey", &[Param::Any], None, |a| by_key(&a[0]));
+    table.add("byPort", &[Param::Any], None, |a| by_port(&a[0]));
     table.add("byMeta", &[Param::Str, Param::Any], None, |a| {
         by_meta(&a[0], &a[1])
     });
@@ -145,6 +146,30 @@ fn by_tag<'a>(value: &Value<'a>) -> Result<Value<'a>, String> {
         }
     }
     Ok(grouped(Elem::AnyList, groups))
+}
+
+/// `byPort`: `service` instances grouped by port, as a
+/// `map[int][]interface {}`; anything but `[]*dependency.HealthService`
+/// (or nil) is refused, as consul-template refuses it.
+fn by_port<'a>(value: &Value<'a>) -> Result<Value<'a>, String> {
+    if matches!(value, Value::NoValue | Value::Nil) {
+        return Ok(Value::map(Elem::PortGroups, BTreeMap::new()));
+    }
+    let wrong = || format!("byPort: wrong argument type {}", value.type_name());
+    let objs = objects(value)
+        .filter(|_| value.type_name() == INSTANCES)
+        .ok_or_else(wrong)?;
+    let mut groups: BTreeMap<String, Vec<Value<'a>>> = BTreeMap::new();
+    for obj in objs {
+        let Obj::Instance(instance) = obj else {
+            return Err(wrong());
+        };
+        groups
+            .entry(instance.port.to_string())
+            .or_default()
+            .push(Value::Obj(obj));
+    }
+    Ok(grouped(Elem::PortGroups, groups))
 }
 
 /// `byKey`: KV pairs grouped by their first path segment, keyed by the rest.
