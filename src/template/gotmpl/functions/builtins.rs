@@ -119,38 +119,24 @@ fn index<'a>(args: Vec<Value<'a>>) -> Result<Value<'a>, String> {
                     .cloned()
                     .ok_or("reflect: slice index out of range")?
             }
-            Value::Map(map) if map.elem == Elem::PortGroups => {
+            Value::StrMap(_) | Value::Map(_) => {
+                // byPort's groups are keyed by int, every other map by string.
+                let int_keyed = matches!(&item, Value::Map(m) if m.elem == Elem::PortGroups);
+                let key_type = if int_keyed { "int" } else { "string" };
                 let key = match key {
-                    Value::Int(port) => port.to_string(),
+                    Value::Int(port) if int_keyed => port.to_string(),
+                    Value::Str(_) if !int_keyed => key.as_str().unwrap_or_default().to_owned(),
                     Value::NoValue | Value::Nil => {
-                        return Err("value is nil; should be of type int".to_owned());
+                        return Err(format!("value is nil; should be of type {key_type}"));
                     }
                     other => {
                         return Err(format!(
-                            "value has type {}; should be int",
+                            "value has type {}; should be {key_type}",
                             other.type_name()
                         ));
                     }
                 };
                 match item.map_get(&key) {
-                    Some(Some(value)) => value,
-                    _ => item.map_zero(),
-                }
-            }
-            Value::StrMap(_) | Value::Map(_) => {
-                let key = match key {
-                    Value::Str(k) => k,
-                    Value::NoValue | Value::Nil => {
-                        return Err("value is nil; should be of type string".to_owned());
-                    }
-                    other => {
-                        return Err(format!(
-                            "value has type {}; should be string",
-                            other.type_name()
-                        ));
-                    }
-                };
-                match item.map_get(key) {
                     Some(Some(value)) => value,
                     _ => item.map_zero(),
                 }
