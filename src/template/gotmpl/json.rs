@@ -61,17 +61,23 @@ impl Encoder<'_> {
             }
             Value::StrMap(_) | Value::Map(_) => {
                 // encoding/json writes integer keys as text and sorts
-                // every map by its keys' text.
+                // every map by its keys' text; string keys come so sorted.
+                let mut int_keyed = false;
                 let mut entries: Vec<(String, Value)> = value
                     .entries()
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(k, v)| match k {
-                        Value::Int(port) => (port.to_string(), v),
+                        Value::Int(port) => {
+                            int_keyed = true;
+                            (port.to_string(), v)
+                        }
                         other => (other.as_str().unwrap_or_default().to_owned(), v),
                     })
                     .collect();
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                if int_keyed {
+                    entries.sort_by(|a, b| a.0.cmp(&b.0));
+                }
                 self.sequence('{', '}', entries.len(), |e, i| {
                     let (k, v) = &entries[i];
                     e.string(k);
